@@ -1,0 +1,5 @@
+//! Engine (stub).
+/// Engine.
+pub struct Engine;
+/// Options.
+pub struct EngineOptions;

@@ -1,0 +1,22 @@
+//! gridcase's engine: the event log, the organisation registry, the case
+//! domain and the [`Engine`] facade that portals embed.
+//!
+//! - [`log`] owns storage: the append-only, hash-chained event log and the
+//!   sled backend. Nothing else touches sled.
+//! - [`org`] owns the organisation registry (district, streets, communities,
+//!   grids, micro-grids, departments, staff, categories, deadline policy).
+//! - [`domain`] owns the case lifecycle: commands, events, rules, authority.
+//! - [`engine`] ties them together: load, decide, append, retry.
+//! - [`time`] owns the injected clock.
+
+#![deny(missing_docs)]
+
+pub mod domain;
+pub mod engine;
+mod error;
+pub mod log;
+pub mod org;
+pub mod time;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::Error;

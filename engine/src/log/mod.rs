@@ -1,0 +1,272 @@
+//! The event log: an append-only, gap-free, hash-chained sequence of records.
+//!
+//! This module owns the storage contract every backend keeps ([`EventLog`]):
+//! global positions from 1 with no gaps, per-stream versions with optimistic
+//! concurrency, atomic batches, idempotency keys, a hash chain over the
+//! canonical record bytes, and subscriptions that hand over from catch-up to
+//! live without a gap or a duplicate. [`SledLog`] is the embedded default;
+//! the PostgreSQL backend lives in its own crate and implements the same trait.
+//!
+//! **Architecture Invariant:** the domain never sees a backend: it talks to
+//! `Arc<dyn EventLog>` and to [`RecordedEvent`]s only.
+
+mod record;
+mod sled_log;
+mod subscribe;
+
+pub use record::{
+    decode_record, encode_record, hex, request_digest, ChainVerifier, Envelope, Hash,
+    IdempotencyMark, CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
+};
+pub use sled_log::{SledLog, SledOptions};
+pub use subscribe::{read_all_stream, subscribe};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::time::Timestamp;
+use crate::Error;
+
+/// A record's global position: 1 for the first event, no gaps.
+pub type Position = u64;
+
+/// The name of a stream: one per case (`case-…`) plus the registry's (`org`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StreamId(String);
+
+impl StreamId {
+    /// Longest stream name accepted, in bytes.
+    pub const MAX_LEN: usize = 200;
+
+    /// Validates a stream name: 1 to 200 bytes, no NUL (NUL separates index keys).
+    pub fn new(name: impl Into<String>) -> Result<StreamId, Error> {
+        let name = name.into();
+        if name.is_empty() || name.len() > Self::MAX_LEN || name.contains('\0') {
+            return Err(Error::InvalidInput(format!(
+                "stream name {name:?} must be 1 to {} bytes without NUL",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(StreamId(name))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What an append expects of the stream's current version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last version must be exactly this (streams start at version 1).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `current` (0: no stream) satisfies this.
+    pub fn admits(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(v) => current == v,
+        }
+    }
+}
+
+/// How long an append waits before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Durability {
+    /// Acknowledged once applied to the store; flushed in the background
+    /// within the flush interval. A crash can lose the last interval.
+    Buffered,
+    /// Acknowledged after the store's flush returned.
+    #[default]
+    Durable,
+    /// `Durable`, plus an fsync of every store file (sled 0.34 flushes with
+    /// `sync_file_range`, which does not persist file metadata: sled #1452).
+    Strict,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "buffered" => Ok(Durability::Buffered),
+            "durable" => Ok(Durability::Durable),
+            "strict" => Ok(Durability::Strict),
+            _ => Err(Error::InvalidInput(format!(
+                "unknown durability {s:?}: use buffered, durable or strict"
+            ))),
+        }
+    }
+}
+
+/// One event to append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventData {
+    /// Stable type name, e.g. `CaseEscalated`.
+    pub event_type: String,
+    /// Schema version of the payload for that type.
+    pub schema_version: u16,
+    /// Codec of `payload` ([`CODEC_POSTCARD`] today).
+    pub payload_codec: u8,
+    /// The encoded event.
+    pub payload: Vec<u8>,
+}
+
+/// An append: one or more events to one stream, all or nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendRequest {
+    /// The stream appended to.
+    pub stream: StreamId,
+    /// The version the caller believes the stream has.
+    pub expected: ExpectedVersion,
+    /// The events, in order; at least one.
+    pub events: Vec<EventData>,
+    /// Who caused the events (staff id, `resident:…`, `system`).
+    pub actor: String,
+    /// Groups the events of one business transaction.
+    pub correlation_id: Option<String>,
+    /// The event or request that caused these.
+    pub causation_id: Option<String>,
+    /// A retried request with the same key returns the first outcome and writes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+impl AppendRequest {
+    /// A request with no correlation, causation or idempotency key.
+    pub fn new(
+        stream: StreamId,
+        expected: ExpectedVersion,
+        actor: impl Into<String>,
+        events: Vec<EventData>,
+    ) -> Self {
+        AppendRequest {
+            stream,
+            expected,
+            events,
+            actor: actor.into(),
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// What an acknowledged append wrote (or, for a retried key, had written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// Position of the first event.
+    pub first_position: Position,
+    /// Position of the last event.
+    pub last_position: Position,
+    /// Stream version of the last event.
+    pub last_version: u64,
+    /// Time stamped on the events.
+    pub recorded_at: Timestamp,
+    /// True when the idempotency key was seen before and nothing was written.
+    pub deduplicated: bool,
+}
+
+/// A stored event with its envelope, as read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Global position.
+    pub position: Position,
+    /// The stream it belongs to.
+    pub stream: String,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Stable type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub schema_version: u16,
+    /// When the log recorded it (from the log's clock).
+    pub recorded_at: Timestamp,
+    /// Who caused it.
+    pub actor: String,
+    /// Correlation id.
+    pub correlation_id: Option<String>,
+    /// Causation id.
+    pub causation_id: Option<String>,
+    /// Set on the first event of a keyed append.
+    pub idempotency: Option<IdempotencyMark>,
+    /// Payload codec tag.
+    pub payload_codec: u8,
+    /// Encoded payload.
+    pub payload: Vec<u8>,
+    /// Hash of the previous record ([`GENESIS_HASH`] for position 1).
+    pub prev_hash: Hash,
+    /// Hash of this record's canonical bytes.
+    pub hash: Hash,
+}
+
+/// The committed end of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHead {
+    /// Last committed position (0 for an empty log).
+    pub position: Position,
+    /// Hash of the record at that position ([`GENESIS_HASH`] for an empty log).
+    pub hash: Hash,
+}
+
+/// The result of walking the whole chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events: u64,
+    /// The head after the walk.
+    pub head: LogHead,
+}
+
+/// The storage contract of the event log; see the module docs.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends a batch atomically after the optimistic-concurrency and
+    /// idempotency checks; returns once the batch meets the log's durability.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error>;
+
+    /// Up to `limit` events of `stream` with version >= `from_version`, in order.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error>;
+
+    /// Up to `limit` events with position >= `from`, in order.
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error>;
+
+    /// The last version of `stream` (0 when it does not exist).
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error>;
+
+    /// Names of the streams that start with `prefix`, in order (for id allocation and listings).
+    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
+
+    /// The committed head.
+    fn head(&self) -> LogHead;
+
+    /// Follows the committed head position; subscriptions wait on it.
+    fn watch_head(&self) -> watch::Receiver<Position>;
+
+    /// Walks the whole chain; the first bad record is `Error::Corruption`.
+    async fn verify(&self) -> Result<VerifyReport, Error>;
+
+    /// Bytes the store occupies, where the backend can tell.
+    async fn size_on_disk(&self) -> Result<u64, Error>;
+
+    /// A short name of the backend and where it stores, for reports.
+    fn describe(&self) -> String;
+}

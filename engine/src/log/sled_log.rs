@@ -1,0 +1,1137 @@
+//! The embedded default backend: the log on `sled` 0.34.
+//!
+//! Layout (see ARCHITECTURE.md, "The append path" and "The recovery path"):
+//! - tree `frames`: one value per group-commit frame, keyed by the big-endian
+//!   position of its first record. This is the only source of truth, and the
+//!   only thing written on the durable path: sled's cost is per key, so one
+//!   key per frame instead of one per event is what makes group commit pay.
+//! - tree `index`: derived state, written in the background by the indexer
+//!   and rebuilt from the tail of `frames` on open: `S stream \0 version` →
+//!   position, `H stream` → last version, `I key` → idempotent outcome, and
+//!   `C` → the position the index is complete up to.
+//! - tree `meta`: the record format the store was written with.
+//!
+//! Concurrency checks and idempotency use in-memory state owned by the single
+//! writer thread, so the index can lag without ever being consulted stale.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::record::{
+    decode_record, encode_record, request_digest, ChainVerifier, Envelope, Hash, IdempotencyMark,
+    GENESIS_HASH, RECORD_FORMAT,
+};
+use super::{
+    AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position, RecordedEvent, StreamId,
+    VerifyReport,
+};
+use crate::time::{Clock, Timestamp};
+use crate::Error;
+
+const FRAME_FORMAT: u8 = 1;
+const FRAME_TRAILER: usize = 32;
+const TABLE_ENTRY: usize = 12;
+/// Largest payload accepted: larger values would become sled blob files,
+/// which sled 0.34.7 writes without fsync.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
+const MAX_GROUP_REQUESTS: usize = 4096;
+const INDEX_CHUNK: usize = 16_384;
+
+/// Tunables of the sled backend.
+#[derive(Clone, Debug)]
+pub struct SledOptions {
+    /// When an append is acknowledged.
+    pub durability: Durability,
+    /// sled page cache in bytes; sled's RSS grows to a multiple of it (sled #1309), so keep it small.
+    pub cache_capacity: u64,
+    /// Background flush interval (the `Buffered` mode's window of loss).
+    pub flush_every_ms: u64,
+    /// Most records in one frame.
+    pub max_frame_events: usize,
+    /// Most record bytes in one frame (keeps frames far below sled's blob threshold).
+    pub max_frame_bytes: usize,
+    /// Appends waiting for the writer before callers are made to wait.
+    pub queue_depth: usize,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            durability: Durability::Durable,
+            cache_capacity: 64 * 1024 * 1024,
+            flush_every_ms: 200,
+            max_frame_events: 256,
+            max_frame_bytes: 192 * 1024,
+            queue_depth: 8192,
+        }
+    }
+}
+
+struct Job {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<AppendOutcome, Error>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Committed stream entries the index does not hold yet: stream → version → position.
+    streams: HashMap<String, BTreeMap<u64, Position>>,
+    /// Committed idempotency keys the index does not hold yet.
+    idempotency: HashMap<String, (Hash, AppendOutcome)>,
+}
+
+struct Inner {
+    db: sled::Db,
+    frames: sled::Tree,
+    index: sled::Tree,
+    path: PathBuf,
+    options: SledOptions,
+    /// Last version of every stream (authoritative; updated after each commit).
+    heads: RwLock<HashMap<String, u64>>,
+    pending: Mutex<Pending>,
+    head: Mutex<LogHead>,
+    head_tx: watch::Sender<Position>,
+    /// Set when a flush failed after a batch was applied: the store's state is
+    /// unknown to us, so every later append is refused until it is reopened.
+    poisoned: Mutex<Option<String>>,
+}
+
+/// The sled-backed [`EventLog`]. Dropping it stops the writer and indexer
+/// threads after they finish what was queued.
+pub struct SledLog {
+    inner: Arc<Inner>,
+    tx: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    indexer: Option<JoinHandle<()>>,
+}
+
+fn storage(e: sled::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn frame_key(p: Position) -> [u8; 8] {
+    p.to_be_bytes()
+}
+
+fn key_position(k: &[u8]) -> Result<Position, Error> {
+    let arr: [u8; 8] = k.try_into().map_err(|_| Error::Corruption {
+        position: 0,
+        reason: format!("frame key of {} bytes", k.len()),
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// Frame layout: `[FRAME_FORMAT][count u32 LE]`, then per record
+/// `[offset u32 LE][first 8 bytes of its BLAKE3 hash]`, the records, and a
+/// 32-byte trailer holding the hash of the last record. The per-record check
+/// bytes let verify name the exact record whose bytes changed; the chain
+/// (inside the hashed bytes) catches a rewrite that also fixed the table.
+fn encode_frame(records: &[(Vec<u8>, Hash)], last_hash: &Hash) -> Vec<u8> {
+    let body: usize = records.iter().map(|r| r.0.len()).sum();
+    let mut out = Vec::with_capacity(5 + TABLE_ENTRY * records.len() + body + FRAME_TRAILER);
+    out.push(FRAME_FORMAT);
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    let mut offset = 0u32;
+    for (r, h) in records {
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(&h[..8]);
+        offset += r.len() as u32;
+    }
+    for (r, _) in records {
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(last_hash);
+    out
+}
+
+/// A decoded frame header: where each record's bytes lie.
+struct FrameView<'a> {
+    records: Vec<&'a [u8]>,
+    checks: Vec<&'a [u8]>,
+    trailer: &'a [u8],
+}
+
+fn view_frame(first: Position, bytes: &[u8]) -> Result<FrameView<'_>, Error> {
+    let bad = |reason: String| Error::Corruption { position: first, reason };
+    if bytes.len() < 5 + FRAME_TRAILER {
+        return Err(bad("frame shorter than its header".into()));
+    }
+    if bytes[0] > FRAME_FORMAT {
+        return Err(Error::NewerFormat { found: bytes[0] as u32, supported: FRAME_FORMAT as u32 });
+    }
+    if bytes[0] != FRAME_FORMAT {
+        return Err(bad(format!("unknown frame format {}", bytes[0])));
+    }
+    let count = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    let table_end = 5usize.checked_add(
+        count.checked_mul(TABLE_ENTRY).ok_or_else(|| bad("frame count overflows".into()))?,
+    );
+    let table_end = table_end.ok_or_else(|| bad("frame count overflows".into()))?;
+    if count == 0 || table_end + FRAME_TRAILER > bytes.len() {
+        return Err(bad(format!("frame header claims {count} records")));
+    }
+    let body = &bytes[table_end..bytes.len() - FRAME_TRAILER];
+    let mut offsets = Vec::with_capacity(count + 1);
+    let mut checks = Vec::with_capacity(count);
+    for i in 0..count {
+        let at = 5 + TABLE_ENTRY * i;
+        offsets
+            .push(u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+                as usize);
+        checks.push(&bytes[at + 4..at + TABLE_ENTRY]);
+    }
+    offsets.push(body.len());
+    let mut records = Vec::with_capacity(count);
+    for i in 0..count {
+        let (s, e) = (offsets[i], offsets[i + 1]);
+        if s > e || e > body.len() {
+            return Err(Error::Corruption {
+                position: first + i as u64,
+                reason: "record offsets out of range".into(),
+            });
+        }
+        records.push(&body[s..e]);
+    }
+    Ok(FrameView { records, checks, trailer: &bytes[bytes.len() - FRAME_TRAILER..] })
+}
+
+/// Decodes every record of a frame and checks it against `verifier`
+/// (positions, previous-hash links) and against the frame trailer.
+fn check_frame(
+    first: Position,
+    bytes: &[u8],
+    verifier: &mut ChainVerifier,
+) -> Result<Vec<RecordedEvent>, Error> {
+    let view = view_frame(first, bytes)?;
+    let mut out = Vec::with_capacity(view.records.len());
+    for (i, raw) in view.records.iter().enumerate() {
+        let ev = decode_record(raw, first + i as u64)?;
+        if view.checks[i] != &ev.hash[..8] {
+            return Err(Error::Corruption {
+                position: first + i as u64,
+                reason: "record bytes do not match their stored check bytes".into(),
+            });
+        }
+        verifier.check(&ev)?;
+        out.push(ev);
+    }
+    if view.trailer != verifier.head_hash() {
+        return Err(Error::Corruption {
+            position: verifier.head_position(),
+            reason: "frame trailer does not match the hash of its last record".into(),
+        });
+    }
+    Ok(out)
+}
+
+impl SledLog {
+    /// Opens (or creates) the log at `path`, running the recovery path.
+    pub fn open(
+        path: impl AsRef<Path>,
+        options: SledOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SledLog, Error> {
+        let path = path.as_ref().to_path_buf();
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_capacity)
+            .segment_size(4 * 1024 * 1024)
+            .flush_every_ms(Some(options.flush_every_ms))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    Error::Storage(format!(
+                        "the store at {} is in use by another process; stop it first",
+                        path.display()
+                    ))
+                }
+                other => {
+                    Error::Storage(format!("cannot open the store at {}: {other}", path.display()))
+                }
+            })?;
+        let meta = db.open_tree("meta").map_err(storage)?;
+        let frames = db.open_tree("frames").map_err(storage)?;
+        let index = db.open_tree("index").map_err(storage)?;
+
+        // 1. Refuse a store written by a newer build.
+        match meta.get(b"format").map_err(storage)? {
+            Some(v) => {
+                let found = v.first().copied().unwrap_or(0);
+                if found > RECORD_FORMAT {
+                    return Err(Error::NewerFormat {
+                        found: found as u32,
+                        supported: RECORD_FORMAT as u32,
+                    });
+                }
+            }
+            None => {
+                meta.insert(b"format", &[RECORD_FORMAT]).map_err(storage)?;
+            }
+        }
+
+        // 2. Find and check the tail frame; it gives the chain head and the clock floor.
+        let (head, last_recorded) = Self::recover_tail(&frames)?;
+
+        let (head_tx, _) = watch::channel(head.position);
+        let inner = Arc::new(Inner {
+            db,
+            frames,
+            index,
+            path,
+            options: options.clone(),
+            heads: RwLock::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
+            head: Mutex::new(head),
+            head_tx,
+            poisoned: Mutex::new(None),
+        });
+
+        // 3. Bring the derived index up to the head, then load stream heads from it.
+        let checkpoint = inner.index_checkpoint()?;
+        if checkpoint > head.position {
+            // The index claims more than the log holds: rebuild it from scratch.
+            inner.index.clear().map_err(storage)?;
+        }
+        inner.index_catch_up(head.position)?;
+        let mut heads = HashMap::new();
+        for item in inner.index.scan_prefix(b"H") {
+            let (k, v) = item.map_err(storage)?;
+            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            heads.insert(name, u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])));
+        }
+        *inner.heads.write().map_err(|_| Error::Internal("heads lock poisoned".into()))? = heads;
+
+        let (tx, rx) = mpsc::channel(options.queue_depth);
+        let (notify_tx, notify_rx) = std_mpsc::channel::<()>();
+        let w_inner = inner.clone();
+        let writer = std::thread::Builder::new()
+            .name("gridcase-log-writer".into())
+            .spawn(move || writer_loop(w_inner, rx, notify_tx, clock, head, last_recorded))
+            .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
+        let i_inner = inner.clone();
+        let indexer = std::thread::Builder::new()
+            .name("gridcase-log-indexer".into())
+            .spawn(move || indexer_loop(i_inner, notify_rx))
+            .map_err(|e| Error::Internal(format!("cannot start the indexer thread: {e}")))?;
+        Ok(SledLog { inner, tx: Some(tx), writer: Some(writer), indexer: Some(indexer) })
+    }
+
+    fn recover_tail(frames: &sled::Tree) -> Result<(LogHead, Timestamp), Error> {
+        let mut rev = frames.iter().rev();
+        let Some(last) = rev.next() else {
+            return Ok((LogHead { position: 0, hash: GENESIS_HASH }, Timestamp(i64::MIN)));
+        };
+        let (k, v) = last.map_err(storage)?;
+        let first = key_position(&k)?;
+        let prev_hash = match rev.next() {
+            Some(prev) => {
+                let (pk, pv) = prev.map_err(storage)?;
+                let view = view_frame(key_position(&pk)?, &pv)?;
+                let mut h = GENESIS_HASH;
+                h.copy_from_slice(view.trailer);
+                h
+            }
+            None => GENESIS_HASH,
+        };
+        let mut verifier = ChainVerifier::resume(first, prev_hash);
+        let events = check_frame(first, &v, &mut verifier)?;
+        let last_at = events.last().map(|e| e.recorded_at).unwrap_or(Timestamp(i64::MIN));
+        Ok((LogHead { position: verifier.head_position(), hash: verifier.head_hash() }, last_at))
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How many events the index has absorbed (for tests and stats).
+    pub fn indexed_upto(&self) -> Result<Position, Error> {
+        self.inner.index_checkpoint()
+    }
+
+    /// Test and audit hook: overwrites the raw bytes of the frame holding
+    /// `position`, flipping one byte of that record. Used to prove that
+    /// tampering is detected; it bypasses the chain on purpose.
+    pub fn tamper_for_test(&self, position: Position, byte: usize) -> Result<(), Error> {
+        let (k, v) = self
+            .inner
+            .frames
+            .range(..=frame_key(position))
+            .next_back()
+            .ok_or_else(|| Error::InvalidInput(format!("no event at position {position}")))?
+            .map_err(storage)?;
+        let first = key_position(&k)?;
+        let view = view_frame(first, &v)?;
+        let idx = (position - first) as usize;
+        let rec = view
+            .records
+            .get(idx)
+            .ok_or_else(|| Error::InvalidInput(format!("no event at position {position}")))?;
+        let start = rec.as_ptr() as usize - v.as_ptr() as usize;
+        let mut bytes = v.to_vec();
+        let at = start + byte.min(rec.len().saturating_sub(1));
+        bytes[at] ^= 0x01;
+        self.inner.frames.insert(k, bytes).map_err(storage)?;
+        self.inner.db.flush().map_err(storage)?;
+        Ok(())
+    }
+}
+
+impl Drop for SledLog {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        if let Some(i) = self.indexer.take() {
+            let _ = i.join();
+        }
+        let _ = self.inner.db.flush();
+    }
+}
+
+impl Inner {
+    fn index_checkpoint(&self) -> Result<Position, Error> {
+        Ok(match self.index.get(b"C").map_err(storage)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+            None => 0,
+        })
+    }
+
+    fn committed_head(&self) -> LogHead {
+        *self.head.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Indexes every committed record after the checkpoint, in chunks, each
+    /// chunk one atomic batch that also moves the checkpoint.
+    fn index_catch_up(&self, upto: Position) -> Result<(), Error> {
+        loop {
+            let from = self.index_checkpoint()? + 1;
+            if from > upto {
+                return Ok(());
+            }
+            let events = self.read_range(from, INDEX_CHUNK, upto)?;
+            let Some(last) = events.last() else { return Ok(()) };
+            let last_pos = last.position;
+            let mut batch = sled::Batch::default();
+            let mut heads: HashMap<&str, u64> = HashMap::new();
+            let mut keys = Vec::new();
+            for ev in &events {
+                let mut k = Vec::with_capacity(ev.stream.len() + 10);
+                k.push(b'S');
+                k.extend_from_slice(ev.stream.as_bytes());
+                k.push(0);
+                k.extend_from_slice(&ev.version.to_be_bytes());
+                batch.insert(k, &ev.position.to_be_bytes());
+                heads.insert(&ev.stream, ev.version);
+                if let Some(mark) = &ev.idempotency {
+                    let outcome = AppendOutcome {
+                        first_position: ev.position,
+                        last_position: ev.position + mark.count as u64 - 1,
+                        last_version: ev.version + mark.count as u64 - 1,
+                        recorded_at: ev.recorded_at,
+                        deduplicated: false,
+                    };
+                    let value = postcard::to_allocvec(&(mark.digest, outcome))
+                        .map_err(|e| Error::Codec(format!("idempotency entry: {e}")))?;
+                    let mut k = vec![b'I'];
+                    k.extend_from_slice(mark.key.as_bytes());
+                    batch.insert(k, value);
+                    keys.push(mark.key.clone());
+                }
+            }
+            for (s, v) in &heads {
+                let mut k = vec![b'H'];
+                k.extend_from_slice(s.as_bytes());
+                batch.insert(k, &v.to_be_bytes());
+            }
+            batch.insert(b"C", &last_pos.to_be_bytes());
+            self.index.apply_batch(batch).map_err(storage)?;
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (s, v) in &heads {
+                if let Some(m) = p.streams.get_mut(*s) {
+                    *m = m.split_off(&(v + 1));
+                    if m.is_empty() {
+                        p.streams.remove(*s);
+                    }
+                }
+            }
+            for k in keys {
+                p.idempotency.remove(&k);
+            }
+        }
+    }
+
+    /// Up to `limit` records from position `from`, never past `upto`.
+    fn read_range(
+        &self,
+        from: Position,
+        limit: usize,
+        upto: Position,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let mut out = Vec::new();
+        if from > upto || limit == 0 {
+            return Ok(out);
+        }
+        let start = match self.frames.range(..=frame_key(from)).next_back() {
+            Some(item) => item.map_err(storage)?.0.to_vec(),
+            None => frame_key(from).to_vec(),
+        };
+        for item in self.frames.range(start..) {
+            let (k, v) = item.map_err(storage)?;
+            let first = key_position(&k)?;
+            if first > upto {
+                break;
+            }
+            let view = view_frame(first, &v)?;
+            for (i, raw) in view.records.iter().enumerate() {
+                let pos = first + i as u64;
+                if pos < from {
+                    continue;
+                }
+                if pos > upto || out.len() >= limit {
+                    return Ok(out);
+                }
+                let ev = decode_record(raw, pos)?;
+                if ev.position != pos {
+                    return Err(Error::Corruption {
+                        position: pos,
+                        reason: format!("record says position {}", ev.position),
+                    });
+                }
+                out.push(ev);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the records at the given ascending positions.
+    fn read_positions(&self, positions: &[Position]) -> Result<Vec<RecordedEvent>, Error> {
+        let mut out = Vec::with_capacity(positions.len());
+        let mut cached: Option<(Position, sled::IVec)> = None;
+        for &pos in positions {
+            let hit = matches!(&cached, Some((first, v)) if pos >= *first && {
+                let n = view_frame(*first, v).map(|f| f.records.len()).unwrap_or(0) as u64;
+                pos < first + n
+            });
+            if !hit {
+                let (k, v) = self
+                    .frames
+                    .range(..=frame_key(pos))
+                    .next_back()
+                    .ok_or_else(|| Error::Corruption {
+                        position: pos,
+                        reason: "indexed event has no frame".into(),
+                    })?
+                    .map_err(storage)?;
+                cached = Some((key_position(&k)?, v));
+            }
+            let Some((first, v)) = &cached else { continue };
+            let view = view_frame(*first, v)?;
+            let raw =
+                view.records.get((pos - first) as usize).ok_or_else(|| Error::Corruption {
+                    position: pos,
+                    reason: "indexed event missing from its frame".into(),
+                })?;
+            out.push(decode_record(raw, pos)?);
+        }
+        Ok(out)
+    }
+
+    fn fsync_files(&self) -> Result<(), Error> {
+        fn walk(dir: &Path) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let p = entry.path();
+                if entry.file_type()?.is_dir() {
+                    walk(&p)?;
+                } else {
+                    std::fs::File::open(&p)?.sync_all()?;
+                }
+            }
+            std::fs::File::open(dir)?.sync_all()
+        }
+        walk(&self.path)
+            .map_err(|e| Error::Storage(format!("fsync of {} failed: {e}", self.path.display())))
+    }
+}
+
+struct FrameBuilder {
+    frames: Vec<(Position, Vec<u8>)>,
+    records: Vec<(Vec<u8>, Hash)>,
+    first: Position,
+    bytes: usize,
+}
+
+impl FrameBuilder {
+    fn push(
+        &mut self,
+        position: Position,
+        record: (Vec<u8>, Hash),
+        prev_hash: &Hash,
+        max_events: usize,
+        max_bytes: usize,
+    ) {
+        if !self.records.is_empty()
+            && (self.records.len() >= max_events || self.bytes + record.0.len() > max_bytes)
+        {
+            self.seal(prev_hash);
+        }
+        if self.records.is_empty() {
+            self.first = position;
+        }
+        self.bytes += record.0.len();
+        self.records.push(record);
+    }
+
+    fn seal(&mut self, last_hash: &Hash) {
+        if self.records.is_empty() {
+            return;
+        }
+        let frame = encode_frame(&self.records, last_hash);
+        self.frames.push((self.first, frame));
+        self.records.clear();
+        self.bytes = 0;
+    }
+}
+
+enum Reply {
+    Now(Result<AppendOutcome, Error>),
+    AfterCommit(AppendOutcome),
+}
+
+fn writer_loop(
+    inner: Arc<Inner>,
+    mut rx: mpsc::Receiver<Job>,
+    notify: std_mpsc::Sender<()>,
+    clock: Arc<dyn Clock>,
+    mut head: LogHead,
+    mut last_recorded: Timestamp,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP_REQUESTS {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Some(reason) = inner.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            for j in jobs {
+                let _ = j.reply.send(Err(Error::Storage(reason.clone())));
+            }
+            continue;
+        }
+        let now = std::cmp::max(clock.now(), last_recorded);
+        let mut overlay: HashMap<String, u64> = HashMap::new();
+        let mut idem_overlay: HashMap<String, (Hash, AppendOutcome)> = HashMap::new();
+        let mut builder =
+            FrameBuilder { frames: Vec::new(), records: Vec::new(), first: 0, bytes: 0 };
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut new_entries: Vec<(String, u64, Position)> = Vec::new();
+        let mut next = head;
+        for job in jobs {
+            let reply = decide(
+                &inner,
+                &job.request,
+                now,
+                &mut overlay,
+                &mut idem_overlay,
+                &mut next,
+                &mut builder,
+                &mut new_entries,
+            );
+            replies.push((job.reply, reply));
+        }
+        builder.seal(&next.hash);
+        let result =
+            if builder.frames.is_empty() { Ok(()) } else { commit(&inner, &builder.frames) };
+        match result {
+            Ok(()) => {
+                if next.position != head.position {
+                    {
+                        let mut heads = inner.heads.write().unwrap_or_else(|p| p.into_inner());
+                        for (s, v) in overlay.drain() {
+                            heads.insert(s, v);
+                        }
+                    }
+                    {
+                        let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+                        for (s, v, pos) in new_entries.drain(..) {
+                            p.streams.entry(s).or_default().insert(v, pos);
+                        }
+                        for (k, e) in idem_overlay.drain() {
+                            p.idempotency.insert(k, e);
+                        }
+                    }
+                    head = next;
+                    last_recorded = now;
+                    *inner.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
+                    inner.head_tx.send_replace(head.position);
+                    let _ = notify.send(());
+                }
+                for (tx, r) in replies {
+                    let _ = tx.send(match r {
+                        Reply::Now(r) => r,
+                        Reply::AfterCommit(o) => Ok(o),
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "append batch failed; refusing further appends until reopened");
+                *inner.poisoned.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("an earlier write failed ({e}); reopen the store"));
+                for (tx, r) in replies {
+                    let _ = tx.send(match r {
+                        Reply::Now(Err(x)) => Err(x),
+                        _ => Err(e.clone()),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    inner: &Inner,
+    req: &AppendRequest,
+    now: Timestamp,
+    overlay: &mut HashMap<String, u64>,
+    idem_overlay: &mut HashMap<String, (Hash, AppendOutcome)>,
+    next: &mut LogHead,
+    builder: &mut FrameBuilder,
+    new_entries: &mut Vec<(String, u64, Position)>,
+) -> Reply {
+    let digest = req.idempotency_key.as_ref().map(|_| request_digest(req));
+    if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
+        let found = match idem_overlay.get(key) {
+            Some((d, o)) => Some((*d, *o, true)),
+            None => match lookup_idempotency(inner, key) {
+                Ok(Some((d, o))) => Some((d, o, false)),
+                Ok(None) => None,
+                Err(e) => return Reply::Now(Err(e)),
+            },
+        };
+        if let Some((d, mut o, in_this_group)) = found {
+            if d != digest {
+                return Reply::Now(Err(Error::IdempotencyMismatch { key: key.clone() }));
+            }
+            o.deduplicated = true;
+            return if in_this_group { Reply::AfterCommit(o) } else { Reply::Now(Ok(o)) };
+        }
+    }
+    let current = match overlay.get(req.stream.as_str()) {
+        Some(v) => *v,
+        None => inner
+            .heads
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(req.stream.as_str())
+            .copied()
+            .unwrap_or(0),
+    };
+    if !req.expected.admits(current) {
+        return Reply::Now(Err(Error::Conflict {
+            stream: req.stream.to_string(),
+            expected: req.expected,
+            actual: current,
+        }));
+    }
+    let first_position = next.position + 1;
+    let mut hash = next.hash;
+    let mut encoded = Vec::with_capacity(req.events.len());
+    for (i, ev) in req.events.iter().enumerate() {
+        let env = Envelope {
+            position: first_position + i as u64,
+            stream: req.stream.as_str().to_string(),
+            version: current + 1 + i as u64,
+            event_type: ev.event_type.clone(),
+            schema_version: ev.schema_version,
+            recorded_at: now.0,
+            actor: req.actor.clone(),
+            correlation_id: req.correlation_id.clone(),
+            causation_id: req.causation_id.clone(),
+            idempotency: match (i, &req.idempotency_key, digest) {
+                (0, Some(key), Some(digest)) => Some(IdempotencyMark {
+                    key: key.clone(),
+                    digest,
+                    count: req.events.len() as u32,
+                }),
+                _ => None,
+            },
+            payload_codec: ev.payload_codec,
+            payload: ev.payload.clone(),
+            prev_hash: hash,
+        };
+        let bytes = match encode_record(&env) {
+            Ok(b) => b,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        hash = *blake3::hash(&bytes).as_bytes();
+        encoded.push((env.position, env.version, (bytes, hash), env.prev_hash));
+    }
+    for (pos, version, record, prev) in encoded {
+        builder.push(
+            pos,
+            record,
+            &prev,
+            inner.options.max_frame_events,
+            inner.options.max_frame_bytes,
+        );
+        new_entries.push((req.stream.as_str().to_string(), version, pos));
+    }
+    let last_version = current + req.events.len() as u64;
+    overlay.insert(req.stream.as_str().to_string(), last_version);
+    next.position = first_position + req.events.len() as u64 - 1;
+    next.hash = hash;
+    let outcome = AppendOutcome {
+        first_position,
+        last_position: next.position,
+        last_version,
+        recorded_at: now,
+        deduplicated: false,
+    };
+    if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
+        idem_overlay.insert(key.clone(), (digest, outcome));
+    }
+    Reply::AfterCommit(outcome)
+}
+
+fn lookup_idempotency(inner: &Inner, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+    if let Some(e) = inner.pending.lock().unwrap_or_else(|p| p.into_inner()).idempotency.get(key) {
+        return Ok(Some(*e));
+    }
+    let mut k = vec![b'I'];
+    k.extend_from_slice(key.as_bytes());
+    match inner.index.get(k).map_err(storage)? {
+        Some(v) => postcard::from_bytes::<(Hash, AppendOutcome)>(&v).map(Some).map_err(|e| {
+            Error::Corruption { position: 0, reason: format!("idempotency index entry: {e}") }
+        }),
+        None => Ok(None),
+    }
+}
+
+fn commit(inner: &Inner, frames: &[(Position, Vec<u8>)]) -> Result<(), Error> {
+    let mut batch = sled::Batch::default();
+    for (first, bytes) in frames {
+        batch.insert(&frame_key(*first), bytes.as_slice());
+    }
+    inner.frames.apply_batch(batch).map_err(storage)?;
+    match inner.options.durability {
+        Durability::Buffered => Ok(()),
+        Durability::Durable => inner.db.flush().map(|_| ()).map_err(storage),
+        Durability::Strict => {
+            inner.db.flush().map_err(storage)?;
+            inner.fsync_files()
+        }
+    }
+}
+
+fn indexer_loop(inner: Arc<Inner>, notify: std_mpsc::Receiver<()>) {
+    loop {
+        let alive = match notify.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) => {
+                while notify.try_recv().is_ok() {}
+                true
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => true,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => false,
+        };
+        let upto = inner.committed_head().position;
+        if let Err(e) = inner.index_catch_up(upto) {
+            // The index is derived: a failure here costs only read latency of
+            // the pending map, and the next open rebuilds from the checkpoint.
+            tracing::error!(error = %e, "log indexer failed; will retry");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !alive {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for SledLog {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        if request.events.is_empty() {
+            return Err(Error::InvalidInput("an append needs at least one event".into()));
+        }
+        if request.events.len() > MAX_EVENTS_PER_APPEND {
+            return Err(Error::InvalidInput(format!(
+                "an append may carry at most {MAX_EVENTS_PER_APPEND} events"
+            )));
+        }
+        if let Some(e) = request.events.iter().find(|e| e.payload.len() > MAX_PAYLOAD_BYTES) {
+            return Err(Error::InvalidInput(format!(
+                "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                e.event_type,
+                e.payload.len()
+            )));
+        }
+        let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Job { request, reply })
+            .await
+            .map_err(|_| Error::Internal("log writer stopped".into()))?;
+        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        // Snapshot the pending entries before scanning the index: the indexer
+        // writes the index before it drops entries from pending, so every
+        // committed entry is in one or the other.
+        let pending: Vec<(u64, Position)> = {
+            let p = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.streams
+                .get(stream.as_str())
+                .map(|m| m.range(from_version.max(1)..).map(|(v, p)| (*v, *p)).collect())
+                .unwrap_or_default()
+        };
+        let mut prefix = Vec::with_capacity(stream.as_str().len() + 2);
+        prefix.push(b'S');
+        prefix.extend_from_slice(stream.as_str().as_bytes());
+        prefix.push(0);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&from_version.max(1).to_be_bytes());
+        let mut end = prefix.clone();
+        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        let mut entries: BTreeMap<u64, Position> = BTreeMap::new();
+        for item in self.inner.index.range(start..=end) {
+            let (k, v) = item.map_err(storage)?;
+            let ver = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
+            let pos = u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
+            entries.insert(ver, pos);
+            if entries.len() >= limit {
+                break;
+            }
+        }
+        entries.extend(pending);
+        let positions: Vec<Position> = entries.into_values().take(limit).collect();
+        self.inner.read_positions(&positions)
+    }
+
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+        let upto = self.inner.committed_head().position;
+        self.inner.read_range(from.max(1), limit, upto)
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
+        Ok(self
+            .inner
+            .heads
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream.as_str())
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let mut v: Vec<String> = self
+            .inner
+            .heads
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    fn head(&self) -> LogHead {
+        self.inner.committed_head()
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.inner.head_tx.subscribe()
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, Error> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut verifier = ChainVerifier::default();
+            for item in inner.frames.iter() {
+                let (k, v) = item.map_err(storage)?;
+                let first = key_position(&k)?;
+                if first != verifier.head_position() + 1 {
+                    return Err(Error::Corruption {
+                        position: verifier.head_position() + 1,
+                        reason: format!("next frame starts at position {first}"),
+                    });
+                }
+                check_frame(first, &v, &mut verifier)?;
+            }
+            Ok(VerifyReport {
+                events: verifier.events(),
+                head: LogHead { position: verifier.head_position(), hash: verifier.head_hash() },
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("verify task failed: {e}")))?
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, Error> {
+        self.inner.db.size_on_disk().map_err(storage)
+    }
+
+    fn describe(&self) -> String {
+        format!("sled:{} ({:?})", self.inner.path.display(), self.inner.options.durability)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{subscribe, EventData, ExpectedVersion, CODEC_POSTCARD};
+    use crate::time::ManualClock;
+    use futures::StreamExt;
+
+    fn ev(n: u8) -> EventData {
+        EventData {
+            event_type: "T".into(),
+            schema_version: 1,
+            payload_codec: CODEC_POSTCARD,
+            payload: vec![n; 200],
+        }
+    }
+
+    fn req(stream: &str, expected: ExpectedVersion, n: usize) -> AppendRequest {
+        AppendRequest::new(
+            StreamId::new(stream).unwrap(),
+            expected,
+            "t",
+            (0..n).map(|i| ev(i as u8)).collect(),
+        )
+    }
+
+    fn open(dir: &Path) -> SledLog {
+        SledLog::open(dir, SledOptions::default(), Arc::new(ManualClock::new(Timestamp(1_000))))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn positions_versions_conflicts_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        let a = log.append(req("a", ExpectedVersion::NoStream, 3)).await.unwrap();
+        assert_eq!((a.first_position, a.last_position, a.last_version), (1, 3, 3));
+        let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap();
+        assert_eq!((b.first_position, b.last_version), (4, 2));
+        let err = log.append(req("a", ExpectedVersion::Exact(2), 1)).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict { actual: 3, .. }));
+        assert_eq!(log.head().position, 5);
+        let s = log.read_stream(&StreamId::new("a").unwrap(), 2, 10).await.unwrap();
+        assert_eq!(s.iter().map(|e| e.position).collect::<Vec<_>>(), vec![2, 3]);
+        let head = log.head();
+        drop(log);
+        let log = open(dir.path());
+        assert_eq!(log.head(), head);
+        assert_eq!(log.stream_version(&StreamId::new("a").unwrap()).await.unwrap(), 3);
+        let c = log.append(req("a", ExpectedVersion::Exact(3), 1)).await.unwrap();
+        assert_eq!((c.first_position, c.last_version), (6, 4));
+        let all = log.read_all(1, 100).await.unwrap();
+        assert_eq!(all.len(), 6);
+        let report = log.verify().await.unwrap();
+        assert_eq!(report.events, 6);
+    }
+
+    #[tokio::test]
+    async fn idempotent_retry_and_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        let mut r = req("a", ExpectedVersion::NoStream, 2);
+        r.idempotency_key = Some("k1".into());
+        let first = log.append(r.clone()).await.unwrap();
+        let again = log.append(r.clone()).await.unwrap();
+        assert!(again.deduplicated);
+        assert_eq!(again.first_position, first.first_position);
+        assert_eq!(log.head().position, 2);
+        let mut other = req("a", ExpectedVersion::Any, 1);
+        other.idempotency_key = Some("k1".into());
+        assert!(matches!(log.append(other).await, Err(Error::IdempotencyMismatch { .. })));
+        drop(log);
+        let log = open(dir.path());
+        let again = log.append(r).await.unwrap();
+        assert!(again.deduplicated);
+        assert_eq!(log.head().position, 2);
+    }
+
+    #[tokio::test]
+    async fn tamper_is_found_at_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        for i in 0..20 {
+            log.append(req(&format!("s{i}"), ExpectedVersion::Any, 5)).await.unwrap();
+        }
+        log.tamper_for_test(37, 60).unwrap();
+        match log.verify().await {
+            Err(Error::Corruption { position, .. }) => assert_eq!(position, 37),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn subscription_hands_over_from_catch_up_to_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let log: Arc<dyn EventLog> = Arc::new(open(dir.path()));
+        for _ in 0..10 {
+            log.append(req("a", ExpectedVersion::Any, 3)).await.unwrap();
+        }
+        let mut sub = subscribe(log.clone(), 5);
+        let writer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap();
+                }
+            })
+        };
+        let mut expect = 5;
+        while expect <= 130 {
+            let e = sub.next().await.unwrap().unwrap();
+            assert_eq!(e.position, expect);
+            expect += 1;
+        }
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_gap_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(open(dir.path()));
+        let mut tasks = Vec::new();
+        for w in 0..16 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut expected = ExpectedVersion::NoStream;
+                for _ in 0..20 {
+                    let o = log.append(req(&format!("w{w}"), expected, 2)).await.unwrap();
+                    expected = ExpectedVersion::Exact(o.last_version);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let all = log.read_all(1, 10_000).await.unwrap();
+        assert_eq!(all.len(), 640);
+        assert!(all.iter().enumerate().all(|(i, e)| e.position == i as u64 + 1));
+        log.verify().await.unwrap();
+    }
+}

@@ -1,0 +1,1 @@
+//! Organisation registry (stub).
