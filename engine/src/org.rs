@@ -1,1 +1,565 @@
-//! Organisation registry (stub).
+//! The organisation registry: district, streets, communities, grids,
+//! micro-grids, departments, staff, categories and the deadline policy.
+//!
+//! The registry is event-sourced like cases are (stream `org`): it is loaded
+//! from a TOML file on `init` as a batch of `UnitAdded`, `StaffAdded`, ...
+//! events, and later changes (renames, retirements) are further events, so an
+//! audit can rebuild the registry as it stood at any past position.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::event::Event;
+use crate::domain::policy::{DeadlineClass, DeadlinePolicy};
+use crate::Error;
+
+/// The stream that holds the registry's events.
+pub const ORG_STREAM: &str = "org";
+
+/// The levels of the administrative hierarchy, plus district departments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum UnitKind {
+    /// 区: top of the chain; owns the departments.
+    District,
+    /// 街道: the hub between district and communities.
+    Street,
+    /// 社区: first level that owns cases.
+    Community,
+    /// 网格: a patch of a community with its grid worker.
+    Grid,
+    /// 微网格: a building cluster inside a grid.
+    MicroGrid,
+    /// 部门: a functional department at district level.
+    Department,
+}
+
+impl UnitKind {
+    /// Lower-case name used in files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::District => "district",
+            UnitKind::Street => "street",
+            UnitKind::Community => "community",
+            UnitKind::Grid => "grid",
+            UnitKind::MicroGrid => "micro_grid",
+            UnitKind::Department => "department",
+        }
+    }
+}
+
+/// The roles an actor can hold, each bound to one unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A resident (registered or identified by contact).
+    Resident,
+    /// 网格员, bound to a grid.
+    GridWorker,
+    /// Community staff, bound to a community.
+    CommunityStaff,
+    /// Street staff, bound to a street.
+    StreetStaff,
+    /// Department staff, bound to a department.
+    DepartmentStaff,
+    /// District supervisor (also runs the hotline), bound to the district.
+    DistrictSupervisor,
+    /// Auditor: reads everything, changes nothing.
+    Auditor,
+}
+
+impl Role {
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Resident => "resident",
+            Role::GridWorker => "grid_worker",
+            Role::CommunityStaff => "community_staff",
+            Role::StreetStaff => "street_staff",
+            Role::DepartmentStaff => "department_staff",
+            Role::DistrictSupervisor => "district_supervisor",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// The unit kind this role must be bound to.
+    pub fn unit_kind(self) -> Option<UnitKind> {
+        match self {
+            Role::Resident => None,
+            Role::GridWorker => Some(UnitKind::Grid),
+            Role::CommunityStaff => Some(UnitKind::Community),
+            Role::StreetStaff => Some(UnitKind::Street),
+            Role::DepartmentStaff => Some(UnitKind::Department),
+            Role::DistrictSupervisor | Role::Auditor => Some(UnitKind::District),
+        }
+    }
+}
+
+/// One unit of the registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    /// Stable code (national grid-code style: admin + street + community + grid digits).
+    pub code: String,
+    /// Display name (Chinese names round-trip).
+    pub name: String,
+    /// Level.
+    pub kind: UnitKind,
+    /// Parent unit code (none for the district).
+    pub parent: Option<String>,
+    /// An address that resolves to this unit (micro-grids and grids).
+    pub address: Option<String>,
+    /// Retired units take no new cases.
+    pub retired: bool,
+}
+
+/// A staff member or registered actor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staff {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Unit the role is bound to.
+    pub unit: String,
+    /// Retired staff cannot act.
+    pub retired: bool,
+}
+
+/// A category of request and the department responsible by default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    /// Stable code, also the Open311 service code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Default responsible department.
+    pub department: String,
+    /// Which deadline class applies.
+    pub class: DeadlineClass,
+}
+
+/// The registry as folded from the `org` stream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    /// Units by code.
+    pub units: BTreeMap<String, Unit>,
+    /// Staff by id.
+    pub staff: BTreeMap<String, Staff>,
+    /// Categories by code.
+    pub categories: BTreeMap<String, Category>,
+    /// The deadline policy.
+    pub policy: DeadlinePolicy,
+    /// Address → unit code, for resolving a submitted address to a grid.
+    #[serde(skip)]
+    addresses: HashMap<String, String>,
+    /// Version of the `org` stream folded in.
+    pub version: u64,
+}
+
+impl Registry {
+    /// Folds one registry event in. Events of other kinds are ignored.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::UnitAdded { code, name, kind, parent, address } => {
+                if let Some(a) = address {
+                    self.addresses.insert(normalise(a), code.clone());
+                }
+                self.units.insert(
+                    code.clone(),
+                    Unit {
+                        code: code.clone(),
+                        name: name.clone(),
+                        kind: *kind,
+                        parent: parent.clone(),
+                        address: address.clone(),
+                        retired: false,
+                    },
+                );
+            }
+            Event::UnitRenamed { code, name } => {
+                if let Some(u) = self.units.get_mut(code) {
+                    u.name = name.clone();
+                }
+            }
+            Event::UnitMoved { code, parent } => {
+                if let Some(u) = self.units.get_mut(code) {
+                    u.parent = Some(parent.clone());
+                }
+            }
+            Event::UnitRetired { code } => {
+                if let Some(u) = self.units.get_mut(code) {
+                    u.retired = true;
+                }
+            }
+            Event::StaffAdded { id, name, role, unit } => {
+                self.staff.insert(
+                    id.clone(),
+                    Staff { id: id.clone(), name: name.clone(), role: *role, unit: unit.clone(), retired: false },
+                );
+            }
+            Event::StaffRetired { id } => {
+                if let Some(s) = self.staff.get_mut(id) {
+                    s.retired = true;
+                }
+            }
+            Event::CategoryDefined { code, name, department, class } => {
+                self.categories.insert(
+                    code.clone(),
+                    Category { code: code.clone(), name: name.clone(), department: department.clone(), class: *class },
+                );
+            }
+            Event::PolicySet { policy } => self.policy = policy.clone(),
+            _ => {}
+        }
+    }
+
+    /// A unit by code.
+    pub fn unit(&self, code: &str) -> Result<&Unit, Error> {
+        self.units.get(code).ok_or_else(|| Error::NotFound(format!("unit {code:?} is not in the registry")))
+    }
+
+    /// The name of a unit, or its code when unknown.
+    pub fn name_of<'a>(&'a self, code: &'a str) -> &'a str {
+        self.units.get(code).map(|u| u.name.as_str()).unwrap_or(code)
+    }
+
+    /// The nearest ancestor (or the unit itself) of the given kind.
+    pub fn ancestor(&self, code: &str, kind: UnitKind) -> Option<&Unit> {
+        let mut cur = self.units.get(code)?;
+        for _ in 0..8 {
+            if cur.kind == kind {
+                return Some(cur);
+            }
+            cur = self.units.get(cur.parent.as_deref()?)?;
+        }
+        None
+    }
+
+    /// Whether `inner` is `outer` or lies below it.
+    pub fn is_within(&self, inner: &str, outer: &str) -> bool {
+        let mut cur = Some(inner);
+        for _ in 0..8 {
+            match cur {
+                Some(c) if c == outer => return true,
+                Some(c) => cur = self.units.get(c).and_then(|u| u.parent.as_deref()),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Resolves a location to (grid, micro-grid): a grid or micro-grid code,
+    /// or a registered address (exact, or the longest registered address the
+    /// text contains).
+    pub fn resolve_location(&self, location: &str) -> Result<(String, Option<String>), Error> {
+        let found = if self.units.contains_key(location) {
+            Some(location.to_string())
+        } else {
+            let key = normalise(location);
+            self.addresses.get(&key).cloned().or_else(|| {
+                self.addresses
+                    .iter()
+                    .filter(|(a, _)| key.contains(a.as_str()))
+                    .max_by_key(|(a, code)| (a.len(), std::cmp::Reverse((*code).clone())))
+                    .map(|(_, c)| c.clone())
+            })
+        };
+        let code = found.ok_or_else(|| {
+            Error::InvalidInput(format!("location {location:?} is neither a grid code nor a registered address"))
+        })?;
+        let unit = self.unit(&code)?;
+        match unit.kind {
+            UnitKind::Grid => Ok((code, None)),
+            UnitKind::MicroGrid => {
+                let grid = unit.parent.clone().ok_or_else(|| Error::Internal(format!("micro-grid {code} has no grid")))?;
+                Ok((grid, Some(code)))
+            }
+            other => Err(Error::InvalidInput(format!(
+                "location {location:?} names a {}, not a grid or micro-grid",
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// Units of one kind, in code order.
+    pub fn units_of(&self, kind: UnitKind) -> impl Iterator<Item = &Unit> {
+        self.units.values().filter(move |u| u.kind == kind)
+    }
+
+    /// The district's code.
+    pub fn district(&self) -> Option<&Unit> {
+        self.units_of(UnitKind::District).next()
+    }
+
+    /// Rebuilds address lookups after deserialising a registry.
+    pub fn reindex(&mut self) {
+        self.addresses = self
+            .units
+            .values()
+            .filter_map(|u| u.address.as_ref().map(|a| (normalise(a), u.code.clone())))
+            .collect();
+    }
+}
+
+fn normalise(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase()
+}
+
+/// The TOML organisation file, as users write it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgFile {
+    /// The district.
+    pub district: UnitSpec,
+    /// Its streets, each with communities, grids and micro-grids.
+    #[serde(default)]
+    pub streets: Vec<StreetSpec>,
+    /// District departments.
+    #[serde(default)]
+    pub departments: Vec<UnitSpec>,
+    /// Request categories.
+    #[serde(default)]
+    pub categories: Vec<CategorySpec>,
+    /// Staff.
+    #[serde(default)]
+    pub staff: Vec<StaffSpec>,
+    /// Deadline policy; defaults to Beijing 12345's limits.
+    #[serde(default)]
+    pub policy: DeadlinePolicy,
+}
+
+/// A unit with a code and a name.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitSpec {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A street and its communities.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreetSpec {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Communities.
+    #[serde(default)]
+    pub communities: Vec<CommunitySpec>,
+}
+
+/// A community and its grids.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunitySpec {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Grids.
+    #[serde(default)]
+    pub grids: Vec<GridSpec>,
+}
+
+/// A grid; its micro-grids get codes `grid code + two digits`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSpec {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Addresses that resolve to the grid itself.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Micro-grid (building) names; each is also a resolvable address
+    /// (prefixed by the community name).
+    #[serde(default)]
+    pub micro_grids: Vec<String>,
+}
+
+/// A category.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategorySpec {
+    /// Code (the Open311 service code).
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Default department code.
+    pub department: String,
+    /// Deadline class.
+    pub class: DeadlineClass,
+}
+
+/// A staff member.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSpec {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Unit code.
+    pub unit: String,
+}
+
+impl OrgFile {
+    /// Parses and checks an organisation file.
+    pub fn parse(text: &str) -> Result<OrgFile, Error> {
+        let file: OrgFile = toml::from_str(text).map_err(|e| Error::InvalidInput(format!("organisation file: {e}")))?;
+        file.events()?;
+        Ok(file)
+    }
+
+    /// The registry events that describe this file, checked for duplicate
+    /// codes, dangling references and roles bound to the wrong kind of unit.
+    pub fn events(&self) -> Result<Vec<Event>, Error> {
+        let mut out = Vec::new();
+        let mut kinds: HashMap<String, UnitKind> = HashMap::new();
+        let mut add = |out: &mut Vec<Event>, code: &str, name: &str, kind, parent: Option<&str>, address: Option<String>| {
+            if code.trim().is_empty() || name.trim().is_empty() {
+                return Err(Error::InvalidInput(format!("a {} has an empty code or name", UnitKind::as_str(kind))));
+            }
+            if kinds.insert(code.to_string(), kind).is_some() {
+                return Err(Error::InvalidInput(format!("unit code {code:?} appears twice in the organisation file")));
+            }
+            out.push(Event::UnitAdded {
+                code: code.to_string(),
+                name: name.to_string(),
+                kind,
+                parent: parent.map(str::to_string),
+                address,
+            });
+            Ok(())
+        };
+        let d = &self.district;
+        add(&mut out, &d.code, &d.name, UnitKind::District, None, None)?;
+        for s in &self.streets {
+            add(&mut out, &s.code, &s.name, UnitKind::Street, Some(&d.code), None)?;
+            for c in &s.communities {
+                add(&mut out, &c.code, &c.name, UnitKind::Community, Some(&s.code), None)?;
+                for g in &c.grids {
+                    add(&mut out, &g.code, &g.name, UnitKind::Grid, Some(&c.code), g.address.clone())?;
+                    for (i, m) in g.micro_grids.iter().enumerate() {
+                        let code = format!("{}{:02}", g.code, i + 1);
+                        let address = format!("{}{}{}", c.name, g.name, m);
+                        add(&mut out, &code, m, UnitKind::MicroGrid, Some(&g.code), Some(address))?;
+                    }
+                }
+            }
+        }
+        for dep in &self.departments {
+            add(&mut out, &dep.code, &dep.name, UnitKind::Department, Some(&d.code), None)?;
+        }
+        for c in &self.categories {
+            if kinds.get(&c.department) != Some(&UnitKind::Department) {
+                return Err(Error::InvalidInput(format!(
+                    "category {:?} names department {:?}, which is not a department in the file",
+                    c.code, c.department
+                )));
+            }
+            out.push(Event::CategoryDefined {
+                code: c.code.clone(),
+                name: c.name.clone(),
+                department: c.department.clone(),
+                class: c.class,
+            });
+        }
+        let mut ids = std::collections::HashSet::new();
+        for s in &self.staff {
+            if !ids.insert(s.id.clone()) {
+                return Err(Error::InvalidInput(format!("staff id {:?} appears twice", s.id)));
+            }
+            if s.id.starts_with("resident:") || s.id == "system" {
+                return Err(Error::InvalidInput(format!("staff id {:?} is reserved", s.id)));
+            }
+            let kind = kinds.get(&s.unit).copied();
+            if kind.is_none() || kind != s.role.unit_kind() {
+                return Err(Error::InvalidInput(format!(
+                    "staff {:?} has role {} but unit {:?} is {}",
+                    s.id,
+                    s.role.as_str(),
+                    s.unit,
+                    kind.map(UnitKind::as_str).unwrap_or("not in the file")
+                )));
+            }
+            out.push(Event::StaffAdded { id: s.id.clone(), name: s.name.clone(), role: s.role, unit: s.unit.clone() });
+        }
+        self.policy.validate()?;
+        out.push(Event::PolicySet { policy: self.policy.clone() });
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = r#"
+[district]
+code = "320902"
+name = "亭湖区"
+
+[[streets]]
+code = "320902001"
+name = "文峰街道"
+
+[[streets.communities]]
+code = "320902001001"
+name = "新村社区"
+
+[[streets.communities.grids]]
+code = "320902001001001"
+name = "第一网格"
+micro_grids = ["1号楼", "2号楼"]
+
+[[departments]]
+code = "D01"
+name = "城管局"
+
+[[categories]]
+code = "lighting"
+name = "路灯照明"
+department = "D01"
+class = "utilities"
+
+[[staff]]
+id = "gw1"
+name = "张三"
+role = "grid_worker"
+unit = "320902001001001"
+"#;
+
+    #[test]
+    fn loads_and_resolves_addresses_with_chinese_names() {
+        let f = OrgFile::parse(SMALL).unwrap();
+        let mut r = Registry::default();
+        for e in f.events().unwrap() {
+            r.apply(&e);
+        }
+        assert_eq!(r.unit("320902001001").unwrap().name, "新村社区");
+        let (g, m) = r.resolve_location("盐城市 新村社区第一网格2号楼 东门").unwrap();
+        assert_eq!(g, "320902001001001");
+        assert_eq!(m.as_deref(), Some("32090200100100102"));
+        assert!(r.is_within("32090200100100102", "320902001"));
+        assert_eq!(r.ancestor("320902001001001", UnitKind::Street).unwrap().code, "320902001");
+        assert!(r.resolve_location("nowhere").is_err());
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let dup = SMALL.replace("code = \"D01\"", "code = \"320902001\"");
+        assert!(OrgFile::parse(&dup).is_err());
+        let wrong_role = SMALL.replace("role = \"grid_worker\"", "role = \"street_staff\"");
+        assert!(OrgFile::parse(&wrong_role).is_err());
+        assert!(OrgFile::parse("district = 3").is_err());
+    }
+}

@@ -143,6 +143,11 @@ pub struct AppendRequest {
     pub causation_id: Option<String>,
     /// A retried request with the same key returns the first outcome and writes nothing.
     pub idempotency_key: Option<String>,
+    /// What "the same request" means for the key: when set, this digest is
+    /// stored and compared instead of the digest of the events. The engine
+    /// sets it to the digest of the *command*, because a retried command is
+    /// decided against a newer state and would produce different events.
+    pub content_digest: Option<Hash>,
 }
 
 impl AppendRequest {
@@ -161,6 +166,7 @@ impl AppendRequest {
             correlation_id: None,
             causation_id: None,
             idempotency_key: None,
+            content_digest: None,
         }
     }
 }
@@ -254,6 +260,9 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Names of the streams that start with `prefix`, in order (for id allocation and listings).
     async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
+
+    /// The digest and outcome recorded under an idempotency key, if the key was used.
+    async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error>;
 
     /// The committed head.
     fn head(&self) -> LogHead;

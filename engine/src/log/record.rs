@@ -121,6 +121,9 @@ pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, 
 /// Digest of an append's content (stream, expectation, actor and events), so a
 /// retried idempotency key can be told from a different request under the same key.
 pub fn request_digest(req: &AppendRequest) -> Hash {
+    if let Some(d) = req.content_digest {
+        return d;
+    }
     let mut h = blake3::Hasher::new();
     let mut field = |b: &[u8]| {
         h.update(&(b.len() as u64).to_le_bytes());

@@ -954,6 +954,10 @@ impl EventLog for SledLog {
         Ok(v)
     }
 
+    async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+        lookup_idempotency(&self.inner, key)
+    }
+
     fn head(&self) -> LogHead {
         self.inner.committed_head()
     }
