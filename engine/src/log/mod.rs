@@ -15,7 +15,7 @@ mod sled_log;
 mod subscribe;
 
 pub use record::{
-    decode_record, encode_record, hex, request_digest, ChainVerifier, Envelope, Hash,
+    decode_record, encode_record, envelope_of, hex, request_digest, ChainVerifier, Envelope, Hash,
     IdempotencyMark, CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
 };
 pub use sled_log::{SledLog, SledOptions};
@@ -260,6 +260,11 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Names of the streams that start with `prefix`, in order (for id allocation and listings).
     async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
+
+    /// Appends records exported from another store exactly as they were
+    /// (positions, times, actors, hashes), checking that they continue this
+    /// log's chain and streams. All or nothing; used by import and migrate.
+    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, Error>;
 
     /// The digest and outcome recorded under an idempotency key, if the key was used.
     async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error>;

@@ -118,6 +118,25 @@ pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, 
     })
 }
 
+/// The envelope of a recorded event, for re-encoding it byte for byte.
+pub fn envelope_of(ev: &RecordedEvent) -> Envelope {
+    Envelope {
+        position: ev.position,
+        stream: ev.stream.clone(),
+        version: ev.version,
+        event_type: ev.event_type.clone(),
+        schema_version: ev.schema_version,
+        recorded_at: ev.recorded_at.0,
+        actor: ev.actor.clone(),
+        correlation_id: ev.correlation_id.clone(),
+        causation_id: ev.causation_id.clone(),
+        idempotency: ev.idempotency.clone(),
+        payload_codec: ev.payload_codec,
+        payload: ev.payload.clone(),
+        prev_hash: ev.prev_hash,
+    }
+}
+
 /// Digest of an append's content (stream, expectation, actor and events), so a
 /// retried idempotency key can be told from a different request under the same key.
 pub fn request_digest(req: &AppendRequest) -> Hash {

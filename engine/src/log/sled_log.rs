@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::{
-    decode_record, encode_record, request_digest, ChainVerifier, Envelope, Hash, IdempotencyMark,
+    decode_record, encode_record, envelope_of, request_digest, ChainVerifier, Envelope, Hash, IdempotencyMark,
     GENESIS_HASH, RECORD_FORMAT,
 };
 use super::{
@@ -75,9 +75,9 @@ impl Default for SledOptions {
     }
 }
 
-struct Job {
-    request: AppendRequest,
-    reply: oneshot::Sender<Result<AppendOutcome, Error>>,
+enum Job {
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<AppendOutcome, Error>> },
+    Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, Error>> },
 }
 
 #[derive(Default)]
@@ -247,7 +247,7 @@ impl SledLog {
             .flush_every_ms(Some(options.flush_every_ms))
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                     Error::Storage(format!(
                         "the store at {} is in use by another process; stop it first",
                         path.display()
@@ -616,17 +616,42 @@ fn writer_loop(
     mut head: LogHead,
     mut last_recorded: Timestamp,
 ) {
-    while let Some(first) = rx.blocking_recv() {
+    let mut held: Option<Job> = None;
+    loop {
+        let first = match held.take() {
+            Some(j) => j,
+            None => match rx.blocking_recv() {
+                Some(j) => j,
+                None => break,
+            },
+        };
+        let poisoned = inner.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let first = match first {
+            Job::Import { records, reply } => {
+                let r = match poisoned {
+                    Some(reason) => Err(Error::Storage(reason)),
+                    None => import_group(&inner, records, &mut head, &mut last_recorded, &notify),
+                };
+                let _ = reply.send(r);
+                continue;
+            }
+            Job::Append { request, reply } => (request, reply),
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP_REQUESTS {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(Job::Append { request, reply }) => jobs.push((request, reply)),
+                Ok(other) => {
+                    // An import goes alone, after this group.
+                    held = Some(other);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        if let Some(reason) = inner.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            for j in jobs {
-                let _ = j.reply.send(Err(Error::Storage(reason.clone())));
+        if let Some(reason) = poisoned {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(Error::Storage(reason.clone())));
             }
             continue;
         }
@@ -638,10 +663,10 @@ fn writer_loop(
         let mut replies = Vec::with_capacity(jobs.len());
         let mut new_entries: Vec<(String, u64, Position)> = Vec::new();
         let mut next = head;
-        for job in jobs {
+        for (request, tx) in jobs {
             let reply = decide(
                 &inner,
-                &job.request,
+                &request,
                 now,
                 &mut overlay,
                 &mut idem_overlay,
@@ -649,7 +674,7 @@ fn writer_loop(
                 &mut builder,
                 &mut new_entries,
             );
-            replies.push((job.reply, reply));
+            replies.push((tx, reply));
         }
         builder.seal(&next.hash);
         let result =
@@ -806,6 +831,80 @@ fn decide(
     Reply::AfterCommit(outcome)
 }
 
+/// Checks and writes a run of exported records as one batch.
+fn import_group(
+    inner: &Inner,
+    records: Vec<RecordedEvent>,
+    head: &mut LogHead,
+    last_recorded: &mut Timestamp,
+    notify: &std_mpsc::Sender<()>,
+) -> Result<LogHead, Error> {
+    let mut verifier = ChainVerifier::resume(head.position + 1, head.hash);
+    let mut builder = FrameBuilder { frames: Vec::new(), records: Vec::new(), first: 0, bytes: 0 };
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    let mut entries = Vec::with_capacity(records.len());
+    let mut idem = Vec::new();
+    let mut last_at = *last_recorded;
+    for rec in &records {
+        if rec.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(Error::InvalidInput(format!("record {} has a payload over {MAX_PAYLOAD_BYTES} bytes", rec.position)));
+        }
+        StreamId::new(rec.stream.clone())?;
+        let bytes = encode_record(&envelope_of(rec))?;
+        let decoded = decode_record(&bytes, rec.position)?;
+        if decoded.hash != rec.hash {
+            return Err(Error::Corruption { position: rec.position, reason: "record does not hash to its stated hash".into() });
+        }
+        verifier.check(&decoded)?;
+        let current = match versions.get(&rec.stream) {
+            Some(v) => *v,
+            None => inner.heads.read().unwrap_or_else(|p| p.into_inner()).get(&rec.stream).copied().unwrap_or(0),
+        };
+        if rec.version != current + 1 {
+            return Err(Error::Corruption {
+                position: rec.position,
+                reason: format!("stream {} jumps from version {current} to {}", rec.stream, rec.version),
+            });
+        }
+        versions.insert(rec.stream.clone(), rec.version);
+        if let Some(mark) = &rec.idempotency {
+            let outcome = AppendOutcome {
+                first_position: rec.position,
+                last_position: rec.position + mark.count as u64 - 1,
+                last_version: rec.version + mark.count as u64 - 1,
+                recorded_at: rec.recorded_at,
+                deduplicated: false,
+            };
+            idem.push((mark.key.clone(), (mark.digest, outcome)));
+        }
+        last_at = last_at.max(rec.recorded_at);
+        entries.push((rec.stream.clone(), rec.version, rec.position));
+        builder.push(rec.position, (bytes, decoded.hash), &rec.prev_hash, inner.options.max_frame_events, inner.options.max_frame_bytes);
+    }
+    builder.seal(&verifier.head_hash());
+    if builder.frames.is_empty() {
+        return Ok(*head);
+    }
+    commit(inner, &builder.frames)?;
+    {
+        let mut heads = inner.heads.write().unwrap_or_else(|p| p.into_inner());
+        heads.extend(versions);
+    }
+    {
+        let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (s, v, pos) in entries {
+            p.streams.entry(s).or_default().insert(v, pos);
+        }
+        p.idempotency.extend(idem);
+    }
+    *head = LogHead { position: verifier.head_position(), hash: verifier.head_hash() };
+    *last_recorded = last_at;
+    *inner.head.lock().unwrap_or_else(|p| p.into_inner()) = *head;
+    inner.head_tx.send_replace(head.position);
+    let _ = notify.send(());
+    Ok(*head)
+}
+
 fn lookup_idempotency(inner: &Inner, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
     if let Some(e) = inner.pending.lock().unwrap_or_else(|p| p.into_inner()).idempotency.get(key) {
         return Ok(Some(*e));
@@ -879,7 +978,7 @@ impl EventLog for SledLog {
         }
         let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Job { request, reply })
+        tx.send(Job::Append { request, reply })
             .await
             .map_err(|_| Error::Internal("log writer stopped".into()))?;
         rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
@@ -952,6 +1051,16 @@ impl EventLog for SledLog {
             .collect();
         v.sort();
         Ok(v)
+    }
+
+    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, Error> {
+        if records.is_empty() {
+            return Ok(self.head());
+        }
+        let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Job::Import { records, reply }).await.map_err(|_| Error::Internal("log writer stopped".into()))?;
+        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
     }
 
     async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
@@ -1137,5 +1246,37 @@ mod tests {
         assert_eq!(all.len(), 640);
         assert!(all.iter().enumerate().all(|(i, e)| e.position == i as u64 + 1));
         log.verify().await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+    use crate::log::{ExpectedVersion, EventData, CODEC_POSTCARD};
+    use crate::time::ManualClock;
+
+    #[tokio::test]
+    async fn import_reproduces_the_chain_and_refuses_a_broken_one() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let clock = Arc::new(ManualClock::new(Timestamp(5_000)));
+        let src = SledLog::open(a.path(), SledOptions::default(), clock.clone()).unwrap();
+        for i in 0..30u8 {
+            let ev = EventData { event_type: "T".into(), schema_version: 1, payload_codec: CODEC_POSTCARD, payload: vec![i; 40] };
+            let mut r = AppendRequest::new(StreamId::new(format!("s{}", i % 4)).unwrap(), ExpectedVersion::Any, "x", vec![ev]);
+            r.idempotency_key = (i % 7 == 0).then(|| format!("k{i}"));
+            src.append(r).await.unwrap();
+        }
+        let all = src.read_all(1, 100).await.unwrap();
+        let dst = SledLog::open(b.path(), SledOptions::default(), clock.clone()).unwrap();
+        let mut broken = all.clone();
+        broken[10].payload[0] ^= 1;
+        assert!(matches!(dst.import(broken).await, Err(Error::Corruption { position: 11, .. })));
+        assert_eq!(dst.head().position, 0);
+        dst.import(all[..12].to_vec()).await.unwrap();
+        dst.import(all[12..].to_vec()).await.unwrap();
+        assert_eq!(dst.head(), src.head());
+        assert_eq!(dst.verify().await.unwrap().head, src.head());
+        assert!(dst.idempotency_lookup("k14").await.unwrap().is_some());
+        assert_eq!(dst.stream_version(&StreamId::new("s1").unwrap()).await.unwrap(), 8);
     }
 }

@@ -1,0 +1,506 @@
+//! The city simulator: residents, grid workers, streets and departments
+//! working cases through the same [`Engine`] API a portal uses.
+//!
+//! One simulator serves both the demo (`gridcase demo`) and the throughput
+//! benchmark (`gridcase bench`). Simulated time advances in steps; in each
+//! step residents submit on a Poisson schedule, every open case's holder may
+//! act, and the engine records the deadlines that passed. Each case's choices
+//! come from a random generator seeded by (seed, case, step), and every
+//! command of a step runs at the step's time, so the resulting case states do
+//! not depend on how many concurrent actors ran the step.
+//!
+//! **Architecture Invariant:** the simulator never writes events directly;
+//! everything goes through [`Engine::submit`], [`Engine::execute`] and
+//! [`Engine::tick`].
+
+#![deny(missing_docs)]
+
+pub mod org;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gridcase_engine::domain::{Case, Channel, Command, Contact, Priority, RequestKind, Satisfaction, Status, Submission};
+use gridcase_engine::engine::CommandOptions;
+use gridcase_engine::org::{Registry, Role, UnitKind};
+use gridcase_engine::time::{ManualClock, Timestamp, HOUR_MS};
+use gridcase_engine::{Engine, Error};
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// What to simulate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SimConfig {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Simulated days.
+    pub days: u32,
+    /// Mean new requests per simulated day (Poisson).
+    pub requests_per_day: f64,
+    /// Concurrent actors (tokio tasks) working each step.
+    pub actors: usize,
+    /// Simulated minutes per step.
+    pub step_minutes: u32,
+    /// Simulated start time.
+    pub start: Timestamp,
+    /// After the last day, keep working (without new requests) for this many days so most cases finish.
+    pub drain_days: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 12345,
+            days: 30,
+            requests_per_day: 400.0,
+            actors: 16,
+            step_minutes: 60,
+            // 2026-03-01T00:00:00+08:00
+            start: Timestamp(1_772_294_400_000),
+            drain_days: 0,
+        }
+    }
+}
+
+/// What a simulation did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SimReport {
+    /// Cases submitted.
+    pub submitted: u64,
+    /// Commands executed (accepted), deadline checks excluded.
+    pub commands: u64,
+    /// Commands the engine rejected (the simulator sometimes tries what the rules forbid, as people do).
+    pub rejected: u64,
+    /// Escalations to a street (manual and on deadline).
+    pub escalations: u64,
+    /// Dispatches to departments (manual and on deadline).
+    pub dispatches: u64,
+    /// Returns by departments.
+    pub returns: u64,
+    /// Reopens after unsatisfied callbacks.
+    pub reopens: u64,
+    /// Cases closed (full lifecycles completed).
+    pub closed: u64,
+    /// Cases rejected, merged or withdrawn.
+    pub ended_otherwise: u64,
+    /// Events recorded by deadline ticks.
+    pub deadline_events: u64,
+    /// Events appended in all.
+    pub events: u64,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+    /// Command latency percentiles in microseconds: p50, p99, max.
+    pub latency_us: [u64; 3],
+    /// Simulated end time.
+    pub end: Timestamp,
+}
+
+impl SimReport {
+    fn merge(&mut self, o: &SimReport) {
+        self.submitted += o.submitted;
+        self.commands += o.commands;
+        self.rejected += o.rejected;
+        self.escalations += o.escalations;
+        self.dispatches += o.dispatches;
+        self.returns += o.returns;
+        self.reopens += o.reopens;
+        self.closed += o.closed;
+        self.ended_otherwise += o.ended_otherwise;
+        self.events += o.events;
+    }
+}
+
+/// Called after every step with the step number, the simulated time and the totals so far.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64, Timestamp, &SimReport) + Sync);
+
+fn rng_for(seed: u64, a: &str, b: u64) -> ChaCha8Rng {
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.update(a.as_bytes());
+    h.update(&b.to_le_bytes());
+    let mut s = [0u8; 32];
+    s.copy_from_slice(h.finalize().as_bytes());
+    ChaCha8Rng::from_seed(s)
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[(T, u32)]) -> T {
+    let total: u32 = items.iter().map(|(_, w)| *w).sum();
+    let mut x = rng.random_range(0..total.max(1));
+    for (t, w) in items {
+        if x < *w {
+            return *t;
+        }
+        x -= w;
+    }
+    items[0].0
+}
+
+/// The registry's units the simulator needs, looked up once.
+struct Town {
+    grids: Vec<(String, Vec<String>, String)>, // grid code, micro-grid codes, community name + grid name prefix
+    categories: Vec<(String, u32)>,
+    departments: Vec<String>,
+    default_dept: HashMap<String, String>,
+    staff: HashMap<(Role, String), String>,
+    supervisor: String,
+}
+
+impl Town {
+    fn new(reg: &Registry) -> Result<Town, Error> {
+        let mut staff = HashMap::new();
+        let mut supervisor = None;
+        for s in reg.staff.values().filter(|s| !s.retired) {
+            staff.entry((s.role, s.unit.clone())).or_insert_with(|| s.id.clone());
+            if s.role == Role::DistrictSupervisor && supervisor.is_none() {
+                supervisor = Some(s.id.clone());
+            }
+        }
+        let grids: Vec<_> = reg
+            .units_of(UnitKind::Grid)
+            .filter(|g| !g.retired)
+            .map(|g| {
+                let micro: Vec<String> = reg.units_of(UnitKind::MicroGrid).filter(|m| m.parent.as_deref() == Some(&g.code)).map(|m| m.code.clone()).collect();
+                let community = g.parent.as_deref().map(|c| reg.name_of(c).to_string()).unwrap_or_default();
+                (g.code.clone(), micro, format!("{community}{}", g.name))
+            })
+            .collect();
+        if grids.is_empty() {
+            return Err(Error::InvalidInput("the organisation has no grids to simulate".into()));
+        }
+        let weights: HashMap<&str, u32> = org::CATEGORIES.iter().map(|(c, _, _, _, w)| (*c, *w)).collect();
+        let categories = reg.categories.keys().map(|c| (c.clone(), weights.get(c.as_str()).copied().unwrap_or(5))).collect();
+        let departments = reg.units_of(UnitKind::Department).filter(|d| !d.retired).map(|d| d.code.clone()).collect();
+        let default_dept = reg.categories.values().map(|c| (c.code.clone(), c.department.clone())).collect();
+        Ok(Town {
+            grids,
+            categories,
+            departments,
+            default_dept,
+            staff,
+            supervisor: supervisor.ok_or_else(|| Error::InvalidInput("the organisation has no district supervisor".into()))?,
+        })
+    }
+
+    fn staff(&self, role: Role, unit: &str) -> Option<&str> {
+        self.staff.get(&(role, unit.to_string())).map(String::as_str)
+    }
+}
+
+/// Runs the simulation on `engine`, whose log must use `clock`.
+pub async fn run(engine: Arc<Engine>, clock: ManualClock, cfg: &SimConfig, progress: Option<Progress<'_>>) -> Result<SimReport, Error> {
+    let town = Arc::new(Town::new(&engine.registry())?);
+    let started = Instant::now();
+    let step_ms = cfg.step_minutes.max(1) as i64 * 60_000;
+    let steps = (cfg.days as i64 * 24 * HOUR_MS / step_ms) as u64;
+    let drain = (cfg.drain_days as i64 * 24 * HOUR_MS / step_ms) as u64;
+    let rate_per_ms = cfg.requests_per_day / (24.0 * HOUR_MS as f64);
+    let mut total = SimReport::default();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Error::Internal(e.to_string()))?;
+    let head0 = engine.log().head().position;
+    let mut arrivals = rng_for(cfg.seed, "arrivals", 0);
+    let mut next_arrival = cfg.start.0 as f64 + exp_sample(&mut arrivals, rate_per_ms);
+    for step in 0..steps + drain {
+        let now = Timestamp(cfg.start.0 + step as i64 * step_ms);
+        let end = now.0 + step_ms;
+        clock.set(now);
+        // 1. Work: every open case's holder may act. Partitioned by case so one actor owns a case per step.
+        let ids = engine.open_case_ids();
+        let mut work: Vec<Vec<String>> = vec![Vec::new(); cfg.actors.max(1)];
+        for (i, id) in ids.into_iter().enumerate() {
+            work[i % cfg.actors.max(1)].push(id);
+        }
+        // 2. Intake: arrivals in [now, end), spread over the actors.
+        let mut intake: Vec<Vec<u64>> = vec![Vec::new(); cfg.actors.max(1)];
+        if step < steps && rate_per_ms > 0.0 {
+            let mut n = 0u64;
+            while next_arrival < end as f64 {
+                intake[(n as usize) % cfg.actors.max(1)].push(step * 1_000_000 + n);
+                n += 1;
+                next_arrival += exp_sample(&mut arrivals, rate_per_ms);
+            }
+        }
+        let mut tasks = Vec::new();
+        for (cases, arrivals) in work.into_iter().zip(intake) {
+            let engine = engine.clone();
+            let town = town.clone();
+            let seed = cfg.seed;
+            tasks.push(tokio::spawn(async move {
+                let mut report = SimReport::default();
+                let mut lat = Vec::with_capacity(cases.len() + arrivals.len());
+                for a in arrivals {
+                    submit_one(&engine, &town, seed, a, &mut report, &mut lat).await?;
+                }
+                for id in cases {
+                    act(&engine, &town, seed, step, now, &id, &mut report, &mut lat).await?;
+                }
+                Ok::<_, Error>((report, lat))
+            }));
+        }
+        for t in tasks {
+            let (r, lat) = t.await.map_err(|e| Error::Internal(format!("simulation task failed: {e}")))??;
+            total.merge(&r);
+            for l in lat {
+                let _ = hist.record(l.max(1));
+            }
+        }
+        // 3. Deadlines up to the end of the step.
+        clock.set(Timestamp(end));
+        let tick = engine.tick(Timestamp(end)).await?;
+        total.deadline_events += tick.events;
+        total.escalations += tick.escalations;
+        total.dispatches += tick.dispatches;
+        if let Some(p) = progress {
+            total.events = engine.log().head().position - head0;
+            p(step + 1, steps + drain, Timestamp(end), &total);
+        }
+    }
+    total.events = engine.log().head().position - head0;
+    total.wall_seconds = started.elapsed().as_secs_f64();
+    total.latency_us = [hist.value_at_quantile(0.5), hist.value_at_quantile(0.99), hist.max()];
+    total.end = Timestamp(cfg.start.0 + (steps + drain) as i64 * step_ms);
+    Ok(total)
+}
+
+fn exp_sample(rng: &mut ChaCha8Rng, rate: f64) -> f64 {
+    let u: f64 = rng.random_range(f64::EPSILON..1.0);
+    -u.ln() / rate
+}
+
+async fn timed(
+    engine: &Engine,
+    id: Option<&str>,
+    cmd: Command,
+    actor: &str,
+    report: &mut SimReport,
+    lat: &mut Vec<u64>,
+) -> Result<Option<Case>, Error> {
+    let t = Instant::now();
+    let r = match id {
+        Some(id) => engine.execute(id, cmd, actor, CommandOptions::default()).await,
+        None => match cmd {
+            Command::Submit(s) => engine.submit(actor, s, CommandOptions::default()).await,
+            _ => return Err(Error::Internal("simulator: a submission without a Submit".into())),
+        },
+    };
+    lat.push(t.elapsed().as_micros() as u64);
+    match r {
+        Ok(r) => {
+            report.commands += 1;
+            Ok(Some(r.case))
+        }
+        Err(Error::Rejected(_)) | Err(Error::NotFound(_)) => {
+            report.rejected += 1;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn submit_one(engine: &Engine, town: &Town, seed: u64, n: u64, report: &mut SimReport, lat: &mut Vec<u64>) -> Result<(), Error> {
+    let mut rng = rng_for(seed, "submit", n);
+    let (grid, micro, label) = &town.grids[rng.random_range(0..town.grids.len())];
+    let channel = pick(&mut rng, &[(Channel::Portal, 30), (Channel::Hotline, 40), (Channel::App, 20), (Channel::GridPatrol, 10)]);
+    let kind = pick(
+        &mut rng,
+        &[(RequestKind::Consultation, 15), (RequestKind::Help, 25), (RequestKind::Complaint, 30), (RequestKind::Report, 20), (RequestKind::Suggestion, 10)],
+    );
+    let priority = pick(&mut rng, &[(Priority::Normal, 90), (Priority::Urgent, 8), (Priority::Emergency, 2)]);
+    let weights: Vec<(usize, u32)> = town.categories.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect();
+    let category = town.categories[pick(&mut rng, &weights)].0.clone();
+    let location = match (micro.is_empty(), rng.random_range(0..10)) {
+        (false, 0..=1) => {
+            // An address as a resident would say it: resolved to the micro-grid.
+            let m = &micro[rng.random_range(0..micro.len())];
+            let building = engine.registry().units.get(m).map(|u| u.name.clone()).unwrap_or_default();
+            format!("{label}{building}")
+        }
+        (false, 2..=5) => micro[rng.random_range(0..micro.len())].clone(),
+        _ => grid.clone(),
+    };
+    let actor = if channel == Channel::GridPatrol {
+        town.staff(Role::GridWorker, grid).map(str::to_string).unwrap_or_else(|| format!("resident:r{n}"))
+    } else {
+        format!("resident:r{}", rng.random_range(0..1_000_000u32))
+    };
+    let contact = (channel != Channel::GridPatrol).then(|| Contact { name: format!("居民{}", n % 10_000), phone: format!("138{:08}", n % 100_000_000) });
+    let sub = Submission {
+        channel: if actor.starts_with("resident:") && channel == Channel::GridPatrol { Channel::App } else { channel },
+        kind,
+        category: category.clone(),
+        priority,
+        description: format!("{}：{}", label, org::CATEGORIES.iter().find(|c| c.0 == category).map(|c| c.1).unwrap_or("问题")),
+        location,
+        contact,
+    };
+    if timed(engine, None, Command::Submit(sub), &actor, report, lat).await?.is_some() {
+        report.submitted += 1;
+    }
+    Ok(())
+}
+
+/// One holder's move on one case in one step.
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    engine: &Engine,
+    town: &Town,
+    seed: u64,
+    step: u64,
+    now: Timestamp,
+    id: &str,
+    report: &mut SimReport,
+    lat: &mut Vec<u64>,
+) -> Result<(), Error> {
+    let case = match engine.case(id).await {
+        Ok(c) => c,
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut rng = rng_for(seed, id, step);
+    let roll: u32 = rng.random_range(0..1000);
+    let community_staff = town.staff(Role::CommunityStaff, &case.community).unwrap_or("").to_string();
+    let street_staff = town.staff(Role::StreetStaff, &case.street).unwrap_or("").to_string();
+    let age_h = (now.0 - case.updated_at.0) / HOUR_MS;
+    if case.pending_extension.is_some() && case.status != Status::Resolved {
+        return decide_extension(engine, town, &case, &mut rng, report, lat).await;
+    }
+    let (cmd, actor): (Command, String) = match case.status {
+        Status::Submitted => match roll {
+            0..=4 => (Command::Reject { reason: "无效诉求：信息不实".into() }, community_staff),
+            5..=9 => {
+                // A duplicate of another open case in the same grid, if there is one.
+                let other = engine.open_cases().into_iter().find(|c| c.grid == case.grid && c.id != case.id && c.status != Status::Resolved);
+                match other {
+                    Some(o) => (Command::Merge { into: o.id }, community_staff),
+                    None => return Ok(()),
+                }
+            }
+            10..=12 => (Command::Withdraw { reason: "问题已自行解决".into() }, community_staff),
+            13..=700 => match town.staff(Role::GridWorker, &case.grid) {
+                Some(w) => (Command::Assign { worker: w.to_string() }, community_staff),
+                None => (Command::Escalate { reason: "本社区无网格员".into() }, community_staff),
+            },
+            _ => return Ok(()),
+        },
+        Status::Assigned => {
+            let worker = case.assigned_worker.clone().unwrap_or_default();
+            let hard = matches!(case.kind, RequestKind::Complaint | RequestKind::Report);
+            match roll {
+                _ if age_h < 1 => return Ok(()),
+                0..=179 => (Command::Resolve { note: "网格员现场处置完毕".into() }, worker),
+                180..=259 if hard => (Command::Escalate { reason: "社区无法解决，呼叫街道".into() }, worker),
+                180..=209 => (Command::Escalate { reason: "需要街道协调".into() }, worker),
+                260..=265 if now.0 < case.resolution_due.0 => (
+                    Command::RequestExtension { until: case.resolution_due.plus_ms(3 * 24 * HOUR_MS), reason: "等待物业配合".into() },
+                    worker,
+                ),
+                _ => return Ok(()),
+            }
+        }
+        Status::Escalated => {
+            let right = town.default_dept.get(&case.category).cloned().unwrap_or_else(|| town.departments[0].clone());
+            match roll {
+                0..=449 => {
+                    let wrong = town.departments[rng.random_range(0..town.departments.len())].clone();
+                    let first = if case.return_count == 0 && rng.random_range(0..10) == 0 { wrong } else { right.clone() };
+                    let joint = rng.random_range(0..10) == 0 && first == right;
+                    let mut departments = vec![first.clone()];
+                    if joint {
+                        let other = town.departments[rng.random_range(0..town.departments.len())].clone();
+                        if other != first {
+                            departments.push(other);
+                        }
+                    }
+                    (Command::Dispatch { departments, lead: Some(first), note: "请尽快处理".into() }, street_staff)
+                }
+                450..=479 => (Command::Resolve { note: "街道协调解决".into() }, street_staff),
+                _ => return Ok(()),
+            }
+        }
+        Status::Dispatched => {
+            let right = town.default_dept.get(&case.category).cloned().unwrap_or_default();
+            // Each department moves independently.
+            for h in case.holders.clone() {
+                let staff = town.staff(Role::DepartmentStaff, &h.unit).unwrap_or("").to_string();
+                let r: u32 = rng.random_range(0..1000);
+                let cmd = if !h.claimed {
+                    if h.unit != right && r < 600 && !(h.lead && case.holders.len() > 1) {
+                        Command::Return { reason: "不属于本部门职责".into() }
+                    } else if r < 750 {
+                        Command::Claim
+                    } else {
+                        continue;
+                    }
+                } else if h.resolved {
+                    continue;
+                } else if r < 160 {
+                    Command::Resolve { note: format!("{}已处置", h.unit) }
+                } else if r < 166 && now.0 < case.resolution_due.0 {
+                    Command::RequestExtension { until: case.resolution_due.plus_ms(5 * 24 * HOUR_MS), reason: "需要施工".into() }
+                } else {
+                    continue;
+                };
+                let is_return = matches!(cmd, Command::Return { .. });
+                if timed(engine, Some(id), cmd, &staff, report, lat).await?.is_some() {
+                    report.returns += u64::from(is_return);
+                }
+            }
+            if case.is_overdue(now) && roll < 20 {
+                timed(engine, Some(id), Command::Supervise { note: "请加快办理".into() }, &town.supervisor, report, lat).await?;
+            }
+            return Ok(());
+        }
+        Status::Resolved => {
+            if case.last_callback.is_none() {
+                if age_h < 2 {
+                    return Ok(());
+                }
+                let sat = pick(&mut rng, &[(Satisfaction::Satisfied, 88), (Satisfaction::BasicallySatisfied, 8), (Satisfaction::Unsatisfied, 4)]);
+                let solved = sat != Satisfaction::Unsatisfied || rng.random_range(0..2) == 0;
+                (Command::Callback { satisfaction: sat, solved, note: "回访完成".into() }, community_staff)
+            } else {
+                let cb = case.last_callback.clone();
+                let unhappy = cb.is_some_and(|c| c.satisfaction == Satisfaction::Unsatisfied || !c.solved);
+                if unhappy && case.reopen_count < 2 {
+                    (Command::Reopen { reason: "居民不满意，重办".into() }, community_staff)
+                } else {
+                    (Command::Close { note: "办结".into() }, community_staff)
+                }
+            }
+        }
+        _ => return Ok(()),
+    };
+    if actor.is_empty() {
+        return Ok(());
+    }
+    let kind = std::mem::discriminant(&cmd);
+    let is = |c: &Command| std::mem::discriminant(c) == kind;
+    let escalate = is(&Command::Escalate { reason: String::new() });
+    let dispatch = is(&Command::Dispatch { departments: vec![], lead: None, note: String::new() });
+    let reopen = is(&Command::Reopen { reason: String::new() });
+    let ending = matches!(cmd, Command::Reject { .. } | Command::Merge { .. } | Command::Withdraw { .. });
+    if let Some(after) = timed(engine, Some(id), cmd, &actor, report, lat).await? {
+        report.escalations += u64::from(escalate);
+        report.dispatches += u64::from(dispatch);
+        report.reopens += u64::from(reopen);
+        report.closed += u64::from(after.status == Status::Closed);
+        report.ended_otherwise += u64::from(ending);
+    }
+    Ok(())
+}
+
+async fn decide_extension(
+    engine: &Engine,
+    town: &Town,
+    case: &Case,
+    rng: &mut ChaCha8Rng,
+    report: &mut SimReport,
+    lat: &mut Vec<u64>,
+) -> Result<(), Error> {
+    let approve = rng.random_range(0..10) < 7;
+    let reason = if approve { String::new() } else { "理由不充分".into() };
+    timed(engine, Some(&case.id), Command::DecideExtension { approve, reason }, &town.supervisor, report, lat).await?;
+    Ok(())
+}
