@@ -1,0 +1,408 @@
+//! The lifecycle commands, one subcommand each, acting as a named staff
+//! member (`--as`), and `case show` / `case list`.
+
+use clap::{Args, Subcommand};
+use gridcase_engine::domain::{Case, Command, Contact, Satisfaction, Submission};
+use gridcase_engine::engine::{CommandOptions, CommandResult};
+use gridcase_engine::time::Timestamp;
+
+use crate::error::CliError;
+use crate::output::{self, Table};
+use crate::{store, Global};
+
+/// Who acts, and how the call is made safe to retry.
+#[derive(Args, Debug, Clone)]
+pub struct ActAs {
+    /// Staff id acting (or `resident:<id>` for a resident).
+    #[arg(long = "as", value_name = "ACTOR")]
+    pub actor: String,
+    /// A retried call with the same key returns the first result and appends nothing.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Act only if the case is at this version.
+    #[arg(long)]
+    pub if_version: Option<u64>,
+}
+
+impl ActAs {
+    fn options(&self) -> CommandOptions {
+        CommandOptions {
+            idempotency_key: self.idempotency_key.clone(),
+            expected_version: self.if_version,
+            correlation_id: None,
+        }
+    }
+}
+
+/// `gridcase submit`.
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    act: ActAs,
+    /// portal, hotline, grid_patrol or app.
+    #[arg(long, default_value = "portal")]
+    channel: String,
+    /// consultation, help, complaint, report or suggestion.
+    #[arg(long, default_value = "complaint")]
+    kind: String,
+    /// Category code (see the organisation file).
+    #[arg(long)]
+    category: String,
+    /// normal, urgent or emergency.
+    #[arg(long, default_value = "normal")]
+    priority: String,
+    /// What the resident said.
+    #[arg(long)]
+    description: String,
+    /// Grid or micro-grid code, or a registered address.
+    #[arg(long)]
+    location: String,
+    /// Resident's name.
+    #[arg(long)]
+    contact_name: Option<String>,
+    /// Resident's phone.
+    #[arg(long)]
+    contact_phone: Option<String>,
+}
+
+/// Lifecycle commands on an existing case.
+#[derive(Subcommand, Debug)]
+pub enum CaseCmd {
+    /// The community assigns the case to a grid worker (社区分单).
+    Assign {
+        /// Case id.
+        case: String,
+        /// Grid worker's staff id.
+        #[arg(long)]
+        worker: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// Reject the case as invalid.
+    Reject {
+        /// Case id.
+        case: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// Merge the case into a duplicate.
+    Merge {
+        /// Case id.
+        case: String,
+        /// The case it duplicates.
+        #[arg(long)]
+        into: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// The resident withdraws the case.
+    Withdraw {
+        /// Case id.
+        case: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// Escalate from the community to the street (街镇呼叫).
+    Escalate {
+        /// Case id.
+        case: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// The street dispatches to one or more departments (街道派单).
+    Dispatch {
+        /// Case id.
+        case: String,
+        /// Department code (repeat for joint handling).
+        #[arg(long = "dept", required = true)]
+        departments: Vec<String>,
+        /// Lead department (default: the first).
+        #[arg(long)]
+        lead: Option<String>,
+        /// Note to the departments.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// A department claims the case (领单).
+    Claim {
+        /// Case id.
+        case: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// A department returns the case as not its responsibility (退单).
+    Return {
+        /// Case id.
+        case: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// The holder asks for an extension (延期).
+    Extend {
+        /// Case id.
+        case: String,
+        /// New deadline asked for.
+        #[arg(long)]
+        until: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// The unit above approves or refuses a pending extension.
+    Extension {
+        /// Case id.
+        case: String,
+        /// Approve (default: refuse).
+        #[arg(long)]
+        approve: bool,
+        /// Why (required to refuse).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// A superior supervises an overdue case (督办).
+    Supervise {
+        /// Case id.
+        case: String,
+        /// Instruction.
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// The holder resolves the case.
+    Resolve {
+        /// Case id.
+        case: String,
+        /// What was done.
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// Record the callback (回访).
+    Callback {
+        /// Case id.
+        case: String,
+        /// satisfied, basically_satisfied or unsatisfied.
+        #[arg(long)]
+        satisfaction: String,
+        /// Whether the problem is solved: yes or no.
+        #[arg(long, default_value = "yes")]
+        solved: String,
+        /// Note.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// Reopen the case to its last holders (重办).
+    Reopen {
+        /// Case id.
+        case: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+    /// Close the case.
+    Close {
+        /// Case id.
+        case: String,
+        /// Note.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        act: ActAs,
+    },
+}
+
+/// Reading cases.
+#[derive(Subcommand, Debug)]
+pub enum ShowCmd {
+    /// The timeline and the escalation chain of one case.
+    Show {
+        /// Case id.
+        id: String,
+    },
+    /// Open cases, optionally of one unit.
+    List {
+        /// Only cases of this unit (grid, community, street) or held by it (department).
+        #[arg(long)]
+        unit: Option<String>,
+    },
+}
+
+fn text<T: std::str::FromStr<Err = gridcase_engine::Error>>(s: &str) -> Result<T, CliError> {
+    Ok(s.parse::<T>()?)
+}
+
+/// `gridcase submit`.
+pub async fn submit(g: &Global, a: SubmitArgs) -> Result<(), CliError> {
+    let contact = match (a.contact_name, a.contact_phone) {
+        (Some(name), Some(phone)) => Some(Contact { name, phone }),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::Usage(
+                "give both --contact-name and --contact-phone, or neither".into(),
+            ))
+        }
+    };
+    let sub = Submission {
+        channel: text(&a.channel)?,
+        kind: text(&a.kind)?,
+        category: a.category,
+        priority: text(&a.priority)?,
+        description: a.description,
+        location: a.location,
+        contact,
+    };
+    let engine = store::open(g).await?;
+    let r = engine.submit(&a.act.actor, sub, a.act.options()).await?;
+    print_result(g, &r)
+}
+
+/// Runs a lifecycle command.
+pub async fn run(g: &Global, c: CaseCmd) -> Result<(), CliError> {
+    let (case, cmd, act) = match c {
+        CaseCmd::Assign { case, worker, act } => (case, Command::Assign { worker }, act),
+        CaseCmd::Reject { case, reason, act } => (case, Command::Reject { reason }, act),
+        CaseCmd::Merge { case, into, act } => (case, Command::Merge { into }, act),
+        CaseCmd::Withdraw { case, reason, act } => (case, Command::Withdraw { reason }, act),
+        CaseCmd::Escalate { case, reason, act } => (case, Command::Escalate { reason }, act),
+        CaseCmd::Dispatch { case, departments, lead, note, act } => {
+            (case, Command::Dispatch { departments, lead, note }, act)
+        }
+        CaseCmd::Claim { case, act } => (case, Command::Claim, act),
+        CaseCmd::Return { case, reason, act } => (case, Command::Return { reason }, act),
+        CaseCmd::Extend { case, until, reason, act } => {
+            (case, Command::RequestExtension { until: Timestamp::parse(&until)?, reason }, act)
+        }
+        CaseCmd::Extension { case, approve, reason, act } => {
+            (case, Command::DecideExtension { approve, reason }, act)
+        }
+        CaseCmd::Supervise { case, note, act } => (case, Command::Supervise { note }, act),
+        CaseCmd::Resolve { case, note, act } => (case, Command::Resolve { note }, act),
+        CaseCmd::Callback { case, satisfaction, solved, note, act } => {
+            let satisfaction: Satisfaction = text(&satisfaction)?;
+            let solved = match solved.as_str() {
+                "yes" | "true" => true,
+                "no" | "false" => false,
+                other => return Err(CliError::Usage(format!("--solved {other:?}: use yes or no"))),
+            };
+            (case, Command::Callback { satisfaction, solved, note }, act)
+        }
+        CaseCmd::Reopen { case, reason, act } => (case, Command::Reopen { reason }, act),
+        CaseCmd::Close { case, note, act } => (case, Command::Close { note }, act),
+    };
+    let engine = store::open(g).await?;
+    let r = engine.execute(&case, cmd, &act.actor, act.options()).await?;
+    print_result(g, &r)
+}
+
+fn print_result(g: &Global, r: &CommandResult) -> Result<(), CliError> {
+    if g.json {
+        return output::json(r);
+    }
+    if r.deduplicated {
+        println!("(retry of an earlier call: nothing appended)");
+    }
+    print_case(&r.case);
+    if let Some(o) = r.outcome.filter(|_| !r.deduplicated) {
+        let names: Vec<&str> = r.events.iter().map(|e| e.event_type()).collect();
+        println!(
+            "appended    {} at positions {}..={}",
+            names.join(", "),
+            o.first_position,
+            o.last_position
+        );
+    }
+    Ok(())
+}
+
+/// Prints the state of a case as a short block.
+pub fn print_case(c: &Case) {
+    println!("case        {}  (version {})", c.id, c.version);
+    println!("status      {}  at {} level", c.status, c.level);
+    let holders: Vec<String> = c
+        .holders
+        .iter()
+        .map(|h| {
+            let mut s = h.unit.clone();
+            if h.lead && c.holders.len() > 1 {
+                s.push_str(" (lead)");
+            }
+            if !h.claimed {
+                s.push_str(" (unclaimed)");
+            }
+            if h.resolved {
+                s.push_str(" (resolved)");
+            }
+            s
+        })
+        .collect();
+    println!("held by     {}", holders.join(", "));
+    println!("category    {} · {} · {} · {}", c.category, c.kind, c.priority, c.channel);
+    println!("grid        {} (community {}, street {})", c.grid, c.community, c.street);
+    println!("due         {}{}", c.resolution_due, if c.overdue_marked { "  OVERDUE" } else { "" });
+    if let Some(w) = &c.assigned_worker {
+        println!("worker      {w}");
+    }
+}
+
+/// `gridcase case show` / `case list`.
+pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
+    let engine = store::open(g).await?;
+    match c {
+        ShowCmd::Show { id } => crate::dashboard::case_show(g, &engine, &id).await,
+        ShowCmd::List { unit } => {
+            engine.catch_up().await?;
+            let reg = engine.registry();
+            let cases: Vec<Case> = engine
+                .open_cases()
+                .into_iter()
+                .filter(|c| match &unit {
+                    Some(u) => reg.is_within(&c.grid, u) || c.holder(u).is_some(),
+                    None => true,
+                })
+                .collect();
+            if g.json {
+                return output::json(&cases);
+            }
+            let mut t =
+                Table::new(&["case", "status", "level", "held by", "category", "grid", "due"]);
+            for c in &cases {
+                t.row(vec![
+                    c.id.clone(),
+                    c.status.to_string(),
+                    c.level.to_string(),
+                    c.holder_units().join(","),
+                    c.category.clone(),
+                    c.grid.clone(),
+                    c.resolution_due.to_rfc3339(),
+                ]);
+            }
+            print!("{}", t.render());
+            println!("{} open cases", cases.len());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! `gridcase`: the command an operator, an auditor or a newcomer runs.
+//!
+//! `gridcase demo` is the main job: a Tinghu-sized district, a month of
+//! simulated requests through the whole lifecycle, and the dashboard. The
+//! other commands operate a store (init, case commands, tick), read it
+//! (backlog, rates, chains, overdue, case show, stats) and audit it (replay,
+//! audit verify, export, import). Every read command takes `--json`.
+
+mod cases;
+mod dashboard;
+mod error;
+mod output;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use error::CliError;
+
+/// Event-sourced case handling for resident requests in city grid governance.
+#[derive(Parser, Debug)]
+#[command(name = "gridcase", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Data directory of the embedded store.
+    #[arg(long, global = true, env = "GRIDCASE_DATA", default_value = "./gridcase-data")]
+    pub data: PathBuf,
+    /// Another store instead of the data directory: `postgres://user:pass@host/db`.
+    #[arg(long, global = true, env = "GRIDCASE_STORE")]
+    pub store: Option<String>,
+    /// Print JSON instead of tables (JSON lines for streams).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Act as if it were this time (RFC 3339, a date, or epoch ms): for scripted replays and tests.
+    #[arg(long, global = true, env = "GRIDCASE_AT")]
+    pub at: Option<String>,
+    /// When appends are acknowledged: buffered, durable or strict.
+    #[arg(long, global = true, default_value = "durable")]
+    pub durability: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// The main job: simulate a month in a Tinghu-sized district and print the dashboard.
+    Demo(DemoArgs),
+    /// Create a store with an organisation from a TOML file.
+    Init {
+        /// Organisation file (see org/tinghu.toml).
+        #[arg(long)]
+        org: PathBuf,
+    },
+    /// Organisation files.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Open a case.
+    Submit(cases::SubmitArgs),
+    /// Lifecycle commands on a case.
+    #[command(flatten)]
+    Case(cases::CaseCmd),
+    /// Read cases.
+    #[command(name = "case", subcommand)]
+    Show(cases::ShowCmd),
+    /// Record every deadline passed up to a time (the server does this continuously).
+    Tick {
+        /// The time to run deadlines up to.
+        #[arg(long)]
+        now: String,
+    },
+    /// Walk and check the whole hash chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Write every event with its envelope as JSON lines, in order.
+    Export {
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load an export into an empty store, verifying the chain.
+    Import {
+        /// The JSON-lines file written by `export`.
+        file: PathBuf,
+    },
+    /// Store size, event count, per-type counts, open cases.
+    Stats,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Simulated days.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Seed of every random choice (same seed, same cases).
+    #[arg(long, default_value_t = 12345)]
+    seed: u64,
+    /// Mean new requests per day.
+    #[arg(long, default_value_t = 400.0)]
+    rate: f64,
+    /// Concurrent actors.
+    #[arg(long, default_value_t = 16)]
+    actors: usize,
+    /// Organisation file (default: the shipped Tinghu district).
+    #[arg(long)]
+    org: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum OrgCmd {
+    /// Print a generated organisation file (tinghu: the shipped one; chengdu: city scale).
+    Generate {
+        /// tinghu or chengdu.
+        #[arg(long, default_value = "tinghu")]
+        shape: String,
+    },
+    /// Check an organisation file and print its size.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Walk the hash chain: the number of events and the head hash, or the first bad position.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GRIDCASE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let g = cli.global;
+    match cli.command {
+        Cmd::Demo(a) => store::demo(&g, a.days, a.seed, a.rate, a.actors, a.org).await,
+        Cmd::Init { org } => store::init(&g, &org).await,
+        Cmd::Org(OrgCmd::Generate { shape }) => store::org_generate(&shape),
+        Cmd::Org(OrgCmd::Check { file }) => store::org_check(&g, &file),
+        Cmd::Submit(a) => cases::submit(&g, a).await,
+        Cmd::Case(c) => cases::run(&g, c).await,
+        Cmd::Show(c) => cases::show(&g, c).await,
+        Cmd::Tick { now } => store::tick(&g, &now).await,
+        Cmd::Audit(AuditCmd::Verify) => store::verify(&g).await,
+        Cmd::Export { out } => store::export(&g, out).await,
+        Cmd::Import { file } => store::import(&g, &file).await,
+        Cmd::Stats => store::stats(&g).await,
+    }
+}

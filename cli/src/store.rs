@@ -1,0 +1,541 @@
+//! Opening a store, and the store-wide commands: demo, init, tick, audit,
+//! export, import, stats, org files.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use gridcase_engine::domain::Event;
+use gridcase_engine::log::{
+    hex, read_all_stream, ChainVerifier, Durability, EventLog, IdempotencyMark, RecordedEvent,
+    SledLog, SledOptions,
+};
+use gridcase_engine::org::OrgFile;
+use gridcase_engine::time::{Clock, ManualClock, SystemClock, Timestamp};
+use gridcase_engine::{Engine, EngineOptions, Error};
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+use crate::output::{self, Table};
+use crate::Global;
+
+const DEMO_MARKER: &str = ".gridcase-demo";
+
+/// The shipped Tinghu organisation.
+pub const TINGHU_TOML: &str = include_str!("../../org/tinghu.toml");
+
+/// The clock a command runs with: `--at` pins it, otherwise the wall clock.
+pub fn clock(g: &Global) -> Result<(Arc<dyn Clock>, Option<ManualClock>), CliError> {
+    match &g.at {
+        Some(t) => {
+            let c = ManualClock::new(Timestamp::parse(t)?);
+            Ok((Arc::new(c.clone()), Some(c)))
+        }
+        None => Ok((Arc::new(SystemClock), None)),
+    }
+}
+
+fn log_dir(data: &Path) -> PathBuf {
+    data.join("log")
+}
+
+/// Opens the log named by `--store`, or the sled store under `--data`.
+/// With `create` false, a missing store is an error and nothing is created.
+pub async fn open_log(
+    g: &Global,
+    clock: Arc<dyn Clock>,
+    create: bool,
+) -> Result<Arc<dyn EventLog>, CliError> {
+    if let Some(url) = &g.store {
+        return open_remote(url, clock).await;
+    }
+    let dir = log_dir(&g.data);
+    if !create && !dir.join("db").exists() {
+        return Err(CliError::Usage(format!(
+            "no store in {}: run `gridcase init --org FILE` or `gridcase demo` first, or pass --data DIR",
+            g.data.display()
+        )));
+    }
+    let durability: Durability = g.durability.parse()?;
+    let log = SledLog::open(&dir, SledOptions { durability, ..SledOptions::default() }, clock)?;
+    Ok(Arc::new(log))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_remote(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn EventLog>, CliError> {
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        return Err(CliError::Usage(format!(
+            "--store {url:?}: only postgres:// URLs are supported"
+        )));
+    }
+    Ok(gridcase_postgres::open_log(url, clock).await?)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_remote(url: &str, _clock: Arc<dyn Clock>) -> Result<Arc<dyn EventLog>, CliError> {
+    Err(CliError::Usage(format!(
+        "--store {url:?}: this build has no PostgreSQL support (feature `postgres`)"
+    )))
+}
+
+/// Opens an existing store with its organisation.
+pub async fn open(g: &Global) -> Result<Arc<Engine>, CliError> {
+    let (clock, _) = clock(g)?;
+    let log = open_log(g, clock.clone(), false).await?;
+    let engine = Engine::new(log, clock, EngineOptions::default()).await?;
+    if !engine.has_org() {
+        return Err(CliError::Usage(
+            "the store has no organisation yet: run `gridcase init --org FILE`".into(),
+        ));
+    }
+    Ok(Arc::new(engine))
+}
+
+fn read_org(path: &Path) -> Result<OrgFile, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(CliError::io(format!("cannot read organisation file {}", path.display())))?;
+    Ok(OrgFile::parse(&text)?)
+}
+
+/// `gridcase init --org FILE`.
+pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
+    // Parse first: a bad file must not leave an empty store behind.
+    let org = read_org(org)?;
+    let (clock, _) = clock(g)?;
+    if g.store.is_none() && log_dir(&g.data).join("db").exists() {
+        let log = open_log(g, clock.clone(), false).await?;
+        if log.head().position > 0 {
+            return Err(CliError::Usage(format!(
+                "{} already holds a store; use a new --data directory",
+                g.data.display()
+            )));
+        }
+    }
+    let log = open_log(g, clock.clone(), true).await?;
+    let engine = Engine::new(log, clock, EngineOptions::default()).await?;
+    let out = engine.init_org(&org, "init").await?;
+    let reg = engine.registry();
+    if g.json {
+        return output::json(&serde_json::json!({
+            "events": out.last_position - out.first_position + 1,
+            "units": reg.units.len(), "staff": reg.staff.len(), "categories": reg.categories.len(),
+            "head": out.last_position,
+        }));
+    }
+    println!(
+        "initialised {}: {} units, {} staff, {} categories ({} events)",
+        engine.log().describe(),
+        reg.units.len(),
+        reg.staff.len(),
+        reg.categories.len(),
+        out.last_position - out.first_position + 1
+    );
+    Ok(())
+}
+
+/// `gridcase org generate`.
+pub fn org_generate(shape: &str) -> Result<(), CliError> {
+    let org = match shape {
+        "tinghu" => gridcase_sim::org::tinghu(),
+        "chengdu" => gridcase_sim::org::generate(gridcase_sim::org::CHENGDU, "510100", "成都市"),
+        other => {
+            return Err(CliError::Usage(format!("unknown shape {other:?}: use tinghu or chengdu")))
+        }
+    };
+    let text = gridcase_sim::org::to_toml(&org)
+        .map_err(|e| CliError::Usage(format!("cannot write TOML: {e}")))?;
+    print!("{text}");
+    Ok(())
+}
+
+/// `gridcase org check FILE`.
+pub fn org_check(g: &Global, file: &Path) -> Result<(), CliError> {
+    let org = read_org(file)?;
+    let events = org.events()?;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &events {
+        if let Event::UnitAdded { kind, .. } = e {
+            *counts.entry(kind.as_str()).or_default() += 1;
+        }
+    }
+    if g.json {
+        return output::json(
+            &serde_json::json!({"units": counts, "staff": org.staff.len(), "categories": org.categories.len()}),
+        );
+    }
+    println!(
+        "{} is valid: {:?}, {} staff, {} categories",
+        file.display(),
+        counts,
+        org.staff.len(),
+        org.categories.len()
+    );
+    Ok(())
+}
+
+/// `gridcase tick --now TIME`.
+pub async fn tick(g: &Global, now: &str) -> Result<(), CliError> {
+    let now = Timestamp::parse(now)?;
+    let mut g = g.clone();
+    g.at = Some(now.0.to_string());
+    let engine = open(&g).await?;
+    let report = engine.tick(now).await?;
+    if g.json {
+        return output::json(&report);
+    }
+    println!(
+        "deadlines up to {now}: {} cases checked, {} escalated to a street, {} dispatched to a department, {} overdue marks",
+        report.checked, report.escalations, report.dispatches, report.overdue_marks
+    );
+    Ok(())
+}
+
+/// `gridcase audit verify`.
+pub async fn verify(g: &Global) -> Result<(), CliError> {
+    let (clock, _) = clock(g)?;
+    let log = open_log(g, clock, false).await?;
+    let report = log.verify().await?;
+    if g.json {
+        return output::json(&serde_json::json!({
+            "ok": true, "events": report.events, "head_position": report.head.position, "head_hash": hex(&report.head.hash),
+        }));
+    }
+    println!(
+        "OK: {} events, head {} hash {}",
+        report.events,
+        report.head.position,
+        hex(&report.head.hash)
+    );
+    Ok(())
+}
+
+/// One exported event: the envelope with hex payload and hashes, plus the
+/// decoded event for people (ignored on import).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportLine {
+    position: u64,
+    stream: String,
+    version: u64,
+    event_type: String,
+    schema_version: u16,
+    recorded_at_ms: i64,
+    recorded_at: String,
+    actor: String,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    idempotency: Option<ExportMark>,
+    payload_codec: u8,
+    payload: String,
+    prev_hash: String,
+    hash: String,
+    #[serde(default)]
+    event: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportMark {
+    key: String,
+    digest: String,
+    count: u32,
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn from_hex(s: &str, what: &str, line: usize) -> Result<Vec<u8>, CliError> {
+    if s.len() % 2 != 0 {
+        return Err(CliError::Json(format!("line {line}: {what} is not hex")));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| CliError::Json(format!("line {line}: {what} is not hex")))
+        })
+        .collect()
+}
+
+fn hash32(s: &str, what: &str, line: usize) -> Result<[u8; 32], CliError> {
+    from_hex(s, what, line)?
+        .try_into()
+        .map_err(|_| CliError::Json(format!("line {line}: {what} is not 32 bytes")))
+}
+
+/// `gridcase export`.
+pub async fn export(g: &Global, out: Option<PathBuf>) -> Result<(), CliError> {
+    let (clock, _) = clock(g)?;
+    let log = open_log(g, clock, false).await?;
+    let mut w: Box<dyn Write> = match &out {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(CliError::io(format!("cannot create {}", p.display())))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut events = read_all_stream(log.clone(), 1);
+    let mut n = 0u64;
+    while let Some(rec) = events.next().await {
+        let rec = rec?;
+        let decoded = Event::from_recorded(&rec).ok().and_then(|e| serde_json::to_value(e).ok());
+        let line = ExportLine {
+            position: rec.position,
+            stream: rec.stream,
+            version: rec.version,
+            event_type: rec.event_type,
+            schema_version: rec.schema_version,
+            recorded_at_ms: rec.recorded_at.0,
+            recorded_at: rec.recorded_at.to_rfc3339(),
+            actor: rec.actor,
+            correlation_id: rec.correlation_id,
+            causation_id: rec.causation_id,
+            idempotency: rec.idempotency.map(|m| ExportMark {
+                key: m.key,
+                digest: to_hex(&m.digest),
+                count: m.count,
+            }),
+            payload_codec: rec.payload_codec,
+            payload: to_hex(&rec.payload),
+            prev_hash: to_hex(&rec.prev_hash),
+            hash: to_hex(&rec.hash),
+            event: decoded,
+        };
+        let text = serde_json::to_string(&line).map_err(|e| CliError::Json(e.to_string()))?;
+        writeln!(w, "{text}").map_err(CliError::io("cannot write the export"))?;
+        n += 1;
+    }
+    w.flush().map_err(CliError::io("cannot write the export"))?;
+    if out.is_some() {
+        eprintln!("exported {n} events, head hash {}", hex(&log.head().hash));
+    }
+    Ok(())
+}
+
+fn parse_line(text: &str, line: usize) -> Result<RecordedEvent, CliError> {
+    let l: ExportLine =
+        serde_json::from_str(text).map_err(|e| CliError::Json(format!("line {line}: {e}")))?;
+    Ok(RecordedEvent {
+        position: l.position,
+        stream: l.stream,
+        version: l.version,
+        event_type: l.event_type,
+        schema_version: l.schema_version,
+        recorded_at: Timestamp(l.recorded_at_ms),
+        actor: l.actor,
+        correlation_id: l.correlation_id,
+        causation_id: l.causation_id,
+        idempotency: match l.idempotency {
+            Some(m) => Some(IdempotencyMark {
+                key: m.key,
+                digest: hash32(&m.digest, "idempotency digest", line)?,
+                count: m.count,
+            }),
+            None => None,
+        },
+        payload_codec: l.payload_codec,
+        payload: from_hex(&l.payload, "payload", line)?,
+        prev_hash: hash32(&l.prev_hash, "prev_hash", line)?,
+        hash: hash32(&l.hash, "hash", line)?,
+    })
+}
+
+fn lines(file: &Path) -> Result<impl Iterator<Item = (usize, std::io::Result<String>)>, CliError> {
+    let f = std::fs::File::open(file)
+        .map_err(CliError::io(format!("cannot read {}", file.display())))?;
+    Ok(std::io::BufReader::new(f).lines().enumerate().map(|(i, l)| (i + 1, l)))
+}
+
+/// `gridcase import FILE`: checks the whole file first, so a bad file writes nothing.
+pub async fn import(g: &Global, file: &Path) -> Result<(), CliError> {
+    // Pass 1: every line parses, hashes to its stated hash, and chains.
+    let mut verifier = ChainVerifier::default();
+    for (n, text) in lines(file)? {
+        let text = text.map_err(CliError::io(format!("cannot read {}", file.display())))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let rec = parse_line(&text, n)?;
+        let bytes = gridcase_engine::log::encode_record(&gridcase_engine::log::envelope_of(&rec))?;
+        let again = gridcase_engine::log::decode_record(&bytes, rec.position)?;
+        if again.hash != rec.hash {
+            return Err(Error::Corruption {
+                position: rec.position,
+                reason: "record does not hash to its stated hash".into(),
+            }
+            .into());
+        }
+        verifier.check(&again)?;
+    }
+    let (clock, _) = clock(g)?;
+    let log = open_log(g, clock, true).await?;
+    if log.head().position != 0 {
+        return Err(CliError::Usage(
+            "import needs an empty store: pass a new --data directory".into(),
+        ));
+    }
+    // Pass 2: write in batches.
+    let mut batch = Vec::with_capacity(10_000);
+    for (n, text) in lines(file)? {
+        let text = text.map_err(CliError::io(format!("cannot read {}", file.display())))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        batch.push(parse_line(&text, n)?);
+        if batch.len() == 10_000 {
+            log.import(std::mem::take(&mut batch)).await?;
+        }
+    }
+    log.import(batch).await?;
+    let report = log.verify().await?;
+    if g.json {
+        return output::json(
+            &serde_json::json!({"events": report.events, "head_hash": hex(&report.head.hash)}),
+        );
+    }
+    println!(
+        "imported {} events; chain verified, head {} hash {}",
+        report.events,
+        report.head.position,
+        hex(&report.head.hash)
+    );
+    Ok(())
+}
+
+/// `gridcase stats`.
+pub async fn stats(g: &Global) -> Result<(), CliError> {
+    let engine = open(g).await?;
+    let log = engine.log().clone();
+    let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut events = read_all_stream(log.clone(), 1);
+    let mut count = 0u64;
+    while let Some(rec) = events.next().await {
+        *per_type.entry(rec?.event_type).or_default() += 1;
+        count += 1;
+    }
+    engine.catch_up().await?;
+    let open_cases = engine.open_cases().len();
+    let size = log.size_on_disk().await?;
+    let head = log.head();
+    if g.json {
+        return output::json(&serde_json::json!({
+            "store": log.describe(), "size_bytes": size, "events": count, "head_hash": hex(&head.hash),
+            "per_type": per_type, "open_cases": open_cases,
+        }));
+    }
+    println!("store       {}", log.describe());
+    println!("size        {:.1} MiB", size as f64 / 1048576.0);
+    println!("events      {count}");
+    println!("head hash   {}", hex(&head.hash));
+    println!("open cases  {open_cases}\n");
+    let mut t = Table::new(&["event type", "count"]);
+    for (k, v) in per_type {
+        t.row(vec![k, v.to_string()]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+/// `gridcase demo`: a fresh store, a simulated month, the dashboard.
+pub async fn demo(
+    g: &Global,
+    days: u32,
+    seed: u64,
+    rate: f64,
+    actors: usize,
+    org: Option<PathBuf>,
+) -> Result<(), CliError> {
+    if g.store.is_some() {
+        return Err(CliError::Usage("the demo runs on the embedded store; drop --store".into()));
+    }
+    if days == 0
+        || days > 3650
+        || !(0.0..=1_000_000.0).contains(&rate)
+        || actors == 0
+        || actors > 4096
+    {
+        return Err(CliError::Usage(
+            "demo: --days 1..3650, --rate 0..1000000, --actors 1..4096".into(),
+        ));
+    }
+    let org = match org {
+        Some(p) => read_org(&p)?,
+        None => OrgFile::parse(TINGHU_TOML)?,
+    };
+    let data = &g.data;
+    if data.exists() {
+        let empty = std::fs::read_dir(data)
+            .map_err(CliError::io(format!("cannot read {}", data.display())))?
+            .next()
+            .is_none();
+        if !empty && !data.join(DEMO_MARKER).exists() {
+            return Err(CliError::Usage(format!(
+                "{} holds data that the demo did not create; pass another --data directory",
+                data.display()
+            )));
+        }
+        std::fs::remove_dir_all(data).map_err(CliError::io(format!(
+            "cannot clear the old demo store in {}",
+            data.display()
+        )))?;
+    }
+    std::fs::create_dir_all(data)
+        .map_err(CliError::io(format!("cannot create {}", data.display())))?;
+    std::fs::write(
+        data.join(DEMO_MARKER),
+        b"created by gridcase demo; the next demo run replaces this directory\n",
+    )
+    .map_err(CliError::io("cannot write the demo marker"))?;
+    let cfg = gridcase_sim::SimConfig {
+        seed,
+        days,
+        requests_per_day: rate,
+        actors,
+        ..Default::default()
+    };
+    let clock = ManualClock::new(cfg.start);
+    let durability: Durability = g.durability.parse()?;
+    let log: Arc<dyn EventLog> = Arc::new(SledLog::open(
+        log_dir(data),
+        SledOptions { durability, ..SledOptions::default() },
+        Arc::new(clock.clone()),
+    )?);
+    let engine = Arc::new(
+        Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default()).await?,
+    );
+    engine.init_org(&org, "demo").await?;
+    let reg = engine.registry();
+    eprintln!(
+        "gridcase demo: {} with {} streets, {} communities, {} grids, {} micro-grids, {} departments; {days} days at {rate}/day, seed {seed}",
+        reg.district().map(|d| d.name.as_str()).unwrap_or("district"),
+        reg.units_of(gridcase_engine::org::UnitKind::Street).count(),
+        reg.units_of(gridcase_engine::org::UnitKind::Community).count(),
+        reg.units_of(gridcase_engine::org::UnitKind::Grid).count(),
+        reg.units_of(gridcase_engine::org::UnitKind::MicroGrid).count(),
+        reg.units_of(gridcase_engine::org::UnitKind::Department).count(),
+    );
+    let bar = indicatif::ProgressBar::new(days as u64 * 24);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} simulating [{bar:30}] {pos}/{len} h  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = |step: u64, _total: u64, at: Timestamp, r: &gridcase_sim::SimReport| {
+        bar.set_position(step);
+        if step % 24 == 0 {
+            bar.set_message(format!(
+                "{} · {} cases · {} events",
+                &at.to_rfc3339()[..10],
+                r.submitted,
+                r.events
+            ));
+        }
+    };
+    let report = gridcase_sim::run(engine.clone(), clock.clone(), &cfg, Some(&progress)).await?;
+    bar.finish_and_clear();
+    crate::dashboard::print(g, &engine, &report, clock.now()).await
+}
