@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::decide::Context;
 use crate::domain::{decide, Actor, Case, Command, Event};
 use crate::log::{
-    subscribe, AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Hash, Position, RecordedEvent, SledLog,
-    SledOptions, StreamId,
+    subscribe, AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Hash, Position,
+    RecordedEvent, SledLog, SledOptions, StreamId,
 };
 use crate::org::{OrgFile, Registry, Role, ORG_STREAM};
 use crate::time::{Clock, Timestamp};
@@ -141,7 +141,11 @@ fn command_digest(case_id: Option<&str>, command: &Command, actor: &str) -> Hash
 
 impl Engine {
     /// An engine over any log, reading the registry from it.
-    pub async fn new(log: Arc<dyn EventLog>, clock: Arc<dyn Clock>, options: EngineOptions) -> Result<Engine, Error> {
+    pub async fn new(
+        log: Arc<dyn EventLog>,
+        clock: Arc<dyn Clock>,
+        options: EngineOptions,
+    ) -> Result<Engine, Error> {
         let engine = Engine {
             log,
             clock,
@@ -153,13 +157,22 @@ impl Engine {
         };
         engine.refresh_registry().await?;
         let ids = engine.log.streams_with_prefix(CASE_STREAM_PREFIX).await?;
-        let max = ids.iter().filter_map(|s| s.strip_prefix(CASE_STREAM_PREFIX)?.strip_prefix("GC")?.parse::<u64>().ok()).max();
+        let max = ids
+            .iter()
+            .filter_map(|s| {
+                s.strip_prefix(CASE_STREAM_PREFIX)?.strip_prefix("GC")?.parse::<u64>().ok()
+            })
+            .max();
         engine.next_seq.store(max.unwrap_or(0), Ordering::SeqCst);
         Ok(engine)
     }
 
     /// Opens the embedded sled store in `dir`.
-    pub async fn open_sled(dir: impl AsRef<std::path::Path>, options: SledOptions, clock: Arc<dyn Clock>) -> Result<Engine, Error> {
+    pub async fn open_sled(
+        dir: impl AsRef<std::path::Path>,
+        options: SledOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, Error> {
         let log = SledLog::open(dir, options, clock.clone())?;
         Engine::new(Arc::new(log), clock, EngineOptions::default()).await
     }
@@ -195,7 +208,9 @@ impl Engine {
         );
         req.correlation_id = Some("init".into());
         let out = self.log.append(req).await.map_err(|e| match e {
-            Error::Conflict { .. } => Error::InvalidInput("this store already has an organisation; use a new data directory".into()),
+            Error::Conflict { .. } => Error::InvalidInput(
+                "this store already has an organisation; use a new data directory".into(),
+            ),
             other => other,
         })?;
         self.refresh_registry().await?;
@@ -216,7 +231,8 @@ impl Engine {
             let Some(last) = page.last() else { break };
             from = last.version + 1;
             for rec in &page {
-                let ev = Event::from_recorded(rec).map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
+                let ev = Event::from_recorded(rec)
+                    .map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
                 reg.apply(&ev);
                 reg.version = rec.version;
             }
@@ -239,7 +255,8 @@ impl Engine {
                 if rec.position > position {
                     break 'outer;
                 }
-                let ev = Event::from_recorded(rec).map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
+                let ev = Event::from_recorded(rec)
+                    .map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
                 reg.apply(&ev);
                 reg.version = rec.version;
             }
@@ -252,16 +269,26 @@ impl Engine {
     pub fn actor(&self, id: &str) -> Result<Actor, Error> {
         if let Some(r) = id.strip_prefix("resident:") {
             if r.is_empty() || r.len() > 64 || r.chars().any(char::is_control) {
-                return Err(Error::InvalidInput("a resident id is 1 to 64 printable characters after 'resident:'".into()));
+                return Err(Error::InvalidInput(
+                    "a resident id is 1 to 64 printable characters after 'resident:'".into(),
+                ));
             }
             return Ok(Actor::resident(r));
         }
         let reg = self.registry();
-        let staff = reg.staff.get(id).ok_or_else(|| Error::NotFound(format!("staff {id:?} is not in the registry")))?;
+        let staff = reg
+            .staff
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("staff {id:?} is not in the registry")))?;
         if staff.retired {
             return Err(Error::InvalidInput(format!("staff {id:?} is retired and cannot act")));
         }
-        Ok(Actor { id: staff.id.clone(), role: staff.role, unit: Some(staff.unit.clone()), system: false })
+        Ok(Actor {
+            id: staff.id.clone(),
+            role: staff.role,
+            unit: Some(staff.unit.clone()),
+            system: false,
+        })
     }
 
     /// Loads a case: from memory when it is open and known, else from its stream.
@@ -290,7 +317,8 @@ impl Engine {
             let Some(last) = page.last() else { break };
             from = last.version + 1;
             for rec in page {
-                let ev = Event::from_recorded(&rec).map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
+                let ev = Event::from_recorded(&rec)
+                    .map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
                 out.push((ev, rec));
             }
         }
@@ -301,12 +329,23 @@ impl Engine {
     }
 
     /// Opens a case. Returns the new case.
-    pub async fn submit(&self, actor: &str, submission: crate::domain::Submission, opts: CommandOptions) -> Result<CommandResult, Error> {
+    pub async fn submit(
+        &self,
+        actor: &str,
+        submission: crate::domain::Submission,
+        opts: CommandOptions,
+    ) -> Result<CommandResult, Error> {
         self.execute_at(None, Command::Submit(submission), actor, opts, None).await
     }
 
     /// Runs a command on an existing case as `actor`, at the clock's time.
-    pub async fn execute(&self, case_id: &str, command: Command, actor: &str, opts: CommandOptions) -> Result<CommandResult, Error> {
+    pub async fn execute(
+        &self,
+        case_id: &str,
+        command: Command,
+        actor: &str,
+        opts: CommandOptions,
+    ) -> Result<CommandResult, Error> {
         if matches!(command, Command::Submit(_)) {
             return Err(Error::InvalidInput("use submit to open a case".into()));
         }
@@ -352,7 +391,11 @@ impl Engine {
             };
             if let (Some(want), Some(c)) = (opts.expected_version, &case) {
                 if c.version != want {
-                    return Err(Error::Conflict { stream: format!("{CASE_STREAM_PREFIX}{id}"), expected: ExpectedVersion::Exact(want), actual: c.version });
+                    return Err(Error::Conflict {
+                        stream: format!("{CASE_STREAM_PREFIX}{id}"),
+                        expected: ExpectedVersion::Exact(want),
+                        actual: c.version,
+                    });
                 }
             }
             let merge_target_open = match &command {
@@ -366,10 +409,16 @@ impl Engine {
             let ctx = Context { registry: &registry, now, case_id: &id, merge_target_open };
             let events = decide(case.as_ref(), &command, &actor, &ctx).map_err(Error::Rejected)?;
             if events.is_empty() {
-                let case = case.ok_or_else(|| Error::Internal("a submission decided no event".into()))?;
+                let case =
+                    case.ok_or_else(|| Error::Internal("a submission decided no event".into()))?;
                 return Ok(CommandResult { case, events, outcome: None, deduplicated: false });
             }
-            let mut req = AppendRequest::new(case_stream(&id)?, expected, actor.id.clone(), events.iter().map(Event::to_data).collect());
+            let mut req = AppendRequest::new(
+                case_stream(&id)?,
+                expected,
+                actor.id.clone(),
+                events.iter().map(Event::to_data).collect(),
+            );
             req.idempotency_key = opts.idempotency_key.clone();
             req.content_digest = Some(digest);
             req.correlation_id = opts.correlation_id.clone();
@@ -379,7 +428,9 @@ impl Engine {
                     let mut case = match case {
                         Some(c) => c,
                         None => Case::start(&events[0], &actor.id, outcome.recorded_at)
-                            .ok_or_else(|| Error::Internal("submission produced no CaseSubmitted".into()))?,
+                            .ok_or_else(|| {
+                                Error::Internal("submission produced no CaseSubmitted".into())
+                            })?,
                     };
                     let skip = usize::from(case.version == 1 && case_id.is_none());
                     for e in &events[skip..] {
@@ -393,9 +444,16 @@ impl Engine {
                             Ordering::SeqCst,
                         );
                     }
-                    return Ok(CommandResult { case, events, outcome: Some(outcome), deduplicated: false });
+                    return Ok(CommandResult {
+                        case,
+                        events,
+                        outcome: Some(outcome),
+                        deduplicated: false,
+                    });
                 }
-                Err(Error::Conflict { .. }) if attempt <= self.options.max_retries && opts.expected_version.is_none() => {
+                Err(Error::Conflict { .. })
+                    if attempt <= self.options.max_retries && opts.expected_version.is_none() =>
+                {
                     if let Some(id) = case_id {
                         self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
                     }
@@ -409,10 +467,17 @@ impl Engine {
     /// The result of an earlier call, for a retried idempotency key.
     async fn replay_result(&self, outcome: AppendOutcome) -> Result<CommandResult, Error> {
         let recs = self.log.read_all(outcome.first_position, 1).await?;
-        let rec = recs.first().ok_or_else(|| Error::Internal("idempotent outcome points past the log".into()))?;
+        let rec = recs
+            .first()
+            .ok_or_else(|| Error::Internal("idempotent outcome points past the log".into()))?;
         let id = rec.stream.strip_prefix(CASE_STREAM_PREFIX).unwrap_or(&rec.stream).to_string();
         let case = self.case(&id).await?;
-        Ok(CommandResult { case, events: Vec::new(), outcome: Some(AppendOutcome { deduplicated: true, ..outcome }), deduplicated: true })
+        Ok(CommandResult {
+            case,
+            events: Vec::new(),
+            outcome: Some(AppendOutcome { deduplicated: true, ..outcome }),
+            deduplicated: true,
+        })
     }
 
     /// Follows the log up to its head so that the open-case view is complete
@@ -430,11 +495,20 @@ impl Engine {
                     saw_org |= rec.stream == ORG_STREAM;
                     continue;
                 };
-                let known = self.open.lock().unwrap_or_else(|p| p.into_inner()).cases.get(id).map(|c| c.version);
+                let known = self
+                    .open
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .cases
+                    .get(id)
+                    .map(|c| c.version);
                 match known {
                     Some(v) if rec.version <= v => {}
                     Some(v) if rec.version == v + 1 => {
-                        let ev = Event::from_recorded(rec).map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
+                        let ev = Event::from_recorded(rec).map_err(|e| Error::Corruption {
+                            position: rec.position,
+                            reason: e.0,
+                        })?;
                         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
                         if let Some(mut c) = open.cases.get(id).cloned() {
                             c.apply(&ev, rec.recorded_at);
@@ -442,7 +516,10 @@ impl Engine {
                         }
                     }
                     _ if rec.version == 1 => {
-                        let ev = Event::from_recorded(rec).map_err(|e| Error::Corruption { position: rec.position, reason: e.0 })?;
+                        let ev = Event::from_recorded(rec).map_err(|e| Error::Corruption {
+                            position: rec.position,
+                            reason: e.0,
+                        })?;
                         if let Some(c) = Case::start(&ev, &rec.actor, rec.recorded_at) {
                             self.open.lock().unwrap_or_else(|p| p.into_inner()).put(c);
                         }
@@ -471,12 +548,23 @@ impl Engine {
         self.catch_up().await?;
         let due: Vec<String> = {
             let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            open.deadlines.range(..=(now, String::from("\u{10FFFF}"))).map(|(_, id)| id.clone()).collect()
+            open.deadlines
+                .range(..=(now, String::from("\u{10FFFF}")))
+                .map(|(_, id)| id.clone())
+                .collect()
         };
         let mut report = TickReport::default();
         for id in due {
             report.checked += 1;
-            let r = self.execute_at(Some(&id), Command::CheckDeadlines, "system", CommandOptions::default(), Some(now)).await?;
+            let r = self
+                .execute_at(
+                    Some(&id),
+                    Command::CheckDeadlines,
+                    "system",
+                    CommandOptions::default(),
+                    Some(now),
+                )
+                .await?;
             for e in &r.events {
                 report.events += 1;
                 match e {
@@ -513,6 +601,10 @@ impl Engine {
 
     /// Staff of a role in a unit (first active one), for tools and simulators.
     pub fn staff_of(&self, role: Role, unit: &str) -> Option<String> {
-        self.registry().staff.values().find(|s| s.role == role && s.unit == unit && !s.retired).map(|s| s.id.clone())
+        self.registry()
+            .staff
+            .values()
+            .find(|s| s.role == role && s.unit == unit && !s.retired)
+            .map(|s| s.id.clone())
     }
 }

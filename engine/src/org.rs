@@ -196,7 +196,13 @@ impl Registry {
             Event::StaffAdded { id, name, role, unit } => {
                 self.staff.insert(
                     id.clone(),
-                    Staff { id: id.clone(), name: name.clone(), role: *role, unit: unit.clone(), retired: false },
+                    Staff {
+                        id: id.clone(),
+                        name: name.clone(),
+                        role: *role,
+                        unit: unit.clone(),
+                        retired: false,
+                    },
                 );
             }
             Event::StaffRetired { id } => {
@@ -207,7 +213,12 @@ impl Registry {
             Event::CategoryDefined { code, name, department, class } => {
                 self.categories.insert(
                     code.clone(),
-                    Category { code: code.clone(), name: name.clone(), department: department.clone(), class: *class },
+                    Category {
+                        code: code.clone(),
+                        name: name.clone(),
+                        department: department.clone(),
+                        class: *class,
+                    },
                 );
             }
             Event::PolicySet { policy } => self.policy = policy.clone(),
@@ -217,7 +228,9 @@ impl Registry {
 
     /// A unit by code.
     pub fn unit(&self, code: &str) -> Result<&Unit, Error> {
-        self.units.get(code).ok_or_else(|| Error::NotFound(format!("unit {code:?} is not in the registry")))
+        self.units
+            .get(code)
+            .ok_or_else(|| Error::NotFound(format!("unit {code:?} is not in the registry")))
     }
 
     /// The name of a unit, or its code when unknown.
@@ -267,13 +280,18 @@ impl Registry {
             })
         };
         let code = found.ok_or_else(|| {
-            Error::InvalidInput(format!("location {location:?} is neither a grid code nor a registered address"))
+            Error::InvalidInput(format!(
+                "location {location:?} is neither a grid code nor a registered address"
+            ))
         })?;
         let unit = self.unit(&code)?;
         match unit.kind {
             UnitKind::Grid => Ok((code, None)),
             UnitKind::MicroGrid => {
-                let grid = unit.parent.clone().ok_or_else(|| Error::Internal(format!("micro-grid {code} has no grid")))?;
+                let grid = unit
+                    .parent
+                    .clone()
+                    .ok_or_else(|| Error::Internal(format!("micro-grid {code} has no grid")))?;
                 Ok((grid, Some(code)))
             }
             other => Err(Error::InvalidInput(format!(
@@ -414,7 +432,8 @@ pub struct StaffSpec {
 impl OrgFile {
     /// Parses and checks an organisation file.
     pub fn parse(text: &str) -> Result<OrgFile, Error> {
-        let file: OrgFile = toml::from_str(text).map_err(|e| Error::InvalidInput(format!("organisation file: {e}")))?;
+        let file: OrgFile = toml::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("organisation file: {e}")))?;
         file.events()?;
         Ok(file)
     }
@@ -424,12 +443,22 @@ impl OrgFile {
     pub fn events(&self) -> Result<Vec<Event>, Error> {
         let mut out = Vec::new();
         let mut kinds: HashMap<String, UnitKind> = HashMap::new();
-        let mut add = |out: &mut Vec<Event>, code: &str, name: &str, kind, parent: Option<&str>, address: Option<String>| {
+        let mut add = |out: &mut Vec<Event>,
+                       code: &str,
+                       name: &str,
+                       kind,
+                       parent: Option<&str>,
+                       address: Option<String>| {
             if code.trim().is_empty() || name.trim().is_empty() {
-                return Err(Error::InvalidInput(format!("a {} has an empty code or name", UnitKind::as_str(kind))));
+                return Err(Error::InvalidInput(format!(
+                    "a {} has an empty code or name",
+                    UnitKind::as_str(kind)
+                )));
             }
             if kinds.insert(code.to_string(), kind).is_some() {
-                return Err(Error::InvalidInput(format!("unit code {code:?} appears twice in the organisation file")));
+                return Err(Error::InvalidInput(format!(
+                    "unit code {code:?} appears twice in the organisation file"
+                )));
             }
             out.push(Event::UnitAdded {
                 code: code.to_string(),
@@ -447,7 +476,14 @@ impl OrgFile {
             for c in &s.communities {
                 add(&mut out, &c.code, &c.name, UnitKind::Community, Some(&s.code), None)?;
                 for g in &c.grids {
-                    add(&mut out, &g.code, &g.name, UnitKind::Grid, Some(&c.code), g.address.clone())?;
+                    add(
+                        &mut out,
+                        &g.code,
+                        &g.name,
+                        UnitKind::Grid,
+                        Some(&c.code),
+                        g.address.clone(),
+                    )?;
                     for (i, m) in g.micro_grids.iter().enumerate() {
                         let code = format!("{}{:02}", g.code, i + 1);
                         let address = format!("{}{}{}", c.name, g.name, m);
@@ -491,7 +527,12 @@ impl OrgFile {
                     kind.map(UnitKind::as_str).unwrap_or("not in the file")
                 )));
             }
-            out.push(Event::StaffAdded { id: s.id.clone(), name: s.name.clone(), role: s.role, unit: s.unit.clone() });
+            out.push(Event::StaffAdded {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                role: s.role,
+                unit: s.unit.clone(),
+            });
         }
         self.policy.validate()?;
         out.push(Event::PolicySet { policy: self.policy.clone() });

@@ -1,8 +1,8 @@
 //! Runs a short simulation on a temporary store and prints the report.
-use std::sync::Arc;
 use gridcase_engine::log::SledOptions;
 use gridcase_engine::time::ManualClock;
 use gridcase_engine::Engine;
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,7 +10,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let cfg = gridcase_sim::SimConfig { days, ..Default::default() };
     let clock = ManualClock::new(cfg.start);
-    let engine = Arc::new(Engine::open_sled(dir.path(), SledOptions::default(), Arc::new(clock.clone())).await?);
+    let engine = Arc::new(
+        Engine::open_sled(dir.path(), SledOptions::default(), Arc::new(clock.clone())).await?,
+    );
     engine.init_org(&gridcase_sim::org::tinghu(), "setup").await?;
     let r = gridcase_sim::run(engine.clone(), clock, &cfg, None).await?;
     println!("{r:#?}");

@@ -21,7 +21,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gridcase_engine::domain::{Case, Channel, Command, Contact, Priority, RequestKind, Satisfaction, Status, Submission};
+use gridcase_engine::domain::{
+    Case, Channel, Command, Contact, Priority, RequestKind, Satisfaction, Status, Submission,
+};
 use gridcase_engine::engine::CommandOptions;
 use gridcase_engine::org::{Registry, Role, UnitKind};
 use gridcase_engine::time::{ManualClock, Timestamp, HOUR_MS};
@@ -162,25 +164,42 @@ impl Town {
             .units_of(UnitKind::Grid)
             .filter(|g| !g.retired)
             .map(|g| {
-                let micro: Vec<String> = reg.units_of(UnitKind::MicroGrid).filter(|m| m.parent.as_deref() == Some(&g.code)).map(|m| m.code.clone()).collect();
-                let community = g.parent.as_deref().map(|c| reg.name_of(c).to_string()).unwrap_or_default();
+                let micro: Vec<String> = reg
+                    .units_of(UnitKind::MicroGrid)
+                    .filter(|m| m.parent.as_deref() == Some(&g.code))
+                    .map(|m| m.code.clone())
+                    .collect();
+                let community =
+                    g.parent.as_deref().map(|c| reg.name_of(c).to_string()).unwrap_or_default();
                 (g.code.clone(), micro, format!("{community}{}", g.name))
             })
             .collect();
         if grids.is_empty() {
             return Err(Error::InvalidInput("the organisation has no grids to simulate".into()));
         }
-        let weights: HashMap<&str, u32> = org::CATEGORIES.iter().map(|(c, _, _, _, w)| (*c, *w)).collect();
-        let categories = reg.categories.keys().map(|c| (c.clone(), weights.get(c.as_str()).copied().unwrap_or(5))).collect();
-        let departments = reg.units_of(UnitKind::Department).filter(|d| !d.retired).map(|d| d.code.clone()).collect();
-        let default_dept = reg.categories.values().map(|c| (c.code.clone(), c.department.clone())).collect();
+        let weights: HashMap<&str, u32> =
+            org::CATEGORIES.iter().map(|(c, _, _, _, w)| (*c, *w)).collect();
+        let categories = reg
+            .categories
+            .keys()
+            .map(|c| (c.clone(), weights.get(c.as_str()).copied().unwrap_or(5)))
+            .collect();
+        let departments = reg
+            .units_of(UnitKind::Department)
+            .filter(|d| !d.retired)
+            .map(|d| d.code.clone())
+            .collect();
+        let default_dept =
+            reg.categories.values().map(|c| (c.code.clone(), c.department.clone())).collect();
         Ok(Town {
             grids,
             categories,
             departments,
             default_dept,
             staff,
-            supervisor: supervisor.ok_or_else(|| Error::InvalidInput("the organisation has no district supervisor".into()))?,
+            supervisor: supervisor.ok_or_else(|| {
+                Error::InvalidInput("the organisation has no district supervisor".into())
+            })?,
         })
     }
 
@@ -190,7 +209,12 @@ impl Town {
 }
 
 /// Runs the simulation on `engine`, whose log must use `clock`.
-pub async fn run(engine: Arc<Engine>, clock: ManualClock, cfg: &SimConfig, progress: Option<Progress<'_>>) -> Result<SimReport, Error> {
+pub async fn run(
+    engine: Arc<Engine>,
+    clock: ManualClock,
+    cfg: &SimConfig,
+    progress: Option<Progress<'_>>,
+) -> Result<SimReport, Error> {
     let town = Arc::new(Town::new(&engine.registry())?);
     let started = Instant::now();
     let step_ms = cfg.step_minutes.max(1) as i64 * 60_000;
@@ -198,7 +222,8 @@ pub async fn run(engine: Arc<Engine>, clock: ManualClock, cfg: &SimConfig, progr
     let drain = (cfg.drain_days as i64 * 24 * HOUR_MS / step_ms) as u64;
     let rate_per_ms = cfg.requests_per_day / (24.0 * HOUR_MS as f64);
     let mut total = SimReport::default();
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let head0 = engine.log().head().position;
     let mut arrivals = rng_for(cfg.seed, "arrivals", 0);
     let mut next_arrival = cfg.start.0 as f64 + exp_sample(&mut arrivals, rate_per_ms);
@@ -240,7 +265,8 @@ pub async fn run(engine: Arc<Engine>, clock: ManualClock, cfg: &SimConfig, progr
             }));
         }
         for t in tasks {
-            let (r, lat) = t.await.map_err(|e| Error::Internal(format!("simulation task failed: {e}")))??;
+            let (r, lat) =
+                t.await.map_err(|e| Error::Internal(format!("simulation task failed: {e}")))??;
             total.merge(&r);
             for l in lat {
                 let _ = hist.record(l.max(1));
@@ -299,39 +325,76 @@ async fn timed(
     }
 }
 
-async fn submit_one(engine: &Engine, town: &Town, seed: u64, n: u64, report: &mut SimReport, lat: &mut Vec<u64>) -> Result<(), Error> {
+async fn submit_one(
+    engine: &Engine,
+    town: &Town,
+    seed: u64,
+    n: u64,
+    report: &mut SimReport,
+    lat: &mut Vec<u64>,
+) -> Result<(), Error> {
     let mut rng = rng_for(seed, "submit", n);
     let (grid, micro, label) = &town.grids[rng.random_range(0..town.grids.len())];
-    let channel = pick(&mut rng, &[(Channel::Portal, 30), (Channel::Hotline, 40), (Channel::App, 20), (Channel::GridPatrol, 10)]);
+    let channel = pick(
+        &mut rng,
+        &[
+            (Channel::Portal, 30),
+            (Channel::Hotline, 40),
+            (Channel::App, 20),
+            (Channel::GridPatrol, 10),
+        ],
+    );
     let kind = pick(
         &mut rng,
-        &[(RequestKind::Consultation, 15), (RequestKind::Help, 25), (RequestKind::Complaint, 30), (RequestKind::Report, 20), (RequestKind::Suggestion, 10)],
+        &[
+            (RequestKind::Consultation, 15),
+            (RequestKind::Help, 25),
+            (RequestKind::Complaint, 30),
+            (RequestKind::Report, 20),
+            (RequestKind::Suggestion, 10),
+        ],
     );
-    let priority = pick(&mut rng, &[(Priority::Normal, 90), (Priority::Urgent, 8), (Priority::Emergency, 2)]);
-    let weights: Vec<(usize, u32)> = town.categories.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect();
+    let priority =
+        pick(&mut rng, &[(Priority::Normal, 90), (Priority::Urgent, 8), (Priority::Emergency, 2)]);
+    let weights: Vec<(usize, u32)> =
+        town.categories.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect();
     let category = town.categories[pick(&mut rng, &weights)].0.clone();
     let location = match (micro.is_empty(), rng.random_range(0..10)) {
         (false, 0..=1) => {
             // An address as a resident would say it: resolved to the micro-grid.
             let m = &micro[rng.random_range(0..micro.len())];
-            let building = engine.registry().units.get(m).map(|u| u.name.clone()).unwrap_or_default();
+            let building =
+                engine.registry().units.get(m).map(|u| u.name.clone()).unwrap_or_default();
             format!("{label}{building}")
         }
         (false, 2..=5) => micro[rng.random_range(0..micro.len())].clone(),
         _ => grid.clone(),
     };
     let actor = if channel == Channel::GridPatrol {
-        town.staff(Role::GridWorker, grid).map(str::to_string).unwrap_or_else(|| format!("resident:r{n}"))
+        town.staff(Role::GridWorker, grid)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("resident:r{n}"))
     } else {
         format!("resident:r{}", rng.random_range(0..1_000_000u32))
     };
-    let contact = (channel != Channel::GridPatrol).then(|| Contact { name: format!("居民{}", n % 10_000), phone: format!("138{:08}", n % 100_000_000) });
+    let contact = (channel != Channel::GridPatrol).then(|| Contact {
+        name: format!("居民{}", n % 10_000),
+        phone: format!("138{:08}", n % 100_000_000),
+    });
     let sub = Submission {
-        channel: if actor.starts_with("resident:") && channel == Channel::GridPatrol { Channel::App } else { channel },
+        channel: if actor.starts_with("resident:") && channel == Channel::GridPatrol {
+            Channel::App
+        } else {
+            channel
+        },
         kind,
         category: category.clone(),
         priority,
-        description: format!("{}：{}", label, org::CATEGORIES.iter().find(|c| c.0 == category).map(|c| c.1).unwrap_or("问题")),
+        description: format!(
+            "{}：{}",
+            label,
+            org::CATEGORIES.iter().find(|c| c.0 == category).map(|c| c.1).unwrap_or("问题")
+        ),
         location,
         contact,
     };
@@ -360,7 +423,8 @@ async fn act(
     };
     let mut rng = rng_for(seed, id, step);
     let roll: u32 = rng.random_range(0..1000);
-    let community_staff = town.staff(Role::CommunityStaff, &case.community).unwrap_or("").to_string();
+    let community_staff =
+        town.staff(Role::CommunityStaff, &case.community).unwrap_or("").to_string();
     let street_staff = town.staff(Role::StreetStaff, &case.street).unwrap_or("").to_string();
     let age_h = (now.0 - case.updated_at.0) / HOUR_MS;
     if case.pending_extension.is_some() && case.status != Status::Resolved {
@@ -371,7 +435,9 @@ async fn act(
             0..=4 => (Command::Reject { reason: "无效诉求：信息不实".into() }, community_staff),
             5..=9 => {
                 // A duplicate of another open case in the same grid, if there is one.
-                let other = engine.open_cases().into_iter().find(|c| c.grid == case.grid && c.id != case.id && c.status != Status::Resolved);
+                let other = engine.open_cases().into_iter().find(|c| {
+                    c.grid == case.grid && c.id != case.id && c.status != Status::Resolved
+                });
                 match other {
                     Some(o) => (Command::Merge { into: o.id }, community_staff),
                     None => return Ok(()),
@@ -390,30 +456,52 @@ async fn act(
             match roll {
                 _ if age_h < 1 => return Ok(()),
                 0..=179 => (Command::Resolve { note: "网格员现场处置完毕".into() }, worker),
-                180..=259 if hard => (Command::Escalate { reason: "社区无法解决，呼叫街道".into() }, worker),
+                180..=259 if hard => {
+                    (Command::Escalate { reason: "社区无法解决，呼叫街道".into() }, worker)
+                }
                 180..=209 => (Command::Escalate { reason: "需要街道协调".into() }, worker),
                 260..=265 if now.0 < case.resolution_due.0 => (
-                    Command::RequestExtension { until: case.resolution_due.plus_ms(3 * 24 * HOUR_MS), reason: "等待物业配合".into() },
+                    Command::RequestExtension {
+                        until: case.resolution_due.plus_ms(3 * 24 * HOUR_MS),
+                        reason: "等待物业配合".into(),
+                    },
                     worker,
                 ),
                 _ => return Ok(()),
             }
         }
         Status::Escalated => {
-            let right = town.default_dept.get(&case.category).cloned().unwrap_or_else(|| town.departments[0].clone());
+            let right = town
+                .default_dept
+                .get(&case.category)
+                .cloned()
+                .unwrap_or_else(|| town.departments[0].clone());
             match roll {
                 0..=449 => {
-                    let wrong = town.departments[rng.random_range(0..town.departments.len())].clone();
-                    let first = if case.return_count == 0 && rng.random_range(0..10) == 0 { wrong } else { right.clone() };
+                    let wrong =
+                        town.departments[rng.random_range(0..town.departments.len())].clone();
+                    let first = if case.return_count == 0 && rng.random_range(0..10) == 0 {
+                        wrong
+                    } else {
+                        right.clone()
+                    };
                     let joint = rng.random_range(0..10) == 0 && first == right;
                     let mut departments = vec![first.clone()];
                     if joint {
-                        let other = town.departments[rng.random_range(0..town.departments.len())].clone();
+                        let other =
+                            town.departments[rng.random_range(0..town.departments.len())].clone();
                         if other != first {
                             departments.push(other);
                         }
                     }
-                    (Command::Dispatch { departments, lead: Some(first), note: "请尽快处理".into() }, street_staff)
+                    (
+                        Command::Dispatch {
+                            departments,
+                            lead: Some(first),
+                            note: "请尽快处理".into(),
+                        },
+                        street_staff,
+                    )
                 }
                 450..=479 => (Command::Resolve { note: "街道协调解决".into() }, street_staff),
                 _ => return Ok(()),
@@ -438,7 +526,10 @@ async fn act(
                 } else if r < 160 {
                     Command::Resolve { note: format!("{}已处置", h.unit) }
                 } else if r < 166 && now.0 < case.resolution_due.0 {
-                    Command::RequestExtension { until: case.resolution_due.plus_ms(5 * 24 * HOUR_MS), reason: "需要施工".into() }
+                    Command::RequestExtension {
+                        until: case.resolution_due.plus_ms(5 * 24 * HOUR_MS),
+                        reason: "需要施工".into(),
+                    }
                 } else {
                     continue;
                 };
@@ -448,7 +539,15 @@ async fn act(
                 }
             }
             if case.is_overdue(now) && roll < 20 {
-                timed(engine, Some(id), Command::Supervise { note: "请加快办理".into() }, &town.supervisor, report, lat).await?;
+                timed(
+                    engine,
+                    Some(id),
+                    Command::Supervise { note: "请加快办理".into() },
+                    &town.supervisor,
+                    report,
+                    lat,
+                )
+                .await?;
             }
             return Ok(());
         }
@@ -457,12 +556,23 @@ async fn act(
                 if age_h < 2 {
                     return Ok(());
                 }
-                let sat = pick(&mut rng, &[(Satisfaction::Satisfied, 88), (Satisfaction::BasicallySatisfied, 8), (Satisfaction::Unsatisfied, 4)]);
+                let sat = pick(
+                    &mut rng,
+                    &[
+                        (Satisfaction::Satisfied, 88),
+                        (Satisfaction::BasicallySatisfied, 8),
+                        (Satisfaction::Unsatisfied, 4),
+                    ],
+                );
                 let solved = sat != Satisfaction::Unsatisfied || rng.random_range(0..2) == 0;
-                (Command::Callback { satisfaction: sat, solved, note: "回访完成".into() }, community_staff)
+                (
+                    Command::Callback { satisfaction: sat, solved, note: "回访完成".into() },
+                    community_staff,
+                )
             } else {
                 let cb = case.last_callback.clone();
-                let unhappy = cb.is_some_and(|c| c.satisfaction == Satisfaction::Unsatisfied || !c.solved);
+                let unhappy =
+                    cb.is_some_and(|c| c.satisfaction == Satisfaction::Unsatisfied || !c.solved);
                 if unhappy && case.reopen_count < 2 {
                     (Command::Reopen { reason: "居民不满意，重办".into() }, community_staff)
                 } else {
@@ -480,7 +590,8 @@ async fn act(
     let escalate = is(&Command::Escalate { reason: String::new() });
     let dispatch = is(&Command::Dispatch { departments: vec![], lead: None, note: String::new() });
     let reopen = is(&Command::Reopen { reason: String::new() });
-    let ending = matches!(cmd, Command::Reject { .. } | Command::Merge { .. } | Command::Withdraw { .. });
+    let ending =
+        matches!(cmd, Command::Reject { .. } | Command::Merge { .. } | Command::Withdraw { .. });
     if let Some(after) = timed(engine, Some(id), cmd, &actor, report, lat).await? {
         report.escalations += u64::from(escalate);
         report.dispatches += u64::from(dispatch);
@@ -501,6 +612,14 @@ async fn decide_extension(
 ) -> Result<(), Error> {
     let approve = rng.random_range(0..10) < 7;
     let reason = if approve { String::new() } else { "理由不充分".into() };
-    timed(engine, Some(&case.id), Command::DecideExtension { approve, reason }, &town.supervisor, report, lat).await?;
+    timed(
+        engine,
+        Some(&case.id),
+        Command::DecideExtension { approve, reason },
+        &town.supervisor,
+        report,
+        lat,
+    )
+    .await?;
     Ok(())
 }

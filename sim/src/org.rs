@@ -6,7 +6,9 @@
 //! file, so `org/tinghu.toml` in the repository is exactly `tinghu()`.
 
 use gridcase_engine::domain::DeadlineClass;
-use gridcase_engine::org::{CategorySpec, CommunitySpec, GridSpec, OrgFile, Role, StaffSpec, StreetSpec, UnitSpec};
+use gridcase_engine::org::{
+    CategorySpec, CommunitySpec, GridSpec, OrgFile, Role, StaffSpec, StreetSpec, UnitSpec,
+};
 
 /// How big a generated district is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,10 +29,16 @@ pub const TINGHU: Shape = Shape { streets: 9, communities: 70, grids: 427, micro
 
 /// A city at Chengdu's scale (`001`): 118 streets with 25 communities each,
 /// 6 grids per community, 4 micro-grids per grid.
-pub const CHENGDU: Shape = Shape { streets: 118, communities: 2950, grids: 17_700, micro_grids: 70_800 };
+pub const CHENGDU: Shape =
+    Shape { streets: 118, communities: 2950, grids: 17_700, micro_grids: 70_800 };
 
-const STREET_NAMES: &[&str] = &["文峰", "先锋", "毓龙", "大洋", "五星", "新兴", "便仓", "盐东", "黄尖", "南洋", "新洋", "亭湖"];
-const COMMUNITY_WORDS: &[&str] = &["新村", "幸福", "和平", "友谊", "东风", "建设", "人民", "光明", "解放", "开放", "青年", "花园", "育才", "朝阳", "聚亭", "怡景"];
+const STREET_NAMES: &[&str] = &[
+    "文峰", "先锋", "毓龙", "大洋", "五星", "新兴", "便仓", "盐东", "黄尖", "南洋", "新洋", "亭湖",
+];
+const COMMUNITY_WORDS: &[&str] = &[
+    "新村", "幸福", "和平", "友谊", "东风", "建设", "人民", "光明", "解放", "开放", "青年", "花园",
+    "育才", "朝阳", "聚亭", "怡景",
+];
 
 /// The departments every generated district has, with their codes.
 pub const DEPARTMENTS: &[(&str, &str)] = &[
@@ -89,19 +97,33 @@ pub fn generate(shape: Shape, admin: &str, name: &str) -> OrgFile {
             _ => format!("第{}街道", s + 1),
         };
         for k in 1..=2 {
-            staff.push(StaffSpec { id: format!("ss-{scode}-{k}"), name: format!("{sname}工作人员{k}"), role: Role::StreetStaff, unit: scode.clone() });
+            staff.push(StaffSpec {
+                id: format!("ss-{scode}-{k}"),
+                name: format!("{sname}工作人员{k}"),
+                role: Role::StreetStaff,
+                unit: scode.clone(),
+            });
         }
         let mut communities = Vec::new();
         for c in 0..spread(shape.communities, shape.streets, s) {
             let ccode = format!("{scode}{:03}", c + 1);
             let word = COMMUNITY_WORDS[community_no % COMMUNITY_WORDS.len()];
             let cname = if shape.communities <= COMMUNITY_WORDS.len() * 8 {
-                format!("{word}{}社区", ["", "东", "西", "南", "北", "中", "新", "前"][community_no / COMMUNITY_WORDS.len() % 8])
+                format!(
+                    "{word}{}社区",
+                    ["", "东", "西", "南", "北", "中", "新", "前"]
+                        [community_no / COMMUNITY_WORDS.len() % 8]
+                )
             } else {
                 format!("{word}{}社区", community_no + 1)
             };
             for k in 1..=2 {
-                staff.push(StaffSpec { id: format!("cs-{ccode}-{k}"), name: format!("{cname}社工{k}"), role: Role::CommunityStaff, unit: ccode.clone() });
+                staff.push(StaffSpec {
+                    id: format!("cs-{ccode}-{k}"),
+                    name: format!("{cname}社工{k}"),
+                    role: Role::CommunityStaff,
+                    unit: ccode.clone(),
+                });
             }
             let mut grids = Vec::new();
             for g in 0..spread(shape.grids, shape.communities, community_no) {
@@ -109,7 +131,12 @@ pub fn generate(shape: Shape, admin: &str, name: &str) -> OrgFile {
                 let gname = format!("第{}网格", g + 1);
                 let micro = spread(shape.micro_grids, shape.grids, grid_no);
                 let micro_grids = (0..micro).map(|m| format!("{}号楼", g * 10 + m + 1)).collect();
-                staff.push(StaffSpec { id: format!("gw-{gcode}"), name: format!("{cname}{gname}网格员"), role: Role::GridWorker, unit: gcode.clone() });
+                staff.push(StaffSpec {
+                    id: format!("gw-{gcode}"),
+                    name: format!("{cname}{gname}网格员"),
+                    role: Role::GridWorker,
+                    unit: gcode.clone(),
+                });
                 grids.push(GridSpec { code: gcode, name: gname, address: None, micro_grids });
                 grid_no += 1;
             }
@@ -118,19 +145,42 @@ pub fn generate(shape: Shape, admin: &str, name: &str) -> OrgFile {
         }
         streets.push(StreetSpec { code: scode, name: sname, communities });
     }
-    let departments = DEPARTMENTS.iter().map(|(c, n)| UnitSpec { code: c.to_string(), name: n.to_string() }).collect();
+    let departments = DEPARTMENTS
+        .iter()
+        .map(|(c, n)| UnitSpec { code: c.to_string(), name: n.to_string() })
+        .collect();
     for (code, dname) in DEPARTMENTS {
         for k in 1..=3 {
-            staff.push(StaffSpec { id: format!("ds-{code}-{k}"), name: format!("{dname}办事员{k}"), role: Role::DepartmentStaff, unit: code.to_string() });
+            staff.push(StaffSpec {
+                id: format!("ds-{code}-{k}"),
+                name: format!("{dname}办事员{k}"),
+                role: Role::DepartmentStaff,
+                unit: code.to_string(),
+            });
         }
     }
     for k in 1..=3 {
-        staff.push(StaffSpec { id: format!("sup-{k}"), name: format!("区督办员{k}"), role: Role::DistrictSupervisor, unit: admin.to_string() });
+        staff.push(StaffSpec {
+            id: format!("sup-{k}"),
+            name: format!("区督办员{k}"),
+            role: Role::DistrictSupervisor,
+            unit: admin.to_string(),
+        });
     }
-    staff.push(StaffSpec { id: "aud-1".into(), name: "审计员".into(), role: Role::Auditor, unit: admin.to_string() });
+    staff.push(StaffSpec {
+        id: "aud-1".into(),
+        name: "审计员".into(),
+        role: Role::Auditor,
+        unit: admin.to_string(),
+    });
     let categories = CATEGORIES
         .iter()
-        .map(|(c, n, d, class, _)| CategorySpec { code: c.to_string(), name: n.to_string(), department: d.to_string(), class: *class })
+        .map(|(c, n, d, class, _)| CategorySpec {
+            code: c.to_string(),
+            name: n.to_string(),
+            department: d.to_string(),
+            class: *class,
+        })
         .collect();
     OrgFile {
         district: UnitSpec { code: admin.to_string(), name: name.to_string() },
@@ -163,9 +213,15 @@ mod tests {
     fn tinghu_has_the_seed_figures() {
         let org = tinghu();
         let communities: usize = org.streets.iter().map(|s| s.communities.len()).sum();
-        let grids: usize = org.streets.iter().flat_map(|s| &s.communities).map(|c| c.grids.len()).sum();
-        let micro: usize =
-            org.streets.iter().flat_map(|s| &s.communities).flat_map(|c| &c.grids).map(|g| g.micro_grids.len()).sum();
+        let grids: usize =
+            org.streets.iter().flat_map(|s| &s.communities).map(|c| c.grids.len()).sum();
+        let micro: usize = org
+            .streets
+            .iter()
+            .flat_map(|s| &s.communities)
+            .flat_map(|c| &c.grids)
+            .map(|g| g.micro_grids.len())
+            .sum();
         assert_eq!((communities, grids, micro), (70, 427, 1976));
         assert_eq!(org.departments.len(), 12);
         org.events().unwrap();
@@ -174,7 +230,11 @@ mod tests {
     #[test]
     fn shipped_file_is_the_generator_output() {
         let shipped = include_str!("../../org/tinghu.toml");
-        assert_eq!(shipped, to_toml(&tinghu()).unwrap(), "regenerate with `gridcase org generate > org/tinghu.toml`");
+        assert_eq!(
+            shipped,
+            to_toml(&tinghu()).unwrap(),
+            "regenerate with `gridcase org generate > org/tinghu.toml`"
+        );
         let parsed = OrgFile::parse(shipped).unwrap();
         assert_eq!(parsed.events().unwrap(), tinghu().events().unwrap());
     }

@@ -30,7 +30,15 @@ pub struct Holder {
 
 impl Holder {
     fn new(unit: &str, since: Timestamp) -> Holder {
-        Holder { unit: unit.to_string(), since, lead: true, claimed: true, resolved: false, claim_due: None, claim_overdue: false }
+        Holder {
+            unit: unit.to_string(),
+            since,
+            lead: true,
+            claimed: true,
+            resolved: false,
+            claim_due: None,
+            claim_overdue: false,
+        }
     }
 }
 
@@ -275,7 +283,8 @@ impl Case {
                 }
             }
             Event::ExtensionRequested { unit, until, .. } => {
-                self.pending_extension = Some(ExtensionRequest { unit: unit.clone(), until: *until });
+                self.pending_extension =
+                    Some(ExtensionRequest { unit: unit.clone(), until: *until });
             }
             Event::ExtensionApproved { resolution_due, .. } => {
                 self.pending_extension = None;
@@ -304,7 +313,8 @@ impl Case {
                 }
             }
             Event::CallbackRecorded { satisfaction, solved, .. } => {
-                self.last_callback = Some(Callback { satisfaction: *satisfaction, solved: *solved, at });
+                self.last_callback =
+                    Some(Callback { satisfaction: *satisfaction, solved: *solved, at });
             }
             Event::CaseReopened { level, holders, resolution_due, hold_until, .. } => {
                 self.reopen_count += 1;
@@ -358,7 +368,9 @@ impl Case {
     }
 
     /// Folds a whole history; `None` if it does not start with `CaseSubmitted`.
-    pub fn fold<'a>(events: impl IntoIterator<Item = (&'a Event, &'a str, Timestamp)>) -> Option<Case> {
+    pub fn fold<'a>(
+        events: impl IntoIterator<Item = (&'a Event, &'a str, Timestamp)>,
+    ) -> Option<Case> {
         let mut it = events.into_iter();
         let (first, actor, at) = it.next()?;
         let mut case = Case::start(first, actor, at)?;

@@ -61,7 +61,10 @@ impl Judge<'_> {
             return Err(self.no(Rule::InvalidArgument, format!("{field} must not be empty")));
         }
         if text.chars().count() > MAX_TEXT {
-            return Err(self.no(Rule::InvalidArgument, format!("{field} is longer than {MAX_TEXT} characters")));
+            return Err(self.no(
+                Rule::InvalidArgument,
+                format!("{field} is longer than {MAX_TEXT} characters"),
+            ));
         }
         Ok(())
     }
@@ -76,7 +79,12 @@ fn supervisor(actor: &Actor) -> bool {
 }
 
 /// Decides a command; see the module docs.
-pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
+pub fn decide(
+    case: Option<&Case>,
+    command: &Command,
+    actor: &Actor,
+    ctx: &Context<'_>,
+) -> Result<Vec<Event>, Rejection> {
     let j = Judge { command, case, ctx };
     let now = ctx.now;
     let Some(case) = case else {
@@ -95,18 +103,30 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
     let limits = reg.policy.limits(case.kind, category_class(reg, &case.category), case.priority);
     let community_staff = is(actor, Role::CommunityStaff, &case.community);
     let street_staff = is(actor, Role::StreetStaff, &case.street);
-    let assigned_worker =
-        actor.role == Role::GridWorker && case.assigned_worker.as_deref() == Some(actor.id.as_str()) && !actor.system;
+    let assigned_worker = actor.role == Role::GridWorker
+        && case.assigned_worker.as_deref() == Some(actor.id.as_str())
+        && !actor.system;
     let open = case.is_open();
     match command {
         Command::Submit(_) => Err(j.no(Rule::InvalidTransition, "the case already exists")),
         Command::Assign { worker } => {
             j.auth(community_staff, "staff of the case's community")?;
-            j.state(matches!(case.status, Status::Submitted | Status::Assigned), "only a case held by the community can be assigned")?;
+            j.state(
+                matches!(case.status, Status::Submitted | Status::Assigned),
+                "only a case held by the community can be assigned",
+            )?;
             let w = reg.staff.get(worker).filter(|s| !s.retired);
-            let ok = w.is_some_and(|w| w.role == Role::GridWorker && reg.is_within(&w.unit, &case.community));
+            let ok = w.is_some_and(|w| {
+                w.role == Role::GridWorker && reg.is_within(&w.unit, &case.community)
+            });
             if !ok {
-                return Err(j.no(Rule::InvalidArgument, format!("{worker:?} is not an active grid worker of community {}", case.community)));
+                return Err(j.no(
+                    Rule::InvalidArgument,
+                    format!(
+                        "{worker:?} is not an active grid worker of community {}",
+                        case.community
+                    ),
+                ));
             }
             Ok(vec![Event::CaseAssigned { worker: worker.clone() }])
         }
@@ -114,36 +134,63 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
             let withdraw = matches!(command, Command::Withdraw { .. });
             j.text("reason", reason)?;
             if withdraw {
-                j.auth(actor.id == case.submitted_by || community_staff || supervisor(actor), "the resident who submitted it, its community's staff or a district supervisor")?;
-                j.state(open && case.status != Status::Resolved, "only an open, unresolved case can be withdrawn")?;
+                j.auth(
+                    actor.id == case.submitted_by || community_staff || supervisor(actor),
+                    "the resident who submitted it, its community's staff or a district supervisor",
+                )?;
+                j.state(
+                    open && case.status != Status::Resolved,
+                    "only an open, unresolved case can be withdrawn",
+                )?;
                 Ok(vec![Event::CaseWithdrawn { reason: reason.clone() }])
             } else {
                 j.auth(
-                    (community_staff && case.level == Level::Community) || (street_staff && case.level == Level::Street) || supervisor(actor),
+                    (community_staff && case.level == Level::Community)
+                        || (street_staff && case.level == Level::Street)
+                        || supervisor(actor),
                     "the holding community or street, or a district supervisor",
                 )?;
-                j.state(matches!(case.status, Status::Submitted | Status::Assigned | Status::Escalated), "only a case not yet dispatched can be rejected")?;
+                j.state(
+                    matches!(case.status, Status::Submitted | Status::Assigned | Status::Escalated),
+                    "only a case not yet dispatched can be rejected",
+                )?;
                 Ok(vec![Event::CaseRejected { reason: reason.clone() }])
             }
         }
         Command::Merge { into } => {
             j.auth(
-                (community_staff && case.level == Level::Community) || (street_staff && case.level == Level::Street) || supervisor(actor),
+                (community_staff && case.level == Level::Community)
+                    || (street_staff && case.level == Level::Street)
+                    || supervisor(actor),
                 "the holding community or street, or a district supervisor",
             )?;
-            j.state(matches!(case.status, Status::Submitted | Status::Assigned | Status::Escalated), "only a case not yet dispatched can be merged")?;
+            j.state(
+                matches!(case.status, Status::Submitted | Status::Assigned | Status::Escalated),
+                "only a case not yet dispatched can be merged",
+            )?;
             if into == &case.id {
                 return Err(j.no(Rule::InvalidArgument, "a case cannot be merged into itself"));
             }
             if ctx.merge_target_open != Some(true) {
-                return Err(j.no(Rule::InvalidArgument, format!("case {into} does not exist or is no longer open")));
+                return Err(j.no(
+                    Rule::InvalidArgument,
+                    format!("case {into} does not exist or is no longer open"),
+                ));
             }
             Ok(vec![Event::CaseMerged { into: into.clone() }])
         }
         Command::Escalate { reason } => {
-            let grid_worker = actor.role == Role::GridWorker && actor.unit.as_deref() == Some(case.grid.as_str()) && !actor.system;
-            j.auth(community_staff || assigned_worker || grid_worker, "the case's community staff or grid worker")?;
-            j.state(matches!(case.status, Status::Submitted | Status::Assigned), "only a case held by the community can be escalated to the street")?;
+            let grid_worker = actor.role == Role::GridWorker
+                && actor.unit.as_deref() == Some(case.grid.as_str())
+                && !actor.system;
+            j.auth(
+                community_staff || assigned_worker || grid_worker,
+                "the case's community staff or grid worker",
+            )?;
+            j.state(
+                matches!(case.status, Status::Submitted | Status::Assigned),
+                "only a case held by the community can be escalated to the street",
+            )?;
             j.text("reason", reason)?;
             Ok(vec![Event::CaseEscalated {
                 from: case.community.clone(),
@@ -154,40 +201,64 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
             }])
         }
         Command::Dispatch { departments, lead, note } => {
-            j.auth(street_staff || supervisor(actor), "staff of the case's street or a district supervisor")?;
+            j.auth(
+                street_staff || supervisor(actor),
+                "staff of the case's street or a district supervisor",
+            )?;
             j.state(matches!(case.status, Status::Escalated | Status::Dispatched), "only a case at the street (or already dispatched, to add departments) can be dispatched")?;
             if departments.is_empty() {
                 return Err(j.no(Rule::InvalidArgument, "name at least one department"));
             }
             let mut seen = std::collections::HashSet::new();
             for d in departments {
-                let ok = reg.units.get(d).is_some_and(|u| u.kind == UnitKind::Department && !u.retired);
+                let ok =
+                    reg.units.get(d).is_some_and(|u| u.kind == UnitKind::Department && !u.retired);
                 if !ok {
-                    return Err(j.no(Rule::InvalidArgument, format!("{d:?} is not an active department")));
+                    return Err(
+                        j.no(Rule::InvalidArgument, format!("{d:?} is not an active department"))
+                    );
                 }
-                if !seen.insert(d) || case.status == Status::Dispatched && case.holder(d).is_some() {
-                    return Err(j.no(Rule::InvalidArgument, format!("department {d} already holds the case or is named twice")));
+                if !seen.insert(d) || case.status == Status::Dispatched && case.holder(d).is_some()
+                {
+                    return Err(j.no(
+                        Rule::InvalidArgument,
+                        format!("department {d} already holds the case or is named twice"),
+                    ));
                 }
             }
             let lead = lead.clone().unwrap_or_else(|| {
-                case.holders.iter().find(|h| h.lead && case.level == Level::Department).map(|h| h.unit.clone()).unwrap_or_else(|| departments[0].clone())
+                case.holders
+                    .iter()
+                    .find(|h| h.lead && case.level == Level::Department)
+                    .map(|h| h.unit.clone())
+                    .unwrap_or_else(|| departments[0].clone())
             });
-            let lead_ok = departments.contains(&lead) || (case.level == Level::Department && case.holder(&lead).is_some());
+            let lead_ok = departments.contains(&lead)
+                || (case.level == Level::Department && case.holder(&lead).is_some());
             if !lead_ok {
-                return Err(j.no(Rule::InvalidArgument, format!("lead {lead:?} is not among the departments")));
+                return Err(j.no(
+                    Rule::InvalidArgument,
+                    format!("lead {lead:?} is not among the departments"),
+                ));
             }
             Ok(vec![Event::CaseDispatched {
                 from: case.street.clone(),
                 departments: departments.clone(),
                 lead,
-                reason: if case.status == Status::Escalated { case.redispatch_reason() } else { HopReason::Manual },
+                reason: if case.status == Status::Escalated {
+                    case.redispatch_reason()
+                } else {
+                    HopReason::Manual
+                },
                 note: note.clone(),
                 claim_due: now.plus_ms(limits.claim_minutes as i64 * MINUTE),
             }])
         }
         Command::Claim | Command::Return { .. } => {
             let unit = actor.unit.clone().unwrap_or_default();
-            let holder = (actor.role == Role::DepartmentStaff && !actor.system).then(|| case.holder(&unit)).flatten();
+            let holder = (actor.role == Role::DepartmentStaff && !actor.system)
+                .then(|| case.holder(&unit))
+                .flatten();
             j.auth(holder.is_some(), "staff of a department that holds the case")?;
             j.state(case.status == Status::Dispatched, "the case is not with departments")?;
             let Some(h) = holder else { return Err(j.no(Rule::NotAuthorised, "not a holder")) };
@@ -198,7 +269,8 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
                 Ok(vec![Event::CaseReturned {
                     department: unit,
                     reason: reason.clone(),
-                    street_hold_until: last.then(|| now.plus_ms(limits.street_minutes as i64 * MINUTE)),
+                    street_hold_until: last
+                        .then(|| now.plus_ms(limits.street_minutes as i64 * MINUTE)),
                 }])
             } else {
                 j.state(!h.claimed, "this department already claimed the case")?;
@@ -209,13 +281,29 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
             j.text("reason", reason)?;
             let unit = holding_unit(case, actor, community_staff, assigned_worker, street_staff);
             j.auth(unit.is_some(), "a unit that holds the case")?;
-            j.state(open && case.status != Status::Resolved, "only a case being worked on can be extended")?;
+            j.state(
+                open && case.status != Status::Resolved,
+                "only a case being worked on can be extended",
+            )?;
             j.state(case.pending_extension.is_none(), "an extension request is already pending")?;
-            j.state(now <= case.resolution_due, "an extension must be requested before the deadline")?;
+            j.state(
+                now <= case.resolution_due,
+                "an extension must be requested before the deadline",
+            )?;
             if *until <= case.resolution_due {
-                return Err(j.no(Rule::InvalidArgument, format!("the new deadline must be after the current one ({})", case.resolution_due)));
+                return Err(j.no(
+                    Rule::InvalidArgument,
+                    format!(
+                        "the new deadline must be after the current one ({})",
+                        case.resolution_due
+                    ),
+                ));
             }
-            Ok(vec![Event::ExtensionRequested { unit: unit.unwrap_or_default(), until: *until, reason: reason.clone() }])
+            Ok(vec![Event::ExtensionRequested {
+                unit: unit.unwrap_or_default(),
+                until: *until,
+                reason: reason.clone(),
+            }])
         }
         Command::DecideExtension { approve, reason } => {
             let Some(req) = &case.pending_extension else {
@@ -235,17 +323,30 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
             j.auth(supervisor(actor) || (street_staff && case.level == Level::Community), "a superior of the holder (the street over a community, a district supervisor over anyone)")?;
             j.state(case.is_overdue(now), "only an overdue case can be supervised")?;
             j.text("note", note)?;
-            Ok(vec![Event::CaseSupervised { by: actor.unit.clone().unwrap_or_else(|| actor.id.clone()), note: note.clone() }])
+            Ok(vec![Event::CaseSupervised {
+                by: actor.unit.clone().unwrap_or_else(|| actor.id.clone()),
+                note: note.clone(),
+            }])
         }
         Command::Resolve { note } => {
             j.text("note", note)?;
-            j.state(matches!(case.status, Status::Submitted | Status::Assigned | Status::Escalated | Status::Dispatched), "only a case being worked on can be resolved")?;
+            j.state(
+                matches!(
+                    case.status,
+                    Status::Submitted | Status::Assigned | Status::Escalated | Status::Dispatched
+                ),
+                "only a case being worked on can be resolved",
+            )?;
             let unit = match case.level {
-                Level::Community => (community_staff || assigned_worker).then(|| case.community.clone()),
+                Level::Community => {
+                    (community_staff || assigned_worker).then(|| case.community.clone())
+                }
                 Level::Street => street_staff.then(|| case.street.clone()),
                 Level::Department => {
                     let u = actor.unit.clone().unwrap_or_default();
-                    let h = (actor.role == Role::DepartmentStaff && !actor.system).then(|| case.holder(&u)).flatten();
+                    let h = (actor.role == Role::DepartmentStaff && !actor.system)
+                        .then(|| case.holder(&u))
+                        .flatten();
                     if let Some(h) = h {
                         j.state(h.claimed, "claim the case before resolving it")?;
                         j.state(!h.resolved, "this department already resolved its part")?;
@@ -254,31 +355,52 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
                 }
             };
             let Some(unit) = unit else {
-                return Err(j.no(Rule::NotAuthorised, "only the holder (its assigned grid worker or staff) may resolve the case"));
+                return Err(j.no(
+                    Rule::NotAuthorised,
+                    "only the holder (its assigned grid worker or staff) may resolve the case",
+                ));
             };
             let complete = case.holders.iter().all(|h| h.unit == unit || h.resolved);
             Ok(vec![Event::CaseResolved { unit, note: note.clone(), complete }])
         }
         Command::Callback { satisfaction, solved, note } => {
-            j.auth(community_staff || supervisor(actor), "staff of the case's community or a district supervisor (hotline)")?;
+            j.auth(
+                community_staff || supervisor(actor),
+                "staff of the case's community or a district supervisor (hotline)",
+            )?;
             j.state(case.status == Status::Resolved, "only a resolved case can be called back")?;
-            Ok(vec![Event::CallbackRecorded { satisfaction: *satisfaction, solved: *solved, note: note.clone() }])
+            Ok(vec![Event::CallbackRecorded {
+                satisfaction: *satisfaction,
+                solved: *solved,
+                note: note.clone(),
+            }])
         }
         Command::Reopen { reason } => {
             j.text("reason", reason)?;
             match case.status {
                 Status::Resolved => {
-                    j.auth(community_staff || supervisor(actor), "staff of the case's community or a district supervisor")?;
-                    let unhappy = case.last_callback.as_ref().is_some_and(|c| c.satisfaction == super::Satisfaction::Unsatisfied || !c.solved);
+                    j.auth(
+                        community_staff || supervisor(actor),
+                        "staff of the case's community or a district supervisor",
+                    )?;
+                    let unhappy = case.last_callback.as_ref().is_some_and(|c| {
+                        c.satisfaction == super::Satisfaction::Unsatisfied || !c.solved
+                    });
                     j.state(unhappy, "a resolved case is reopened only after a callback that is unsatisfied or not solved")?;
                 }
                 Status::Closed => {
                     j.auth(supervisor(actor), "a district supervisor (for a closed case)")?;
                     let window = reg.policy.reopen_window_days as i64 * 24 * 60 * MINUTE;
-                    let in_window = case.closed_at.is_some_and(|c| now.0 <= c.0.saturating_add(window));
+                    let in_window =
+                        case.closed_at.is_some_and(|c| now.0 <= c.0.saturating_add(window));
                     j.state(in_window, "the reopen window of the closed case has passed")?;
                 }
-                _ => return Err(j.no(Rule::InvalidTransition, "only a resolved or recently closed case can be reopened")),
+                _ => {
+                    return Err(j.no(
+                        Rule::InvalidTransition,
+                        "only a resolved or recently closed case can be reopened",
+                    ))
+                }
             }
             let level = case.last_resolved_level;
             let hold_until = match level {
@@ -289,13 +411,20 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
             Ok(vec![Event::CaseReopened {
                 reason: reason.clone(),
                 level,
-                holders: if case.last_resolvers.is_empty() { case.holder_units() } else { case.last_resolvers.clone() },
+                holders: if case.last_resolvers.is_empty() {
+                    case.holder_units()
+                } else {
+                    case.last_resolvers.clone()
+                },
                 resolution_due: now.plus_ms(limits.resolution_minutes as i64 * MINUTE),
                 hold_until,
             }])
         }
         Command::Close { note } => {
-            j.auth(community_staff || supervisor(actor), "staff of the case's community or a district supervisor")?;
+            j.auth(
+                community_staff || supervisor(actor),
+                "staff of the case's community or a district supervisor",
+            )?;
             j.state(case.status == Status::Resolved, "only a resolved case can be closed")?;
             j.state(case.last_callback.is_some(), "call the resident back before closing")?;
             Ok(vec![Event::CaseClosed { note: note.clone() }])
@@ -307,13 +436,20 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
     }
 }
 
-fn holding_unit(case: &Case, actor: &Actor, community_staff: bool, assigned_worker: bool, street_staff: bool) -> Option<String> {
+fn holding_unit(
+    case: &Case,
+    actor: &Actor,
+    community_staff: bool,
+    assigned_worker: bool,
+    street_staff: bool,
+) -> Option<String> {
     match case.level {
         Level::Community => (community_staff || assigned_worker).then(|| case.community.clone()),
         Level::Street => street_staff.then(|| case.street.clone()),
         Level::Department => {
             let u = actor.unit.as_deref()?;
-            (actor.role == Role::DepartmentStaff && case.holder(u).is_some_and(|h| h.claimed)).then(|| u.to_string())
+            (actor.role == Role::DepartmentStaff && case.holder(u).is_some_and(|h| h.claimed))
+                .then(|| u.to_string())
         }
     }
 }
@@ -352,7 +488,11 @@ fn deadline_events(case: &Case, reg: &Registry, now: Timestamp) -> Vec<Event> {
                 note: "the street's time limit passed; sent to the category's department".into(),
                 claim_due: due.plus_ms(limits.claim_minutes as i64 * MINUTE),
             }
-        } else if let Some(h) = state.holders.iter().find(|h| h.claim_due == Some(due) && !h.claimed && !h.claim_overdue) {
+        } else if let Some(h) = state
+            .holders
+            .iter()
+            .find(|h| h.claim_due == Some(due) && !h.claimed && !h.claim_overdue)
+        {
             Event::CaseOverdue { what: OverdueKind::Claim { department: h.unit.clone() }, due }
         } else if !state.overdue_marked && state.resolution_due == due {
             Event::CaseOverdue { what: OverdueKind::Resolution, due }
@@ -370,16 +510,28 @@ fn submit(j: &Judge<'_>, s: &Submission, actor: &Actor) -> Result<Vec<Event>, Re
     let reg = ctx.registry;
     j.text("description", &s.description)?;
     let cat = reg.categories.get(&s.category).ok_or_else(|| {
-        j.no(Rule::InvalidArgument, format!("unknown category {:?}; the registry has {}", s.category, reg.categories.keys().cloned().collect::<Vec<_>>().join(", ")))
+        j.no(
+            Rule::InvalidArgument,
+            format!(
+                "unknown category {:?}; the registry has {}",
+                s.category,
+                reg.categories.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
     })?;
-    let (grid, micro_grid) = reg.resolve_location(&s.location).map_err(|e| j.no(Rule::InvalidArgument, e.to_string()))?;
+    let (grid, micro_grid) = reg
+        .resolve_location(&s.location)
+        .map_err(|e| j.no(Rule::InvalidArgument, e.to_string()))?;
     if reg.units.get(&grid).is_some_and(|u| u.retired) {
         return Err(j.no(Rule::InvalidArgument, format!("grid {grid} is retired")));
     }
     let community = reg.ancestor(&grid, UnitKind::Community).map(|u| u.code.clone());
     let street = reg.ancestor(&grid, UnitKind::Street).map(|u| u.code.clone());
     let (Some(community), Some(street)) = (community, street) else {
-        return Err(j.no(Rule::InvalidArgument, format!("grid {grid} is not under a community and street")));
+        return Err(j.no(
+            Rule::InvalidArgument,
+            format!("grid {grid} is not under a community and street"),
+        ));
     };
     let allowed = match actor.role {
         Role::Resident => s.channel != super::Channel::GridPatrol,

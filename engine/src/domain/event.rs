@@ -330,7 +330,12 @@ impl Event {
     }
 
     /// Decodes a payload.
-    pub fn decode(event_type: &str, schema: u16, codec: u8, payload: &[u8]) -> Result<Event, EventCodecError> {
+    pub fn decode(
+        event_type: &str,
+        schema: u16,
+        codec: u8,
+        payload: &[u8],
+    ) -> Result<Event, EventCodecError> {
         if codec != CODEC_POSTCARD {
             return Err(EventCodecError(format!("{event_type}: unknown payload codec {codec}")));
         }
@@ -342,7 +347,10 @@ impl Event {
         let ev: Event = postcard::from_bytes(payload)
             .map_err(|e| EventCodecError(format!("{event_type}: payload does not decode: {e}")))?;
         if ev.event_type() != event_type {
-            return Err(EventCodecError(format!("envelope says {event_type}, payload is {}", ev.event_type())));
+            return Err(EventCodecError(format!(
+                "envelope says {event_type}, payload is {}",
+                ev.event_type()
+            )));
         }
         Ok(ev)
     }

@@ -42,7 +42,13 @@ pub struct Limits {
 }
 
 impl Limits {
-    const fn new(resolution_h: u32, response_h: u32, community_h: u32, street_h: u32, claim_h: u32) -> Limits {
+    const fn new(
+        resolution_h: u32,
+        response_h: u32,
+        community_h: u32,
+        street_h: u32,
+        claim_h: u32,
+    ) -> Limits {
         Limits {
             resolution_minutes: resolution_h * 60,
             response_minutes: response_h * 60,
@@ -76,7 +82,13 @@ pub struct DeadlinePolicy {
 impl Default for DeadlinePolicy {
     fn default() -> Self {
         DeadlinePolicy {
-            emergency: Limits { response_minutes: 30, community_minutes: 30, street_minutes: 30, claim_minutes: 30, resolution_minutes: 120 },
+            emergency: Limits {
+                response_minutes: 30,
+                community_minutes: 30,
+                street_minutes: 30,
+                claim_minutes: 30,
+                resolution_minutes: 120,
+            },
             utilities: Limits::new(24, 2, 6, 4, 4),
             ordinary: Limits::new(7 * 24, 24, 48, 24, 24),
             complex: Limits::new(15 * 24, 24, 96, 48, 48),
@@ -92,7 +104,11 @@ impl DeadlinePolicy {
     pub fn limits(&self, kind: RequestKind, class: DeadlineClass, priority: Priority) -> Limits {
         let class = match priority {
             Priority::Emergency => DeadlineClass::Emergency,
-            Priority::Urgent if matches!(class, DeadlineClass::Ordinary | DeadlineClass::Complex) => DeadlineClass::Utilities,
+            Priority::Urgent
+                if matches!(class, DeadlineClass::Ordinary | DeadlineClass::Complex) =>
+            {
+                DeadlineClass::Utilities
+            }
             _ => class,
         };
         let mut l = match class {
@@ -109,9 +125,21 @@ impl DeadlinePolicy {
 
     /// Checks that every limit is positive and the levels fit inside the resolution limit.
     pub fn validate(&self) -> Result<(), Error> {
-        for (name, l) in [("emergency", self.emergency), ("utilities", self.utilities), ("ordinary", self.ordinary), ("complex", self.complex)] {
-            if l.resolution_minutes == 0 || l.response_minutes == 0 || l.community_minutes == 0 || l.street_minutes == 0 || l.claim_minutes == 0 {
-                return Err(Error::InvalidInput(format!("policy.{name}: every limit must be at least one minute")));
+        for (name, l) in [
+            ("emergency", self.emergency),
+            ("utilities", self.utilities),
+            ("ordinary", self.ordinary),
+            ("complex", self.complex),
+        ] {
+            if l.resolution_minutes == 0
+                || l.response_minutes == 0
+                || l.community_minutes == 0
+                || l.street_minutes == 0
+                || l.claim_minutes == 0
+            {
+                return Err(Error::InvalidInput(format!(
+                    "policy.{name}: every limit must be at least one minute"
+                )));
             }
         }
         if self.near_due_percent == 0 || self.near_due_percent > 100 {

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::{
-    decode_record, encode_record, envelope_of, request_digest, ChainVerifier, Envelope, Hash, IdempotencyMark,
-    GENESIS_HASH, RECORD_FORMAT,
+    decode_record, encode_record, envelope_of, request_digest, ChainVerifier, Envelope, Hash,
+    IdempotencyMark, GENESIS_HASH, RECORD_FORMAT,
 };
 use super::{
     AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position, RecordedEvent, StreamId,
@@ -847,23 +847,38 @@ fn import_group(
     let mut last_at = *last_recorded;
     for rec in &records {
         if rec.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(Error::InvalidInput(format!("record {} has a payload over {MAX_PAYLOAD_BYTES} bytes", rec.position)));
+            return Err(Error::InvalidInput(format!(
+                "record {} has a payload over {MAX_PAYLOAD_BYTES} bytes",
+                rec.position
+            )));
         }
         StreamId::new(rec.stream.clone())?;
         let bytes = encode_record(&envelope_of(rec))?;
         let decoded = decode_record(&bytes, rec.position)?;
         if decoded.hash != rec.hash {
-            return Err(Error::Corruption { position: rec.position, reason: "record does not hash to its stated hash".into() });
+            return Err(Error::Corruption {
+                position: rec.position,
+                reason: "record does not hash to its stated hash".into(),
+            });
         }
         verifier.check(&decoded)?;
         let current = match versions.get(&rec.stream) {
             Some(v) => *v,
-            None => inner.heads.read().unwrap_or_else(|p| p.into_inner()).get(&rec.stream).copied().unwrap_or(0),
+            None => inner
+                .heads
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&rec.stream)
+                .copied()
+                .unwrap_or(0),
         };
         if rec.version != current + 1 {
             return Err(Error::Corruption {
                 position: rec.position,
-                reason: format!("stream {} jumps from version {current} to {}", rec.stream, rec.version),
+                reason: format!(
+                    "stream {} jumps from version {current} to {}",
+                    rec.stream, rec.version
+                ),
             });
         }
         versions.insert(rec.stream.clone(), rec.version);
@@ -879,7 +894,13 @@ fn import_group(
         }
         last_at = last_at.max(rec.recorded_at);
         entries.push((rec.stream.clone(), rec.version, rec.position));
-        builder.push(rec.position, (bytes, decoded.hash), &rec.prev_hash, inner.options.max_frame_events, inner.options.max_frame_bytes);
+        builder.push(
+            rec.position,
+            (bytes, decoded.hash),
+            &rec.prev_hash,
+            inner.options.max_frame_events,
+            inner.options.max_frame_bytes,
+        );
     }
     builder.seal(&verifier.head_hash());
     if builder.frames.is_empty() {
@@ -1059,7 +1080,9 @@ impl EventLog for SledLog {
         }
         let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Job::Import { records, reply }).await.map_err(|_| Error::Internal("log writer stopped".into()))?;
+        tx.send(Job::Import { records, reply })
+            .await
+            .map_err(|_| Error::Internal("log writer stopped".into()))?;
         rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
     }
 
@@ -1252,7 +1275,7 @@ mod tests {
 #[cfg(test)]
 mod import_tests {
     use super::*;
-    use crate::log::{ExpectedVersion, EventData, CODEC_POSTCARD};
+    use crate::log::{EventData, ExpectedVersion, CODEC_POSTCARD};
     use crate::time::ManualClock;
 
     #[tokio::test]
@@ -1261,8 +1284,18 @@ mod import_tests {
         let clock = Arc::new(ManualClock::new(Timestamp(5_000)));
         let src = SledLog::open(a.path(), SledOptions::default(), clock.clone()).unwrap();
         for i in 0..30u8 {
-            let ev = EventData { event_type: "T".into(), schema_version: 1, payload_codec: CODEC_POSTCARD, payload: vec![i; 40] };
-            let mut r = AppendRequest::new(StreamId::new(format!("s{}", i % 4)).unwrap(), ExpectedVersion::Any, "x", vec![ev]);
+            let ev = EventData {
+                event_type: "T".into(),
+                schema_version: 1,
+                payload_codec: CODEC_POSTCARD,
+                payload: vec![i; 40],
+            };
+            let mut r = AppendRequest::new(
+                StreamId::new(format!("s{}", i % 4)).unwrap(),
+                ExpectedVersion::Any,
+                "x",
+                vec![ev],
+            );
             r.idempotency_key = (i % 7 == 0).then(|| format!("k{i}"));
             src.append(r).await.unwrap();
         }
