@@ -5,9 +5,10 @@
 //! benchmark (`gridcase bench`). Simulated time advances in steps; in each
 //! step residents submit on a Poisson schedule, every open case's holder may
 //! act, and the engine records the deadlines that passed. Each case's choices
-//! come from a random generator seeded by (seed, case, step), and every
-//! command of a step runs at the step's time, so the resulting case states do
-//! not depend on how many concurrent actors ran the step.
+//! come from a random generator seeded by (seed, arrival number, step), and
+//! every command of a step runs at the step's time, so what happens to each
+//! request does not depend on how the concurrent actors interleaved (case
+//! ids, which follow commit order, may).
 //!
 //! **Architecture Invariant:** the simulator never writes events directly;
 //! everything goes through [`Engine::submit`], [`Engine::execute`] and
@@ -148,6 +149,11 @@ struct Town {
     default_dept: HashMap<String, String>,
     staff: HashMap<(Role, String), String>,
     supervisor: String,
+    /// The latest case submitted in each grid before this step: where a duplicate is merged.
+    latest_in_grid: std::sync::RwLock<HashMap<String, String>>,
+    /// The arrival number of each case: the stable key of its random choices
+    /// (case ids follow commit order, which concurrency makes vary).
+    arrival_of: std::sync::RwLock<HashMap<String, u64>>,
 }
 
 impl Town {
@@ -160,15 +166,18 @@ impl Town {
                 supervisor = Some(s.id.clone());
             }
         }
+        // One pass over the units: city-scale registries have ~100k of them.
+        let mut micro_of: HashMap<&str, Vec<String>> = HashMap::new();
+        for m in reg.units_of(UnitKind::MicroGrid).filter(|m| !m.retired) {
+            if let Some(p) = m.parent.as_deref() {
+                micro_of.entry(p).or_default().push(m.code.clone());
+            }
+        }
         let grids: Vec<_> = reg
             .units_of(UnitKind::Grid)
             .filter(|g| !g.retired)
             .map(|g| {
-                let micro: Vec<String> = reg
-                    .units_of(UnitKind::MicroGrid)
-                    .filter(|m| m.parent.as_deref() == Some(&g.code))
-                    .map(|m| m.code.clone())
-                    .collect();
+                let micro = micro_of.remove(g.code.as_str()).unwrap_or_default();
                 let community =
                     g.parent.as_deref().map(|c| reg.name_of(c).to_string()).unwrap_or_default();
                 (g.code.clone(), micro, format!("{community}{}", g.name))
@@ -200,6 +209,8 @@ impl Town {
             supervisor: supervisor.ok_or_else(|| {
                 Error::InvalidInput("the organisation has no district supervisor".into())
             })?,
+            latest_in_grid: std::sync::RwLock::new(HashMap::new()),
+            arrival_of: std::sync::RwLock::new(HashMap::new()),
         })
     }
 
@@ -255,21 +266,36 @@ pub async fn run(
             tasks.push(tokio::spawn(async move {
                 let mut report = SimReport::default();
                 let mut lat = Vec::with_capacity(cases.len() + arrivals.len());
+                let mut new_cases = Vec::with_capacity(arrivals.len());
                 for a in arrivals {
-                    submit_one(&engine, &town, seed, a, &mut report, &mut lat).await?;
+                    new_cases
+                        .extend(submit_one(&engine, &town, seed, a, &mut report, &mut lat).await?);
                 }
                 for id in cases {
                     act(&engine, &town, seed, step, now, &id, &mut report, &mut lat).await?;
                 }
-                Ok::<_, Error>((report, lat))
+                Ok::<_, Error>((report, lat, new_cases))
             }));
         }
+        let mut new_cases = Vec::new();
         for t in tasks {
-            let (r, lat) =
+            let (r, lat, cases) =
                 t.await.map_err(|e| Error::Internal(format!("simulation task failed: {e}")))??;
             total.merge(&r);
             for l in lat {
                 let _ = hist.record(l.max(1));
+            }
+            new_cases.extend(cases);
+        }
+        // Publish this step's arrivals in arrival order, after the step, so
+        // that no choice in a step depends on how its actors interleaved.
+        new_cases.sort();
+        {
+            let mut latest = town.latest_in_grid.write().unwrap_or_else(|p| p.into_inner());
+            let mut arrival = town.arrival_of.write().unwrap_or_else(|p| p.into_inner());
+            for (n, grid, id) in new_cases {
+                arrival.insert(id.clone(), n);
+                latest.insert(grid, id);
             }
         }
         // 3. Deadlines up to the end of the step.
@@ -332,7 +358,7 @@ async fn submit_one(
     n: u64,
     report: &mut SimReport,
     lat: &mut Vec<u64>,
-) -> Result<(), Error> {
+) -> Result<Option<(u64, String, String)>, Error> {
     let mut rng = rng_for(seed, "submit", n);
     let (grid, micro, label) = &town.grids[rng.random_range(0..town.grids.len())];
     let channel = pick(
@@ -398,10 +424,13 @@ async fn submit_one(
         location,
         contact,
     };
-    if timed(engine, None, Command::Submit(sub), &actor, report, lat).await?.is_some() {
-        report.submitted += 1;
+    match timed(engine, None, Command::Submit(sub), &actor, report, lat).await? {
+        Some(case) => {
+            report.submitted += 1;
+            Ok(Some((n, case.grid, case.id)))
+        }
+        None => Ok(None),
     }
-    Ok(())
 }
 
 /// One holder's move on one case in one step.
@@ -421,7 +450,11 @@ async fn act(
         Err(Error::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let mut rng = rng_for(seed, id, step);
+    let arrival = town.arrival_of.read().unwrap_or_else(|p| p.into_inner()).get(id).copied();
+    let mut rng = match arrival {
+        Some(n) => rng_for(seed, "case", n.wrapping_mul(1_000_003).wrapping_add(step)),
+        None => rng_for(seed, id, step),
+    };
     let roll: u32 = rng.random_range(0..1000);
     let community_staff =
         town.staff(Role::CommunityStaff, &case.community).unwrap_or("").to_string();
@@ -435,12 +468,15 @@ async fn act(
             0..=4 => (Command::Reject { reason: "无效诉求：信息不实".into() }, community_staff),
             5..=9 => {
                 // A duplicate of another open case in the same grid, if there is one.
-                let other = engine.open_cases().into_iter().find(|c| {
-                    c.grid == case.grid && c.id != case.id && c.status != Status::Resolved
-                });
+                let other = town
+                    .latest_in_grid
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&case.grid)
+                    .cloned();
                 match other {
-                    Some(o) => (Command::Merge { into: o.id }, community_staff),
-                    None => return Ok(()),
+                    Some(o) if o != case.id => (Command::Merge { into: o }, community_staff),
+                    _ => return Ok(()),
                 }
             }
             10..=12 => (Command::Withdraw { reason: "问题已自行解决".into() }, community_staff),
