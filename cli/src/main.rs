@@ -6,6 +6,7 @@
 //! (backlog, rates, chains, overdue, case show, stats) and audit it (replay,
 //! audit verify, export, import). Every read command takes `--json`.
 
+mod bench;
 mod cases;
 mod dashboard;
 mod error;
@@ -92,6 +93,8 @@ enum Cmd {
     },
     /// Store size, event count, per-type counts, open cases.
     Stats,
+    /// Escalation throughput at city scale on sled, PostgreSQL or both, side by side.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -171,5 +174,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Export { out } => store::export(&g, out).await,
         Cmd::Import { file } => store::import(&g, &file).await,
         Cmd::Stats => store::stats(&g).await,
+        Cmd::Bench(a) => bench::bench(&g, a).await,
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::decide::Context;
@@ -27,6 +27,8 @@ use crate::Error;
 /// Prefix of every case stream.
 pub const CASE_STREAM_PREFIX: &str = "case-";
 const PAGE: usize = 4096;
+/// Deadline checks in flight at once during a tick.
+const TICK_CONCURRENCY: usize = 256;
 
 /// Tunables of the engine.
 #[derive(Clone, Debug)]
@@ -553,18 +555,24 @@ impl Engine {
                 .map(|(_, id)| id.clone())
                 .collect()
         };
+        // Due cases are independent streams, so their checks run concurrently:
+        // each waits for a group commit, and serially they would wait for one
+        // flush each.
         let mut report = TickReport::default();
-        for id in due {
+        let mut checks = futures::stream::iter(due.into_iter().map(|id| async move {
+            self.execute_at(
+                Some(&id),
+                Command::CheckDeadlines,
+                "system",
+                CommandOptions::default(),
+                Some(now),
+            )
+            .await
+        }))
+        .buffer_unordered(TICK_CONCURRENCY);
+        while let Some(r) = checks.next().await {
+            let r = r?;
             report.checked += 1;
-            let r = self
-                .execute_at(
-                    Some(&id),
-                    Command::CheckDeadlines,
-                    "system",
-                    CommandOptions::default(),
-                    Some(now),
-                )
-                .await?;
             for e in &r.events {
                 report.events += 1;
                 match e {

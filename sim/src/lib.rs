@@ -95,6 +95,10 @@ pub struct SimReport {
     pub events: u64,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
+    /// Of which: actors working cases and intake.
+    pub work_seconds: f64,
+    /// Of which: deadline ticks (including following the log).
+    pub tick_seconds: f64,
     /// Command latency percentiles in microseconds: p50, p99, max.
     pub latency_us: [u64; 3],
     /// Simulated end time.
@@ -258,6 +262,7 @@ pub async fn run(
                 next_arrival += exp_sample(&mut arrivals, rate_per_ms);
             }
         }
+        let work_started = Instant::now();
         let mut tasks = Vec::new();
         for (cases, arrivals) in work.into_iter().zip(intake) {
             let engine = engine.clone();
@@ -298,9 +303,12 @@ pub async fn run(
                 latest.insert(grid, id);
             }
         }
+        total.work_seconds += work_started.elapsed().as_secs_f64();
         // 3. Deadlines up to the end of the step.
         clock.set(Timestamp(end));
+        let tick_started = Instant::now();
         let tick = engine.tick(Timestamp(end)).await?;
+        total.tick_seconds += tick_started.elapsed().as_secs_f64();
         total.deadline_events += tick.events;
         total.escalations += tick.escalations;
         total.dispatches += tick.dispatches;

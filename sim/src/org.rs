@@ -28,9 +28,10 @@ pub struct Shape {
 pub const TINGHU: Shape = Shape { streets: 9, communities: 70, grids: 427, micro_grids: 1976 };
 
 /// A city at Chengdu's scale (`001`): 118 streets with 25 communities each,
-/// 6 grids per community, 4 micro-grids per grid.
+/// 4 grids per community, 2 micro-grids per grid (about 57,000 registry
+/// events: one atomic append).
 pub const CHENGDU: Shape =
-    Shape { streets: 118, communities: 2950, grids: 17_700, micro_grids: 70_800 };
+    Shape { streets: 118, communities: 2950, grids: 11_800, micro_grids: 23_600 };
 
 const STREET_NAMES: &[&str] = &[
     "文峰", "先锋", "毓龙", "大洋", "五星", "新兴", "便仓", "盐东", "黄尖", "南洋", "新洋", "亭湖",
