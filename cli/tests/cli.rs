@@ -1,0 +1,220 @@
+//! Runs the real `gridcase` binary against temporary data directories: the
+//! demo, a scripted lifecycle, audit, export/import, and bad input that must
+//! change nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const ORG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../org/tinghu.toml");
+const AT: &str = "2026-03-02T08:00:00Z";
+
+fn gridcase(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gridcase"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("GRIDCASE_STORE")
+        .env_remove("GRIDCASE_AT")
+        .output()
+        .unwrap()
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = gridcase(data, args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(data: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&ok(data, &a)).unwrap()
+}
+
+/// Event count and head hash: what must not change after a refused command.
+fn fingerprint(data: &Path) -> (u64, String) {
+    let v = json(data, &["audit", "verify"]);
+    (v["events"].as_u64().unwrap(), v["head_hash"].as_str().unwrap().to_string())
+}
+
+/// One error line on stderr, a non-zero exit, nothing on stdout.
+fn fails(data: &Path, args: &[&str], needle: &str) {
+    let out = gridcase(data, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one error line, got {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{args:?}: {err:?} does not mention {needle:?}");
+}
+
+fn init(dir: &Path) {
+    ok(dir, &["init", "--org", ORG]);
+}
+
+fn submit(dir: &Path) -> String {
+    let v = json(
+        dir,
+        &[
+            "--at", AT, "submit", "--as", "resident:13800000000", "--category", "noise_dispute", "--location", "320902001001001",
+            "--description", "楼上装修噪音", "--channel", "app", "--kind", "complaint", "--contact-name", "王女士", "--contact-phone",
+            "13800000000",
+        ],
+    );
+    v["case"]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn demo_prints_the_dashboard_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let out = ok(&data, &["demo", "--days", "3", "--rate", "200"]);
+    for section in ["== Simulation", "== Audit", "OK:"] {
+        assert!(out.contains(section), "dashboard lacks {section:?}:\n{out}");
+    }
+    // A second run replaces its own store.
+    ok(&data, &["demo", "--days", "1", "--rate", "50"]);
+}
+
+#[test]
+fn demo_refuses_a_directory_it_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("precious.txt"), "keep me").unwrap();
+    fails(dir.path(), &["demo", "--days", "1"], "did not create");
+    assert!(dir.path().join("precious.txt").exists());
+}
+
+#[test]
+fn scripted_case_walks_the_whole_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    let step = |args: &[&str], status: &str| {
+        let mut a = vec!["--json", "--at", AT];
+        a.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&ok(d, &a)).unwrap();
+        assert_eq!(v["case"]["status"], status, "{args:?}");
+    };
+    step(&["assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001001-1"], "assigned");
+    step(&["escalate", &id, "--reason", "社区无法协调", "--as", "gw-320902001001001"], "escalated");
+    step(&["dispatch", &id, "--dept", "D01", "--as", "ss-320902001-1"], "dispatched");
+    step(&["return", &id, "--reason", "不属于城管职责", "--as", "ds-D01-1"], "escalated");
+    step(&["dispatch", &id, "--dept", "D02", "--dept", "D03", "--lead", "D02", "--as", "ss-320902001-1"], "dispatched");
+    step(&["claim", &id, "--as", "ds-D02-1"], "dispatched");
+    step(&["claim", &id, "--as", "ds-D03-1"], "dispatched");
+    step(&["extend", &id, "--until", "2026-03-20", "--reason", "需要调解", "--as", "ds-D02-1"], "dispatched");
+    step(&["extension", &id, "--approve", "--as", "sup-1"], "dispatched");
+    step(&["resolve", &id, "--note", "已调解", "--as", "ds-D02-1"], "dispatched");
+    step(&["resolve", &id, "--note", "已普法", "--as", "ds-D03-1"], "resolved");
+    step(&["callback", &id, "--satisfaction", "unsatisfied", "--solved", "no", "--as", "cs-320902001001-1"], "resolved");
+    step(&["reopen", &id, "--reason", "噪音仍在", "--as", "cs-320902001001-1"], "dispatched");
+    step(&["resolve", &id, "--note", "再次调解", "--as", "ds-D02-1"], "dispatched");
+    step(&["resolve", &id, "--note", "再次普法", "--as", "ds-D03-1"], "resolved");
+    step(&["callback", &id, "--satisfaction", "satisfied", "--as", "cs-320902001001-1"], "resolved");
+    step(&["close", &id, "--note", "办结", "--as", "cs-320902001001-1"], "closed");
+    let shown = ok(d, &["case", "show", &id]);
+    for t in ["CaseSubmitted", "CaseReturned", "ExtensionApproved", "CaseReopened", "CaseClosed"] {
+        assert!(shown.contains(t), "timeline lacks {t}:\n{shown}");
+    }
+    let (events, _) = fingerprint(d);
+    assert!(events > 3000);
+}
+
+#[test]
+fn idempotent_retry_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    let args = ["--json", "assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001001-1", "--idempotency-key", "k-1"];
+    ok(d, &args);
+    let before = fingerprint(d);
+    let again: serde_json::Value = serde_json::from_str(&ok(d, &args)).unwrap();
+    assert_eq!(again["deduplicated"], true);
+    assert_eq!(fingerprint(d), before);
+}
+
+#[test]
+fn bad_input_gives_one_line_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    let before = fingerprint(d);
+    let sub = |loc: &str| {
+        vec![
+            "submit".to_string(), "--as".into(), "resident:1".into(), "--category".into(), "noise_dispute".into(), "--location".into(),
+            loc.into(), "--description".into(), "x".into(),
+        ]
+    };
+    let unknown_grid = sub("999999999999999");
+    fails(d, &unknown_grid.iter().map(String::as_str).collect::<Vec<_>>(), "999999999999999");
+    // Wrong role: a department cannot assign.
+    fails(d, &["assign", &id, "--worker", "gw-320902001001001", "--as", "ds-D01-1"], "not authorised");
+    // Wrong unit: another community's staff.
+    fails(d, &["assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001002-1"], "not authorised");
+    // Invalid transition: a submitted case cannot be closed, even by its community.
+    fails(d, &["close", &id, "--as", "cs-320902001001-1"], "invalid transition");
+    // Malformed time.
+    fails(d, &["extend", &id, "--until", "next tuesday", "--reason", "r", "--as", "cs-320902001001-1"], "malformed time");
+    fails(d, &["tick", "--now", "soon"], "malformed time");
+    // Unknown staff, unknown case.
+    fails(d, &["escalate", &id, "--reason", "r", "--as", "nobody"], "nobody");
+    fails(d, &["escalate", "GC9999999", "--reason", "r", "--as", "cs-320902001001-1"], "GC9999999");
+    // A second init into the same store.
+    fails(d, &["init", "--org", ORG], "already");
+    assert_eq!(fingerprint(d), before);
+}
+
+#[test]
+fn missing_data_dir_is_an_error_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    fails(&missing, &["stats"], "no store");
+    fails(&missing, &["audit", "verify"], "no store");
+    fails(&missing, &["case", "show", "GC0000001"], "no store");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn tampered_store_fails_audit_with_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    submit(d);
+    let (events, _) = fingerprint(d);
+    {
+        let clock = std::sync::Arc::new(gridcase_engine::time::SystemClock);
+        let log = gridcase_engine::log::SledLog::open(d.join("log"), Default::default(), clock).unwrap();
+        log.tamper_for_test(events - 1, 40).unwrap();
+    }
+    let out = gridcase(d, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("corruption at position {}", events - 1)), "{err}");
+}
+
+#[test]
+fn export_import_round_trips_with_the_same_head_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&a, &["demo", "--days", "2", "--rate", "100"]);
+    let file = dir.path().join("log.jsonl");
+    ok(&a, &["export", "--out", file.to_str().unwrap()]);
+    let imported = json(&b, &["import", file.to_str().unwrap()]);
+    let (events, hash) = fingerprint(&a);
+    assert_eq!(imported["events"].as_u64().unwrap(), events);
+    assert_eq!(fingerprint(&b), (events, hash));
+    // A tampered export is refused before anything is written.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bad = text.replacen("\"actor\":\"demo\"", "\"actor\":\"dem0\"", 1);
+    assert_ne!(bad, text);
+    let bad_file = dir.path().join("bad.jsonl");
+    std::fs::write(&bad_file, bad).unwrap();
+    let c = dir.path().join("c");
+    fails(&c, &["import", bad_file.to_str().unwrap()], "corruption at position 1");
+    assert!(!c.join("log").exists());
+}
