@@ -11,6 +11,7 @@ mod cases;
 mod dashboard;
 mod error;
 mod output;
+mod serve;
 mod store;
 
 use std::path::PathBuf;
@@ -93,6 +94,11 @@ enum Cmd {
     },
     /// Store size, event count, per-type counts, open cases.
     Stats,
+    /// Serve the native API, Open311 and the live event feed over HTTP.
+    Serve(serve::ServeArgs),
+    /// API keys of the HTTP server.
+    #[command(subcommand)]
+    Apikey(serve::ApiKeyCmd),
     /// Escalation throughput at city scale on sled, PostgreSQL or both, side by side.
     Bench(bench::BenchArgs),
 }
@@ -174,6 +180,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Export { out } => store::export(&g, out).await,
         Cmd::Import { file } => store::import(&g, &file).await,
         Cmd::Stats => store::stats(&g).await,
+        Cmd::Serve(a) => serve::serve(&g, a).await,
+        Cmd::Apikey(c) => serve::apikey(&g, c).await,
         Cmd::Bench(a) => bench::bench(&g, a).await,
     }
 }

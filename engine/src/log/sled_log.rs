@@ -280,6 +280,12 @@ impl SledLog {
         // 2. Find and check the tail frame; it gives the chain head and the clock floor.
         let (head, last_recorded) = Self::recover_tail(&frames)?;
 
+        // 3. Compare with the anchor kept outside sled: sled takes a corrupt
+        // record for a torn tail and silently drops it and everything after
+        // it, so only a head recorded elsewhere can tell truncation from a
+        // clean end.
+        check_anchor(&path, &frames, head)?;
+
         let (head_tx, _) = watch::channel(head.position);
         let inner = Arc::new(Inner {
             db,
@@ -394,8 +400,67 @@ impl Drop for SledLog {
         if let Some(i) = self.indexer.take() {
             let _ = i.join();
         }
-        let _ = self.inner.db.flush();
+        if self.inner.db.flush().is_ok() && self.inner.poisoned.lock().map(|p| p.is_none()).unwrap_or(false) {
+            let _ = write_anchor(&self.inner.path, self.inner.committed_head());
+        }
     }
+}
+
+/// File beside sled's own, holding a durable head: `position hash-hex`.
+const ANCHOR_FILE: &str = "gridcase-anchor";
+/// How often the writer refreshes the anchor (and, in `Buffered` mode, flushes for it).
+const ANCHOR_EVERY: Duration = Duration::from_secs(1);
+
+fn write_anchor(dir: &Path, head: LogHead) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{ANCHOR_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    writeln!(f, "{} {}", head.position, super::record::hex(&head.hash))?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(ANCHOR_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Result<(), Error> {
+    let text = match std::fs::read_to_string(dir.join(ANCHOR_FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Storage(format!("cannot read the head anchor: {e}"))),
+    };
+    let mut parts = text.split_whitespace();
+    let position: Position = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| Error::Corruption { position: 0, reason: "the head anchor file is unreadable".into() })?;
+    let hash = parts.next().unwrap_or("");
+    if position > head.position {
+        return Err(Error::Corruption {
+            position: head.position + 1,
+            reason: format!(
+                "the store ends at position {} but its anchor records position {position}: records were lost or truncated",
+                head.position
+            ),
+        });
+    }
+    if position == 0 {
+        return Ok(());
+    }
+    let (k, v) = frames
+        .range(..=frame_key(position))
+        .next_back()
+        .ok_or_else(|| Error::Corruption { position, reason: "the anchored record is missing".into() })?
+        .map_err(storage)?;
+    let first = key_position(&k)?;
+    let view = view_frame(first, &v)?;
+    let raw = view
+        .records
+        .get((position - first) as usize)
+        .ok_or_else(|| Error::Corruption { position, reason: "the anchored record is missing".into() })?;
+    let rec = decode_record(raw, position)?;
+    if super::record::hex(&rec.hash) != hash {
+        return Err(Error::Corruption { position, reason: "the record differs from the one anchored".into() });
+    }
+    Ok(())
 }
 
 impl Inner {
@@ -608,6 +673,21 @@ enum Reply {
     AfterCommit(AppendOutcome),
 }
 
+/// Refreshes the anchor at most every [`ANCHOR_EVERY`]; the anchored head
+/// must be durable first, which in `Buffered` mode takes a flush.
+fn maybe_anchor(inner: &Inner, head: LogHead, at: &mut std::time::Instant) {
+    if at.elapsed() < ANCHOR_EVERY {
+        return;
+    }
+    *at = std::time::Instant::now();
+    if inner.options.durability == Durability::Buffered && inner.db.flush().is_err() {
+        return;
+    }
+    if let Err(e) = write_anchor(&inner.path, head) {
+        tracing::warn!(error = %e, "cannot refresh the head anchor");
+    }
+}
+
 fn writer_loop(
     inner: Arc<Inner>,
     mut rx: mpsc::Receiver<Job>,
@@ -617,6 +697,7 @@ fn writer_loop(
     mut last_recorded: Timestamp,
 ) {
     let mut held: Option<Job> = None;
+    let mut anchored_at = std::time::Instant::now();
     loop {
         let first = match held.take() {
             Some(j) => j,
@@ -632,6 +713,7 @@ fn writer_loop(
                     Some(reason) => Err(Error::Storage(reason)),
                     None => import_group(&inner, records, &mut head, &mut last_recorded, &notify),
                 };
+                maybe_anchor(&inner, head, &mut anchored_at);
                 let _ = reply.send(r);
                 continue;
             }
@@ -702,6 +784,7 @@ fn writer_loop(
                     *inner.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
                     inner.head_tx.send_replace(head.position);
                     let _ = notify.send(());
+                    maybe_anchor(&inner, head, &mut anchored_at);
                 }
                 for (tx, r) in replies {
                     let _ = tx.send(match r {

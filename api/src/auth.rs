@@ -1,0 +1,102 @@
+//! Who is calling: an API key resolved to an actor of the registry.
+//!
+//! The HTTP layer only authenticates. Whether the actor may run a command
+//! is the engine's decision ([`decide`](gridcase_engine::domain::decide()), made with
+//! the same role and unit the CLI would use, so the API cannot grant more
+//! than the domain rules do. The one policy the API adds itself is who may
+//! see a resident's contact details ([`Principal::may_see_contact`]).
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use gridcase_engine::org::Role;
+
+use crate::server::AppState;
+use crate::ApiError;
+
+/// The authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The actor id the engine records: a staff id or `resident:<id>`.
+    pub actor: String,
+    /// The actor's role, from the registry.
+    pub role: Role,
+    /// The unit the role is bound to (none for residents).
+    pub unit: Option<String>,
+    /// The id of the key used (for logs; not secret).
+    pub key_id: String,
+}
+
+impl Principal {
+    /// Staff of any role (not a resident).
+    pub fn is_staff(&self) -> bool {
+        self.role != Role::Resident
+    }
+
+    /// Refuses residents: aggregate reports, audits and the event feed are for staff.
+    pub fn require_staff(&self) -> Result<(), ApiError> {
+        if self.is_staff() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "this resource is for staff keys; residents can read their own cases".into(),
+            ))
+        }
+    }
+
+    /// Whether this caller may see the contact details of a case submitted
+    /// by `submitted_by` in `community`: the community's own staff (who call
+    /// the resident back), district supervisors (the hotline), and the
+    /// resident who submitted it. Everyone else gets them redacted.
+    pub fn may_see_contact(&self, community: &str, submitted_by: &str) -> bool {
+        match self.role {
+            Role::DistrictSupervisor => true,
+            Role::CommunityStaff => self.unit.as_deref() == Some(community),
+            _ => self.actor == submitted_by,
+        }
+    }
+}
+
+/// Resolves a presented key to a principal.
+pub fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    let entry = state.keys.lookup(key.trim()).ok_or_else(|| {
+        ApiError::Unauthenticated("the API key is not known to this server".into())
+    })?;
+    // Role and unit come from the registry at request time: a staff member
+    // who moved or retired acts with their current standing, or not at all.
+    let actor = state.engine.actor(&entry.actor).map_err(|e| {
+        ApiError::Forbidden(format!("the key's actor {:?} cannot act: {e}", entry.actor))
+    })?;
+    Ok(Principal { actor: actor.id, role: actor.role, unit: actor.unit, key_id: entry.id })
+}
+
+/// The key in an `Authorization: Bearer <key>` header, if there is one.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else { return Ok(None) };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the Authorization header is not ASCII".into()))?;
+    let Some((scheme, key)) = text.split_once(' ') else {
+        return Err(ApiError::Unauthenticated("use `Authorization: Bearer <api key>`".into()));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
+        return Err(ApiError::Unauthenticated("use `Authorization: Bearer <api key>`".into()));
+    }
+    Ok(Some(key.trim().to_string()))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = bearer(&parts.headers)?.ok_or_else(|| {
+            ApiError::Unauthenticated(
+                "this resource needs an API key: send `Authorization: Bearer <api key>`".into(),
+            )
+        })?;
+        let principal = authenticate(state, &key)?;
+        tracing::Span::current().record("actor", principal.actor.as_str());
+        Ok(principal)
+    }
+}

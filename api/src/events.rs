@@ -1,0 +1,130 @@
+//! The live event feed: `GET /api/v1/events` as Server-Sent Events.
+//!
+//! Each SSE message is one log record: `id:` is its position, `event:` its
+//! type, `data:` the envelope and decoded event as JSON ([`EventView`]).
+//! The stream is [`Engine::subscribe`](gridcase_engine::Engine::subscribe):
+//! catch-up from the requested position, then live, with no gap or
+//! duplicate at the hand-over. A client that reconnects with
+//! `Last-Event-ID: N` resumes at N + 1, so a portal can drop and resume
+//! without missing or repeating an event. Keep-alive comments keep proxies
+//! from closing an idle stream; the stream ends when the server shuts down.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, StreamExt};
+use gridcase_engine::domain::Event;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Principal;
+use crate::dto::{ErrorBody, EventView};
+use crate::extract::{header_text, QueryParams};
+use crate::server::AppState;
+use crate::ApiError;
+
+/// Where the feed starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The first position to send (default: only events committed from now on).
+    pub from: Option<u64>,
+}
+
+/// Server-Sent Events, catch-up then live.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events",
+    summary = "Every event from a position on, then live, as Server-Sent Events",
+    description = "Each message has `id: <position>`, `event: <event type>` and JSON data (an EventView). Reconnect with `Last-Event-ID` to resume after the last event received; it takes precedence over `from`. Contact details in submissions are redacted for callers who may not see them.",
+    params(
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last position received; the feed resumes after it"),
+    ),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Bad from or Last-Event-ID", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<EventsQuery>,
+) -> Result<Response, ApiError> {
+    principal.require_staff()?;
+    let start = match header_text(&headers, "last-event-id")? {
+        Some(id) if !id.is_empty() => id.parse::<u64>().map(|n| n + 1).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be a log position (a number)",
+            )
+        })?,
+        _ => q.from.unwrap_or_else(|| state.engine.log().head().position + 1),
+    };
+    let mut shutdown = state.shutdown.clone();
+    let metrics = state.metrics.clone();
+    let records = state.engine.subscribe(start);
+    let viewer = principal;
+    let feed = stream::unfold((records, false, viewer), |(mut records, done, viewer)| async move {
+        if done {
+            return None;
+        }
+        let msg = match records.next().await {
+            Some(Ok(rec)) => match Event::from_recorded(&rec) {
+                Ok(ev) => {
+                    let view = EventView::new(&rec, &ev, &viewer);
+                    let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".into());
+                    SseEvent::default()
+                        .id(rec.position.to_string())
+                        .event(rec.event_type.clone())
+                        .data(data)
+                }
+                Err(e) => {
+                    // Send the failure and end: skipping the record would be a gap.
+                    tracing::error!(error = %e, "event feed: undecodable event");
+                    let m = format!(
+                        "{{\"position\":{},\"message\":{}}}",
+                        rec.position,
+                        serde_json::Value::String(e.0)
+                    );
+                    return Some((
+                        Ok::<_, Infallible>(SseEvent::default().event("error").data(m)),
+                        (records, true, viewer),
+                    ));
+                }
+            },
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "event feed: the log subscription failed");
+                let m = serde_json::json!({ "message": e.to_string() }).to_string();
+                return Some((
+                    Ok(SseEvent::default().event("error").data(m)),
+                    (records, true, viewer),
+                ));
+            }
+            None => return None,
+        };
+        Some((Ok(msg), (records, false, viewer)))
+    });
+    // Count the client for as long as the stream lives, and end the stream
+    // when the server shuts down (graceful shutdown waits for open streams).
+    let guard = metrics.sse_client();
+    // The closure owns the guard, so it lives exactly as long as the stream.
+    let guarded = feed
+        .map(move |m| {
+            let _keep = &guard;
+            m
+        })
+        .take_until(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        });
+    Ok(Sse::new(guarded)
+        .keep_alive(KeepAlive::new().interval(state.options.sse_keep_alive))
+        .into_response())
+}

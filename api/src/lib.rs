@@ -1,0 +1,39 @@
+//! gridcase's HTTP surfaces over one store, on axum:
+//!
+//! 1. the **native JSON API** under `/api/v1` ([`native`]): every lifecycle
+//!    command as a POST on the case, case reads with ETags, the live
+//!    projection reports, replay as of a position or time, chain
+//!    verification and stats, described by an OpenAPI 3 document
+//!    ([`openapi`]);
+//! 2. **Open311 GeoReport v2** under `/open311/v2` ([`open311`]), in JSON and XML;
+//! 3. a **live event feed** as Server-Sent Events ([`events`]).
+//!
+//! Callers authenticate with API keys ([`keys`], [`auth`]); what an actor
+//! may do is decided by the engine's rules, never by the HTTP layer.
+//! [`server::Server`] runs it all together with deadline ticks, the live
+//! projection follower and the Open311 case index ([`index`]), and exposes
+//! Prometheus metrics ([`metrics`]).
+//!
+//! **Architecture Invariant:** the API writes to the store only through
+//! [`Engine::submit`](gridcase_engine::Engine::submit) and
+//! [`Engine::execute`](gridcase_engine::Engine::execute); a request that is
+//! refused, malformed or unauthorised appends nothing.
+
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod dto;
+mod error;
+pub mod events;
+pub mod extract;
+pub mod index;
+pub mod keys;
+pub mod metrics;
+pub mod native;
+pub mod open311;
+pub mod openapi;
+pub mod server;
+
+pub use error::{ApiError, ErrorInfo};
+pub use keys::KeyStore;
+pub use server::{AppState, Server, ServerOptions};

@@ -1,0 +1,188 @@
+//! Prometheus metrics in the text exposition format, kept by hand.
+//!
+//! A handful of families do not justify a metrics framework: request counts
+//! and latency histograms per (method, route template, status), the append
+//! latency of commands, live SSE clients, and the lags of the projections
+//! and the Open311 index (computed at scrape time from the log's head).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Histogram bucket bounds in seconds.
+const BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Clone, Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += s;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let braced = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braced} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braced} {}", self.count);
+    }
+}
+
+/// Figures read from the store at scrape time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lags {
+    /// The log's head position.
+    pub head: u64,
+    /// The projections' position.
+    pub projections: u64,
+    /// Seconds since the oldest record the projections have not applied was recorded.
+    pub projection_lag_seconds: f64,
+    /// The Open311 index's position.
+    pub index: u64,
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    append: Mutex<Histogram>,
+    sse_clients: AtomicI64,
+    started: Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Mutex::new(BTreeMap::new()),
+            append: Mutex::new(Histogram::default()),
+            sse_clients: AtomicI64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Escapes a label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Decrements the SSE client gauge when a stream ends.
+#[derive(Debug)]
+pub struct SseGuard(Arc<Metrics>);
+
+impl Drop for SseGuard {
+    fn drop(&mut self) {
+        self.0.sse_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// Records one request. `route` is the route template, never the raw
+    /// path, so ids do not blow up the label set.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, d: Duration) {
+        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry((method.to_string(), route.to_string(), status)).or_default().observe(d);
+    }
+
+    /// Records the latency of a command that appended events.
+    pub fn observe_append(&self, d: Duration) {
+        self.append.lock().unwrap_or_else(|p| p.into_inner()).observe(d);
+    }
+
+    /// Counts an SSE client until the guard drops.
+    pub fn sse_client(self: &Arc<Self>) -> SseGuard {
+        self.sse_clients.fetch_add(1, Ordering::Relaxed);
+        SseGuard(self.clone())
+    }
+
+    /// Seconds since start.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The exposition text.
+    pub fn render(&self, lags: Lags) -> String {
+        let mut out = String::with_capacity(8192);
+        out.push_str("# HELP gridcase_http_requests_total HTTP requests by method, route and status.\n# TYPE gridcase_http_requests_total counter\n");
+        let reqs = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for ((method, route, status), h) in &reqs {
+            let _ = writeln!(
+                out,
+                "gridcase_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {}",
+                label(method),
+                label(route),
+                h.count
+            );
+        }
+        out.push_str("# HELP gridcase_http_request_duration_seconds HTTP request latency by method, route and status.\n# TYPE gridcase_http_request_duration_seconds histogram\n");
+        for ((method, route, status), h) in &reqs {
+            let labels = format!(
+                "method=\"{}\",route=\"{}\",status=\"{status}\"",
+                label(method),
+                label(route)
+            );
+            h.render(&mut out, "gridcase_http_request_duration_seconds", &labels);
+        }
+        out.push_str("# HELP gridcase_append_duration_seconds Latency of commands that appended events (decide and durable append).\n# TYPE gridcase_append_duration_seconds histogram\n");
+        self.append.lock().unwrap_or_else(|p| p.into_inner()).clone().render(
+            &mut out,
+            "gridcase_append_duration_seconds",
+            "",
+        );
+        let gauges = [
+            (
+                "gridcase_sse_clients",
+                "Connected event-feed clients.",
+                self.sse_clients.load(Ordering::Relaxed) as f64,
+            ),
+            ("gridcase_log_head_position", "The event log's head position.", lags.head as f64),
+            (
+                "gridcase_projection_position",
+                "The position the projections have applied.",
+                lags.projections as f64,
+            ),
+            (
+                "gridcase_projection_lag_events",
+                "Log head position minus projection position.",
+                lags.head.saturating_sub(lags.projections) as f64,
+            ),
+            (
+                "gridcase_projection_lag_seconds",
+                "Age of the oldest record the projections have not applied.",
+                lags.projection_lag_seconds,
+            ),
+            (
+                "gridcase_open311_index_lag_events",
+                "Log head position minus the Open311 index position.",
+                lags.head.saturating_sub(lags.index) as f64,
+            ),
+            (
+                "gridcase_uptime_seconds",
+                "Seconds since the server started.",
+                self.started.elapsed().as_secs_f64(),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}

@@ -1,0 +1,830 @@
+//! The native JSON API under `/api/v1`: lifecycle commands, case reads,
+//! projection reports, replay, audit and stats.
+//!
+//! Every command goes through `execute`, which maps the HTTP headers to
+//! [`CommandOptions`] (`Idempotency-Key`, `If-Match`, correlation id) and
+//! builds the response from the log rather than from memory. That is what
+//! makes an idempotent retry return the *original* response: the events
+//! are read back at the positions the first call wrote, and the case is
+//! folded up to the version it had right after them.
+
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gridcase_engine::domain::{Case, Command, Event};
+use gridcase_engine::engine::{CommandOptions, CASE_STREAM_PREFIX};
+use gridcase_engine::log::{hex, ExpectedVersion};
+use gridcase_engine::time::Timestamp;
+use gridcase_engine::Error as EngineError;
+use gridcase_projections::{Period, PeriodKind};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Principal;
+use crate::dto::*;
+use crate::extract::{case_id, if_match, token, JsonBody, QueryParams};
+use crate::server::AppState;
+use crate::ApiError;
+
+/// Longest `Idempotency-Key` a client may send (the engine stores it
+/// prefixed with the actor, within its 200-byte limit).
+const MAX_IDEMPOTENCY_KEY: usize = 100;
+
+/// The engine-side idempotency key: the client's key scoped to its actor,
+/// so that two clients can never collide on (or probe) each other's keys.
+pub(crate) fn scoped_key(actor: &str, key: &str) -> String {
+    format!("{}:{actor}:{key}", actor.len())
+}
+
+/// Builds the command options from the request headers.
+pub(crate) fn command_options(
+    p: &Principal,
+    headers: &HeaderMap,
+) -> Result<CommandOptions, ApiError> {
+    let key = token(headers, "idempotency-key", MAX_IDEMPOTENCY_KEY)?;
+    let correlation = match token(headers, "x-correlation-id", 128)? {
+        Some(c) => Some(c),
+        // The request id (ours, or the client's when it is sane) ties the
+        // stored events to this request's log lines.
+        None => headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string),
+    };
+    Ok(CommandOptions {
+        idempotency_key: key.map(|k| scoped_key(&p.actor, &k)),
+        expected_version: if_match(headers)?,
+        correlation_id: correlation,
+    })
+}
+
+/// An engine error, with a conflict under `If-Match` turned into 412.
+pub(crate) fn map_engine(e: EngineError, conditional: bool) -> ApiError {
+    match e {
+        EngineError::Conflict { expected: ExpectedVersion::Exact(want), actual, .. }
+            if conditional =>
+        {
+            ApiError::PreconditionFailed { expected: want, actual }
+        }
+        other => ApiError::Engine(other),
+    }
+}
+
+/// What a command did, rebuilt from the log.
+pub(crate) struct Executed {
+    /// The response body.
+    pub body: CommandResponse,
+    /// The case as of right after the command.
+    pub case: Case,
+    /// A retry of an earlier call with the same key.
+    pub replayed: bool,
+}
+
+/// Runs a command as `p` and reads back what it wrote.
+pub(crate) async fn run(
+    state: &AppState,
+    p: &Principal,
+    opts: CommandOptions,
+    case: Option<&str>,
+    command: Command,
+) -> Result<Executed, ApiError> {
+    let conditional = opts.expected_version.is_some();
+    let started = Instant::now();
+    let result = match (case, command) {
+        (None, Command::Submit(s)) => state.engine.submit(&p.actor, s, opts).await,
+        (Some(id), c) => state.engine.execute(id, c, &p.actor, opts).await,
+        (None, _) => return Err(ApiError::Internal("a command without a case".into())),
+    }
+    .map_err(|e| map_engine(e, conditional))?;
+    if !result.deduplicated {
+        state.metrics.observe_append(started.elapsed());
+    }
+    let outcome = result.outcome.ok_or_else(|| {
+        ApiError::Internal("the command appended nothing and has no outcome".into())
+    })?;
+    let n = (outcome.last_position + 1).saturating_sub(outcome.first_position) as usize;
+    let recs = state.engine.log().read_all(outcome.first_position, n.max(1)).await?;
+    let recs: Vec<_> = recs.into_iter().filter(|r| r.position <= outcome.last_position).collect();
+    let first = recs
+        .first()
+        .ok_or_else(|| ApiError::Internal("the appended events are not in the log".into()))?;
+    let id = first.stream.strip_prefix(CASE_STREAM_PREFIX).unwrap_or(&first.stream).to_string();
+    let mut events = Vec::with_capacity(recs.len());
+    for rec in &recs {
+        let ev = Event::from_recorded(rec).map_err(|e| {
+            ApiError::Engine(EngineError::Corruption { position: rec.position, reason: e.0 })
+        })?;
+        events.push(EventView::new(rec, &ev, p));
+    }
+    let case = if result.deduplicated {
+        // The case as the first call left it, not as it is now.
+        let history = state.engine.history(&id).await?;
+        Case::fold(
+            history
+                .iter()
+                .filter(|(_, r)| r.version <= outcome.last_version)
+                .map(|(e, r)| (e, r.actor.as_str(), r.recorded_at)),
+        )
+        .ok_or_else(|| ApiError::Internal(format!("case {id} does not fold")))?
+    } else {
+        result.case
+    };
+    // Read-your-writes for Open311 listings, which are served from the index.
+    state.index.wait_for(outcome.last_position, state.options.write_visibility_wait).await;
+    let reg = state.engine.registry();
+    let body = CommandResponse {
+        case: CaseView::new(&case, &reg, p),
+        events,
+        first_position: outcome.first_position,
+        last_position: outcome.last_position,
+    };
+    Ok(Executed { body, case, replayed: result.deduplicated })
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+async fn execute(
+    state: &AppState,
+    p: &Principal,
+    headers: &HeaderMap,
+    case: Option<&str>,
+    command: Command,
+) -> Result<Response, ApiError> {
+    let submit = case.is_none();
+    let opts = command_options(p, headers)?;
+    let done = run(state, p, opts, case, command).await?;
+    let status = if submit { StatusCode::CREATED } else { StatusCode::OK };
+    let mut res = (status, Json(&done.body)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::ETAG, etag(done.case.version));
+    if submit {
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/cases/{}", done.case.id)) {
+            h.insert(header::LOCATION, v);
+        }
+    }
+    if done.replayed {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+/// Opens a case.
+#[utoipa::path(
+    post, path = "/api/v1/cases", tag = "lifecycle",
+    summary = "Submit a request (open a case)",
+    description = "The engine decides whether the key's actor may submit here (residents, the grid's own grid worker, staff of its community, street or district). A retry with the same Idempotency-Key returns the original response and appends nothing.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 100 visible ASCII characters; a retry with the same key and body returns the original response, a different body is 409"),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Stored on the events (default: the request id)"),
+    ),
+    request_body = SubmitBody,
+    responses(
+        (status = 201, description = "The case was opened", body = CommandResponse, headers(("ETag" = String, description = "The case version, quoted"), ("Location" = String))),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not authorised by the domain rules", body = ErrorBody),
+        (status = 409, description = "Idempotency key reused with another body", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field, bad category, location or value", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SubmitBody>,
+) -> Result<Response, ApiError> {
+    let command = body.into_command(&principal);
+    execute(&state, &principal, &headers, None, command).await
+}
+
+macro_rules! lifecycle {
+    ($name:ident, $path:tt, $body:ident, $summary:tt, |$b:ident| $to_command:expr) => {
+        #[doc = $summary]
+        #[utoipa::path(
+            post, path = $path, tag = "lifecycle", summary = $summary,
+            params(
+                ("id" = String, Path, description = "Case id, e.g. GC0000001"),
+                ("Idempotency-Key" = Option<String>, Header, description = "1 to 100 visible ASCII characters; a retry with the same key and body returns the original response, a different body is 409"),
+                ("If-Match" = Option<String>, Header, description = "The case's ETag (its quoted version); the command runs only at that version, else 412"),
+                ("X-Correlation-Id" = Option<String>, Header, description = "Stored on the events (default: the request id)"),
+            ),
+            request_body = $body,
+            responses(
+                (status = 200, description = "The command was applied (or replayed: header Idempotent-Replayed)", body = CommandResponse, headers(("ETag" = String, description = "The case version after the command, quoted"))),
+                (status = 400, description = "Malformed request", body = ErrorBody),
+                (status = 401, description = "No or unknown API key", body = ErrorBody),
+                (status = 403, description = "Not authorised by the domain rules (rule not_authorised)", body = ErrorBody),
+                (status = 404, description = "No such case", body = ErrorBody),
+                (status = 409, description = "The case's state does not allow this (rule invalid_transition), or the Idempotency-Key was used for another request", body = ErrorBody),
+                (status = 412, description = "If-Match does not match the case's version", body = ErrorBody),
+                (status = 413, description = "Body too large", body = ErrorBody),
+                (status = 415, description = "Not JSON", body = ErrorBody),
+                (status = 422, description = "Unknown field or an argument the rules refuse (rule invalid_argument)", body = ErrorBody),
+            ),
+            security(("bearer" = []))
+        )]
+        pub async fn $name(
+            State(state): State<AppState>,
+            principal: Principal,
+            Path(id): Path<String>,
+            headers: HeaderMap,
+            JsonBody($b): JsonBody<$body>,
+        ) -> Result<Response, ApiError> {
+            let id = case_id(&id)?.to_string();
+            let command: Result<Command, ApiError> = $to_command;
+            execute(&state, &principal, &headers, Some(&id), command?).await
+        }
+    };
+}
+
+lifecycle!(
+    assign,
+    "/api/v1/cases/{id}/assign",
+    AssignBody,
+    "Assign a grid worker (社区分单)",
+    |b| Ok(Command::Assign { worker: b.worker })
+);
+lifecycle!(reject, "/api/v1/cases/{id}/reject", ReasonBody, "Reject as invalid", |b| Ok(
+    Command::Reject { reason: b.reason }
+));
+lifecycle!(merge, "/api/v1/cases/{id}/merge", MergeBody, "Merge into a duplicate", |b| Ok(
+    Command::Merge { into: b.into }
+));
+lifecycle!(withdraw, "/api/v1/cases/{id}/withdraw", ReasonBody, "Withdraw (the resident)", |b| Ok(
+    Command::Withdraw { reason: b.reason }
+));
+lifecycle!(
+    escalate,
+    "/api/v1/cases/{id}/escalate",
+    ReasonBody,
+    "Escalate to the street (街镇呼叫)",
+    |b| Ok(Command::Escalate { reason: b.reason })
+);
+lifecycle!(
+    dispatch,
+    "/api/v1/cases/{id}/dispatch",
+    DispatchBody,
+    "Dispatch to departments (街道派单)",
+    |b| Ok(Command::Dispatch { departments: b.departments, lead: b.lead, note: b.note })
+);
+lifecycle!(
+    claim,
+    "/api/v1/cases/{id}/claim",
+    EmptyBody,
+    "Claim for a department (单位领单)",
+    |_b| Ok(Command::Claim)
+);
+lifecycle!(
+    return_case,
+    "/api/v1/cases/{id}/return",
+    ReasonBody,
+    "Return as not the department's job (退单)",
+    |b| Ok(Command::Return { reason: b.reason })
+);
+lifecycle!(
+    request_extension,
+    "/api/v1/cases/{id}/extension",
+    ExtensionBody,
+    "Ask for an extension (延期)",
+    |b| Ok(Command::RequestExtension { until: parse_time("until", &b.until)?, reason: b.reason })
+);
+lifecycle!(
+    decide_extension,
+    "/api/v1/cases/{id}/extension/decision",
+    ExtensionDecisionBody,
+    "Approve or refuse a pending extension",
+    |b| Ok(Command::DecideExtension { approve: b.approve, reason: b.reason })
+);
+lifecycle!(
+    supervise,
+    "/api/v1/cases/{id}/supervise",
+    NoteBody,
+    "Supervise an overdue case (督办)",
+    |b| Ok(Command::Supervise { note: b.note })
+);
+lifecycle!(resolve, "/api/v1/cases/{id}/resolve", NoteBody, "Resolve (the holder)", |b| Ok(
+    Command::Resolve { note: b.note }
+));
+lifecycle!(
+    callback,
+    "/api/v1/cases/{id}/callback",
+    CallbackBody,
+    "Record the resident's callback (回访)",
+    |b| Ok(Command::Callback {
+        satisfaction: b.satisfaction.into(),
+        solved: b.solved,
+        note: b.note
+    })
+);
+lifecycle!(
+    reopen,
+    "/api/v1/cases/{id}/reopen",
+    ReasonBody,
+    "Reopen to the last holders (重办)",
+    |b| Ok(Command::Reopen { reason: b.reason })
+);
+lifecycle!(close, "/api/v1/cases/{id}/close", CloseBody, "Close after the callback", |b| Ok(
+    Command::Close { note: b.note }
+));
+
+/// A case's state.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}", tag = "cases",
+    summary = "A case's current state",
+    description = "Contact details are returned only to the case's community staff, district supervisors and the resident who submitted it.",
+    params(
+        ("id" = String, Path, description = "Case id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag; 304 when the case has not changed"),
+    ),
+    responses(
+        (status = 200, description = "The case", body = CaseView, headers(("ETag" = String, description = "The case version, quoted"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such case", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_case(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let case = state.engine.case(case_id(&id)?).await?;
+    let tag = etag(case.version);
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    }
+    let view = CaseView::new(&case, &state.engine.registry(), &principal);
+    Ok(([(header::ETAG, tag)], Json(view)).into_response())
+}
+
+/// A case's readable history.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}/timeline", tag = "cases",
+    summary = "A case's timeline: who did what, when and why",
+    params(("id" = String, Path, description = "Case id")),
+    responses(
+        (status = 200, description = "The timeline", body = TimelineResponse),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such case", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn timeline(
+    State(state): State<AppState>,
+    _principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<TimelineResponse>, ApiError> {
+    let id = case_id(&id)?;
+    let history = state.engine.history(id).await?;
+    let entries = gridcase_projections::timeline::timeline(&history, &state.engine.registry())
+        .into_iter()
+        .map(|e| TimelineEntryView {
+            position: e.position,
+            version: e.version,
+            at: time(e.at),
+            actor: e.actor,
+            who: e.who,
+            event_type: e.event_type,
+            what: e.what,
+            why: e.why,
+        })
+        .collect();
+    Ok(Json(TimelineResponse { case_id: id.to_string(), entries }))
+}
+
+/// A case's escalation chain.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}/chain", tag = "cases",
+    summary = "A case's escalation chain: every hop up and down the hierarchy",
+    params(("id" = String, Path, description = "Case id")),
+    responses(
+        (status = 200, description = "The chain (see the projections crate's CaseChain)", body = Object),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such case", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn case_chain(
+    State(state): State<AppState>,
+    _principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = case_id(&id)?;
+    let history = state.engine.history(id).await?;
+    let chain = gridcase_projections::chains::chain_of(&history)
+        .ok_or_else(|| ApiError::NotFound(format!("case {id:?} has no chain")))?;
+    Ok(Json(to_value(&chain)?))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(format!("cannot encode a report: {e}")))
+}
+
+/// A `now` for reports.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AtQuery {
+    /// The time to compute for (RFC 3339; default: now).
+    pub now: Option<String>,
+}
+
+/// The rates query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RatesQuery {
+    /// A day (2026-03-03), ISO week (2026-W10) or month (2026-03); default: this month.
+    pub period: Option<String>,
+    /// The target resolution rate in percent (default 98.5).
+    pub target: Option<f64>,
+}
+
+/// The ranking query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RankingQuery {
+    /// A month (2026-03); default: this month.
+    pub month: Option<String>,
+    /// The target resolution rate in percent (default 98.5).
+    pub target: Option<f64>,
+}
+
+/// No query parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
+fn now_or(state: &AppState, text: Option<&str>) -> Result<Timestamp, ApiError> {
+    match text {
+        Some(t) => Timestamp::parse(t).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_time",
+                format!("{t:?} is not a time; use RFC 3339, e.g. 2026-03-03T08:00:00Z"),
+            )
+        }),
+        None => Ok(state.engine.clock().now()),
+    }
+}
+
+fn target(t: Option<f64>) -> Result<f64, ApiError> {
+    let t = t.unwrap_or(gridcase_projections::rates::DEFAULT_TARGET_PERCENT);
+    if !(0.0..=100.0).contains(&t) {
+        return Err(ApiError::bad_request(
+            "invalid_target",
+            "target is a percentage from 0 to 100",
+        ));
+    }
+    Ok(t)
+}
+
+fn period(text: &str) -> Result<Period, ApiError> {
+    Period::parse(text).map_err(|e| ApiError::bad_request("invalid_period", e.to_string()))
+}
+
+/// Runs `f` on the live projections and wraps its result.
+fn report<T: serde::Serialize>(
+    state: &AppState,
+    now: Timestamp,
+    f: impl FnOnce(&gridcase_projections::ProjectionSet) -> Result<T, ApiError>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    let (position, value) = {
+        let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
+        (set.position(), f(&set)?)
+    };
+    Ok(Json(ReportResponse {
+        position,
+        head_position: state.engine.log().head().position,
+        now: time(now),
+        report: to_value(&value)?,
+    }))
+}
+
+/// The grid backlog.
+#[utoipa::path(
+    get, path = "/api/v1/backlog", tag = "reports",
+    summary = "Backlog per grid, community, street and the district",
+    params(AtQuery),
+    responses(
+        (status = 200, description = "The backlog report", body = ReportResponse),
+        (status = 400, description = "Bad time", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn backlog(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(q): QueryParams<AtQuery>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    principal.require_staff()?;
+    let now = now_or(&state, q.now.as_deref())?;
+    report(&state, now, |set| Ok(set.backlog_report(now)))
+}
+
+/// Rates of every unit in a period.
+#[utoipa::path(
+    get, path = "/api/v1/rates", tag = "reports",
+    summary = "Resolution, response, satisfaction, on-time, return and redo rates per unit",
+    params(RatesQuery),
+    responses(
+        (status = 200, description = "The rates report", body = ReportResponse),
+        (status = 400, description = "Bad period or target", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rates(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(q): QueryParams<RatesQuery>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    principal.require_staff()?;
+    let now = state.engine.clock().now();
+    let target = target(q.target)?;
+    let wanted = q.period.as_deref().map(period).transpose()?;
+    report(&state, now, |set| {
+        let p = wanted.unwrap_or_else(|| {
+            Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes)
+        });
+        Ok(set.rates_report(p, target))
+    })
+}
+
+/// The monthly ranking.
+#[utoipa::path(
+    get, path = "/api/v1/rates/ranking", tag = "reports",
+    summary = "Monthly ranking of streets, communities, grids and departments",
+    params(RankingQuery),
+    responses(
+        (status = 200, description = "The ranking", body = ReportResponse),
+        (status = 400, description = "Bad month or target", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn ranking(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(q): QueryParams<RankingQuery>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    principal.require_staff()?;
+    let now = state.engine.clock().now();
+    let target = target(q.target)?;
+    let wanted = q.month.as_deref().map(period).transpose()?;
+    report(&state, now, |set| {
+        let m = wanted.unwrap_or_else(|| {
+            Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes)
+        });
+        Ok(set.ranking(m, target)?)
+    })
+}
+
+/// Escalation chains.
+#[utoipa::path(
+    get, path = "/api/v1/chains", tag = "reports",
+    summary = "Escalation chains: shapes, time per level, escalations per unit and category",
+    responses(
+        (status = 200, description = "The chain report", body = ReportResponse),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn chains(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(_q): QueryParams<NoQuery>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    principal.require_staff()?;
+    let now = state.engine.clock().now();
+    report(&state, now, |set| Ok(set.chain_report()))
+}
+
+/// Open cases past or near their limit.
+#[utoipa::path(
+    get, path = "/api/v1/overdue", tag = "reports",
+    summary = "Open cases past or near their resolution limit, by holder",
+    params(AtQuery),
+    responses(
+        (status = 200, description = "The overdue report", body = ReportResponse),
+        (status = 400, description = "Bad time", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn overdue(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(q): QueryParams<AtQuery>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    principal.require_staff()?;
+    let now = now_or(&state, q.now.as_deref())?;
+    report(&state, now, |set| Ok(set.overdue_report(now)))
+}
+
+/// The replay query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReplayQuery {
+    /// Replay up to this log position (inclusive).
+    pub position: Option<u64>,
+    /// Replay every record recorded at or before this time (RFC 3339).
+    pub as_of: Option<String>,
+    /// Include the reports (default true); false returns digests only.
+    pub reports: Option<bool>,
+}
+
+/// The projections as they stood at a past position or time.
+#[utoipa::path(
+    get, path = "/api/v1/replay", tag = "audit",
+    summary = "Replay the projections from position 1 up to a position or time",
+    description = "Give exactly one of position and as_of. The digests of a replay to the live position equal the live projections' digests. One replay runs at a time (503 otherwise).",
+    params(ReplayQuery),
+    responses(
+        (status = 200, description = "Digests and reports as of the point", body = ReplayResponse),
+        (status = 400, description = "Neither or both of position and as_of, or a bad time", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+        (status = 503, description = "Another replay is running", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn replay(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(q): QueryParams<ReplayQuery>,
+) -> Result<Json<ReplayResponse>, ApiError> {
+    principal.require_staff()?;
+    let _permit = state
+        .replay_gate
+        .try_acquire()
+        .map_err(|_| ApiError::Busy("another replay is running; retry when it is done".into()))?;
+    let log = state.engine.log().clone();
+    let config = state.options.projection_config;
+    let (set, now) = match (q.position, q.as_of.as_deref()) {
+        (Some(p), None) => {
+            let set = gridcase_projections::as_of_position(&log, config, p).await?;
+            let now = set.last_recorded_at();
+            (set, now)
+        }
+        (None, Some(t)) => {
+            let t = Timestamp::parse(t).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_time",
+                    format!("as_of {t:?} is not a time; use RFC 3339"),
+                )
+            })?;
+            (gridcase_projections::as_of_time(&log, config, t).await?, t)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give exactly one of position=N and as_of=TIME",
+            ))
+        }
+    };
+    let period = Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes);
+    let reports = if q.reports.unwrap_or(true) {
+        let target = gridcase_projections::rates::DEFAULT_TARGET_PERCENT;
+        Some((
+            to_value(&set.backlog_report(now))?,
+            to_value(&set.rates_report(period, target))?,
+            to_value(&set.chain_report())?,
+            to_value(&set.overdue_report(now))?,
+        ))
+    } else {
+        None
+    };
+    let (backlog, rates, chains, overdue) = match reports {
+        Some((b, r, c, o)) => (Some(b), Some(r), Some(c), Some(o)),
+        None => (None, None, None, None),
+    };
+    Ok(Json(ReplayResponse {
+        position: set.position(),
+        head_hash: hex(&set.head_hash()),
+        last_recorded_at: time(set.last_recorded_at()),
+        now: time(now),
+        digests: set.digests().into(),
+        period: period.label(),
+        backlog,
+        rates,
+        chains,
+        overdue,
+    }))
+}
+
+/// Walks the hash chain.
+#[utoipa::path(
+    get, path = "/api/v1/audit/verify", tag = "audit",
+    summary = "Walk and check the whole hash chain",
+    description = "A broken chain is a successful audit with ok=false and the first bad position. One verification runs at a time (503 otherwise).",
+    responses(
+        (status = 200, description = "The verification result", body = VerifyResponse),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+        (status = 503, description = "Another verification is running", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn audit_verify(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    principal.require_staff()?;
+    let _permit = state.verify_gate.try_acquire().map_err(|_| {
+        ApiError::Busy("another verification is running; retry when it is done".into())
+    })?;
+    match state.engine.log().verify().await {
+        Ok(r) => Ok(Json(VerifyResponse {
+            ok: true,
+            events: r.events,
+            head_position: r.head.position,
+            head_hash: hex(&r.head.hash),
+            bad_position: None,
+            reason: None,
+        })),
+        Err(EngineError::Corruption { position, reason }) => Ok(Json(VerifyResponse {
+            ok: false,
+            events: 0,
+            head_position: 0,
+            head_hash: String::new(),
+            bad_position: Some(position),
+            reason: Some(reason),
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Store and server figures.
+#[utoipa::path(
+    get, path = "/api/v1/stats", tag = "audit",
+    summary = "Store size, head, open cases and read-model positions",
+    responses(
+        (status = 200, description = "The figures", body = StatsResponse),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stats(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<StatsResponse>, ApiError> {
+    principal.require_staff()?;
+    let log = state.engine.log();
+    let head = log.head();
+    let reg = state.engine.registry();
+    Ok(Json(StatsResponse {
+        store: log.describe(),
+        size_bytes: log.size_on_disk().await?,
+        head_position: head.position,
+        head_hash: hex(&head.hash),
+        open_cases: state.engine.open_case_ids().len(),
+        indexed_cases: state.index.len(),
+        projection_position: state.projection_position(),
+        index_position: state.index.position(),
+        registry: RegistryStats {
+            units: reg.units.len(),
+            staff: reg.staff.len(),
+            categories: reg.categories.len(),
+        },
+        uptime_seconds: state.metrics.uptime().as_secs(),
+    }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (text exposition format)",
+    responses((status = 200, description = "Request counts and latencies per route and status, append latency, projection lag", content_type = "text/plain", body = String)),
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let lags = state.lags().await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(lags),
+    )
+        .into_response()
+}

@@ -1,0 +1,531 @@
+//! Assembling and running the server: shared state, the route table, the
+//! middleware stack, and the background work (deadline ticks, the live
+//! projection follower, the Open311 case index).
+//!
+//! Middleware, outermost first: request id (set, then echoed in
+//! `X-Request-Id`), tracing span, metrics, error rendering, panic catching,
+//! timeout, body limit. Error rendering sits outside the panic, timeout and
+//! limit layers so that what they produce is rendered like any handler
+//! error, and inside metrics so that metrics count the final status.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use axum::Router;
+use gridcase_engine::log::Position;
+use gridcase_engine::Engine;
+use gridcase_projections::{Follower, SharedProjections};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::dto::{ErrorBody, ErrorDetail};
+use crate::error::ErrorInfo;
+use crate::index::CaseIndex;
+use crate::keys::KeyStore;
+use crate::metrics::{Lags, Metrics};
+use crate::{events, native, open311, openapi, ApiError};
+
+/// Tunables of the server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub body_limit: usize,
+    /// Longest a request may take to produce its response head (then 503).
+    pub request_timeout: Duration,
+    /// How often deadlines are ticked (`None`: never; tests tick by hand).
+    pub tick_interval: Option<Duration>,
+    /// Interval of SSE keep-alive comments.
+    pub sse_keep_alive: Duration,
+    /// The Open311 jurisdiction id accepted besides the district's code.
+    pub jurisdiction_id: Option<String>,
+    /// Where the projections save their state (`None`: rebuilt on every start).
+    pub projection_store: Option<PathBuf>,
+    /// Projection configuration (the district's UTC offset).
+    pub projection_config: gridcase_projections::Config,
+    /// How long a write waits for the Open311 index to show it (read-your-writes).
+    pub write_visibility_wait: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            tick_interval: Some(Duration::from_secs(60)),
+            sse_keep_alive: Duration::from_secs(15),
+            jurisdiction_id: None,
+            projection_store: None,
+            projection_config: gridcase_projections::Config::default(),
+            write_visibility_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct Shared {
+    /// The engine over the store.
+    pub engine: Arc<Engine>,
+    /// Accepted API keys.
+    pub keys: Arc<KeyStore>,
+    /// The live projections.
+    pub projections: SharedProjections,
+    /// The position the projection follower has applied.
+    pub projection_position: watch::Receiver<Position>,
+    /// The Open311 case index.
+    pub index: Arc<CaseIndex>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Options.
+    pub options: ServerOptions,
+    /// One replay at a time: a replay folds the log from position 1.
+    pub replay_gate: Semaphore,
+    /// One chain verification at a time: it reads the whole log.
+    pub verify_gate: Semaphore,
+    /// Turns true when the server shuts down (ends event streams).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The state handed to handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The projections' position.
+    pub fn projection_position(&self) -> Position {
+        *self.projection_position.borrow()
+    }
+
+    /// Head, projection and index positions and the projection lag in seconds.
+    pub async fn lags(&self) -> Lags {
+        let head = self.engine.log().head().position;
+        let projections = self.projection_position();
+        let mut seconds = 0.0;
+        if projections < head {
+            // The age of the oldest record not yet applied: how stale the
+            // reports are, in the units an operator alerts on.
+            if let Ok(recs) = self.engine.log().read_all(projections + 1, 1).await {
+                if let Some(r) = recs.first() {
+                    let now = self.engine.clock().now();
+                    seconds = (now.0 - r.recorded_at.0).max(0) as f64 / 1000.0;
+                }
+            }
+        }
+        Lags { head, projections, projection_lag_seconds: seconds, index: self.index.position() }
+    }
+}
+
+/// The route table: every (method, path) and its handler. Building the
+/// router and listing its routes share this one table, so the OpenAPI test
+/// compares the document with what the server really serves.
+pub struct Routes {
+    map: BTreeMap<&'static str, MethodRouter<AppState>>,
+    list: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes { map: BTreeMap::new(), list: Vec::new() }
+    }
+
+    fn get<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        let mr = self.map.remove(path).unwrap_or_default().get(h);
+        self.map.insert(path, mr);
+        self.list.push((Method::GET, path));
+        self
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        let mr = self.map.remove(path).unwrap_or_default().post(h);
+        self.map.insert(path, mr);
+        self.list.push((Method::POST, path));
+        self
+    }
+
+    /// (method, path template) of every route.
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.list.iter().map(|(m, p)| (m.as_str().to_string(), p.to_string())).collect()
+    }
+
+    fn into_router(self) -> Router<AppState> {
+        self.map.into_iter().fold(Router::new(), |r, (path, mr)| r.route(path, mr))
+    }
+}
+
+/// Every route the server serves.
+pub fn routes() -> Routes {
+    use native as n;
+    use open311 as o;
+    Routes::new()
+        .post("/api/v1/cases", n::submit)
+        .get("/api/v1/cases/{id}", n::get_case)
+        .get("/api/v1/cases/{id}/timeline", n::timeline)
+        .get("/api/v1/cases/{id}/chain", n::case_chain)
+        .post("/api/v1/cases/{id}/assign", n::assign)
+        .post("/api/v1/cases/{id}/reject", n::reject)
+        .post("/api/v1/cases/{id}/merge", n::merge)
+        .post("/api/v1/cases/{id}/withdraw", n::withdraw)
+        .post("/api/v1/cases/{id}/escalate", n::escalate)
+        .post("/api/v1/cases/{id}/dispatch", n::dispatch)
+        .post("/api/v1/cases/{id}/claim", n::claim)
+        .post("/api/v1/cases/{id}/return", n::return_case)
+        .post("/api/v1/cases/{id}/extension", n::request_extension)
+        .post("/api/v1/cases/{id}/extension/decision", n::decide_extension)
+        .post("/api/v1/cases/{id}/supervise", n::supervise)
+        .post("/api/v1/cases/{id}/resolve", n::resolve)
+        .post("/api/v1/cases/{id}/callback", n::callback)
+        .post("/api/v1/cases/{id}/reopen", n::reopen)
+        .post("/api/v1/cases/{id}/close", n::close)
+        .get("/api/v1/backlog", n::backlog)
+        .get("/api/v1/rates", n::rates)
+        .get("/api/v1/rates/ranking", n::ranking)
+        .get("/api/v1/chains", n::chains)
+        .get("/api/v1/overdue", n::overdue)
+        .get("/api/v1/replay", n::replay)
+        .get("/api/v1/audit/verify", n::audit_verify)
+        .get("/api/v1/stats", n::stats)
+        .get("/api/v1/events", events::events)
+        .get("/api/v1/openapi.json", openapi::openapi_json)
+        .get("/metrics", native::metrics)
+        .get("/open311/v2/discovery.json", o::discovery_json)
+        .get("/open311/v2/discovery.xml", o::discovery_xml)
+        .get("/open311/v2/services.json", o::services_json)
+        .get("/open311/v2/services.xml", o::services_xml)
+        .get("/open311/v2/services/{service_code}", o::service_definition)
+        .get("/open311/v2/requests.json", o::requests_json)
+        .get("/open311/v2/requests.xml", o::requests_xml)
+        .post("/open311/v2/requests.json", o::post_request_json)
+        .post("/open311/v2/requests.xml", o::post_request_xml)
+        .get("/open311/v2/requests/{service_request_id}", o::request)
+        .get("/open311/v2/tokens/{token}", o::token)
+}
+
+/// The whole application: routes plus middleware.
+pub fn app(state: AppState) -> Router {
+    with_middleware(routes().into_router(), state)
+}
+
+/// Wraps any router in the server's middleware stack (tests use it to
+/// check the stack with routes of their own, e.g. one that panics).
+pub fn with_middleware(router: Router<AppState>, state: AppState) -> Router {
+    let limit = state.options.body_limit;
+    let timeout = state.options.request_timeout;
+    router
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(CatchPanicLayer::custom(PanicToError))
+        .layer(axum::middleware::from_fn(render_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<Body>| {
+                    let rid = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // The path only: a query string may carry an Open311 api_key.
+                    tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %rid,
+                        actor = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .with_state(state)
+}
+
+/// Request ids: 16 random hex digits.
+#[derive(Clone, Copy, Debug, Default)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let mut b = [0u8; 8];
+        rand::rng().fill_bytes(&mut b);
+        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// Turns a panic into a 500 whose body the error middleware renders with
+/// the request's correlation id; the panic itself is logged here, inside
+/// the request's tracing span (which carries the same id).
+#[derive(Clone, Copy, Debug)]
+struct PanicToError;
+
+impl ResponseForPanic for PanicToError {
+    type ResponseBody = Body;
+
+    fn response_for_panic(
+        &mut self,
+        err: Box<dyn std::any::Any + Send + 'static>,
+    ) -> axum::http::Response<Body> {
+        let what = err
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| err.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!(panic = %what, "a handler panicked");
+        let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        res.extensions_mut().insert(ErrorInfo {
+            code: "internal_panic".into(),
+            message: "the server failed while handling this request; quote the correlation id when reporting it".into(),
+            ..ErrorInfo::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+        });
+        res
+    }
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let res = next.run(req).await;
+    state.metrics.observe_request(&method, &route, res.status().as_u16(), start.elapsed());
+    res
+}
+
+/// Which surface a path belongs to, for the error format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Surface {
+    Native,
+    Open311(open311::Format),
+}
+
+impl Surface {
+    fn of(path: &str) -> Surface {
+        if path.starts_with("/open311/") {
+            let xml = path.ends_with(".xml");
+            Surface::Open311(if xml { open311::Format::Xml } else { open311::Format::Json })
+        } else {
+            Surface::Native
+        }
+    }
+}
+
+async fn render_errors(req: Request, next: Next) -> Response {
+    let surface = Surface::of(req.uri().path());
+    let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let res = next.run(req).await;
+    let status = res.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return res;
+    }
+    let info = res
+        .extensions()
+        .get::<ErrorInfo>()
+        .cloned()
+        .unwrap_or_else(|| ErrorInfo::from_status(status));
+    if status.is_server_error() {
+        tracing::error!(correlation_id = rid.as_deref().unwrap_or(""), code = %info.code, message = %info.message, "request failed");
+    }
+    let keep: Vec<(header::HeaderName, HeaderValue)> = res
+        .headers()
+        .iter()
+        .filter(|(k, _)| {
+            *k == header::ALLOW
+                || *k == header::ETAG
+                || *k == header::RETRY_AFTER
+                || *k == header::WWW_AUTHENTICATE
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut out = match surface {
+        Surface::Open311(format) => open311::error_response(&info, format),
+        Surface::Native => {
+            let body = ErrorBody {
+                error: ErrorDetail {
+                    code: info.code.clone(),
+                    rule: info.rule.clone(),
+                    message: info.message.clone(),
+                    case_id: info.case_id.clone(),
+                    state: info.state.clone(),
+                    correlation_id: rid.clone(),
+                },
+            };
+            (status, axum::Json(body)).into_response()
+        }
+    };
+    for (k, v) in keep {
+        out.headers_mut().insert(k, v);
+    }
+    if out.status() == StatusCode::UNAUTHORIZED
+        && !out.headers().contains_key(header::WWW_AUTHENTICATE)
+    {
+        out.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if out.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !out.headers().contains_key(header::RETRY_AFTER)
+    {
+        out.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    out.extensions_mut().insert(info);
+    out
+}
+
+async fn tick_loop(engine: Arc<Engine>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut iv = tokio::time::interval(every);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = iv.tick() => {}
+        }
+        let now = engine.clock().now();
+        match engine.tick(now).await {
+            Ok(r) if r.events > 0 => tracing::info!(
+                checked = r.checked,
+                escalations = r.escalations,
+                dispatches = r.dispatches,
+                overdue_marks = r.overdue_marks,
+                "deadlines ticked"
+            ),
+            Ok(_) => {}
+            // A failed tick is retried at the next interval: deadlines are
+            // derived from the log, so nothing is lost by waiting.
+            Err(e) => {
+                tracing::warn!(error = %e, "deadline tick failed; retrying at the next interval")
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    follower: Follower,
+}
+
+impl Server {
+    /// Builds the read models (projections from their saved state or the
+    /// log, the Open311 index from the log), starts the deadline ticker and
+    /// serves on `listener` until [`Server::shutdown`].
+    pub async fn start(
+        engine: Arc<Engine>,
+        keys: Arc<KeyStore>,
+        options: ServerOptions,
+        listener: TcpListener,
+    ) -> Result<Server, ApiError> {
+        engine.catch_up().await?;
+        let log = engine.log().clone();
+        let config = options.projection_config;
+        let store =
+            options.projection_store.as_ref().map(gridcase_projections::Store::open).transpose()?;
+        let set = match &store {
+            Some(s) => gridcase_projections::open(&log, s, config).await?.0,
+            None => gridcase_projections::rebuild(&log, config).await?,
+        };
+        let shared: SharedProjections = Arc::new(RwLock::new(set));
+        let follower = gridcase_projections::follow(
+            log.clone(),
+            shared.clone(),
+            gridcase_projections::FollowOptions { store, ..Default::default() },
+        );
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let index = Arc::new(CaseIndex::default());
+        let mut tasks = vec![tokio::spawn(index.clone().follow(log.clone(), shutdown_rx.clone()))];
+        // Serve complete Open311 listings from the first request on.
+        let head = log.head().position;
+        if !index.wait_for(head, Duration::from_secs(600)).await {
+            return Err(ApiError::Setup(format!(
+                "the Open311 index did not reach the log head {head}"
+            )));
+        }
+        if let Some(every) = options.tick_interval {
+            tasks.push(tokio::spawn(tick_loop(engine.clone(), every, shutdown_rx.clone())));
+        }
+        let state = AppState(Arc::new(Shared {
+            engine,
+            keys,
+            projections: shared,
+            projection_position: follower.watch(),
+            index,
+            metrics: Arc::new(Metrics::default()),
+            options,
+            replay_gate: Semaphore::new(1),
+            verify_gate: Semaphore::new(1),
+            shutdown: shutdown_rx.clone(),
+        }));
+        let addr = listener.local_addr().map_err(|source| ApiError::Io {
+            what: "cannot read the listening address".into(),
+            source,
+        })?;
+        let router = app(state.clone());
+        let mut stop = shutdown_rx;
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "gridcase API listening");
+        Ok(Server { addr, state, shutdown: shutdown_tx, http, tasks, follower })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The handlers' shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting requests, ends event streams, waits for requests in
+    /// flight, stops the background tasks and saves the projections.
+    pub async fn shutdown(self) -> Result<(), ApiError> {
+        self.shutdown.send_replace(true);
+        let served = self.http.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.follower.stop().await?;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ApiError::Io { what: "the HTTP server failed".into(), source }),
+            Err(e) => Err(ApiError::Internal(format!("the HTTP server task failed: {e}"))),
+        }
+    }
+}

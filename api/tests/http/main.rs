@@ -1,0 +1,11 @@
+//! HTTP tests: a real server on a random loopback port over a temporary
+//! sled store (see `common`). One test binary, so the suite links once.
+
+#![allow(clippy::unwrap_used)]
+
+mod commands;
+mod common;
+mod events;
+mod lifecycle;
+mod malformed;
+mod open311;

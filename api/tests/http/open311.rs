@@ -1,0 +1,394 @@
+//! Open311 GeoReport v2 in JSON and XML, checked against the spec's field lists.
+
+use std::collections::BTreeSet;
+
+use quick_xml::events::Event as XmlEvent;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// The spec's fields of a service (GET services).
+const SERVICE_FIELDS: &[&str] =
+    &["service_code", "service_name", "description", "metadata", "type", "keywords", "group"];
+/// The spec's fields of a service request (GET requests, GET request).
+const REQUEST_FIELDS: &[&str] = &[
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
+];
+/// The spec's fields of a POST answer.
+const POSTED_FIELDS: &[&str] = &["service_request_id", "service_notice", "account_id"];
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn set(fields: &[&str]) -> BTreeSet<String> {
+    fields.iter().map(|s| s.to_string()).collect()
+}
+
+/// (root element, names of the children of each item element) of an XML list document.
+fn xml_items(text: &str, item: &str) -> (String, Vec<BTreeSet<String>>) {
+    assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>"), "{text}");
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    let mut root = String::new();
+    let mut items = Vec::new();
+    loop {
+        match reader.read_event().unwrap() {
+            XmlEvent::Start(e) => {
+                let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                depth += 1;
+                if depth == 1 {
+                    root = name;
+                } else if depth == 2 {
+                    assert_eq!(name, item);
+                    items.push(BTreeSet::new());
+                } else if depth == 3 {
+                    items.last_mut().unwrap().insert(name);
+                }
+            }
+            XmlEvent::Empty(e) => {
+                let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                if depth == 2 {
+                    items.last_mut().unwrap().insert(name);
+                }
+            }
+            XmlEvent::End(_) => depth -= 1,
+            XmlEvent::Eof => break,
+            _ => {}
+        }
+    }
+    (root, items)
+}
+
+async fn form(
+    t: &TestServer,
+    path: &str,
+    fields: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = t
+        .client
+        .post(format!("{}{path}", t.base))
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    t.send(req.body(serde_urlencoded::to_string(fields).unwrap())).await
+}
+
+#[tokio::test]
+async fn services_and_definitions_in_json_and_xml() {
+    let t = TestServer::start().await;
+    let r = t.get(None, "/open311/v2/services.json").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    let list = r.json();
+    let services = list.as_array().unwrap();
+    assert_eq!(services.len(), 7);
+    for s in services {
+        assert_eq!(keys(s), set(SERVICE_FIELDS));
+        assert_eq!(s["type"], "realtime");
+        assert_eq!(s["metadata"], false);
+    }
+    let light = services.iter().find(|s| s["service_code"] == "street_light").unwrap();
+    assert_eq!(light["service_name"], "路灯不亮");
+    assert_eq!(light["group"], "城市管理局");
+
+    let x = t.get(None, "/open311/v2/services.xml?jurisdiction_id=320902").await;
+    assert_eq!(x.status, 200);
+    assert!(x.header("content-type").unwrap().starts_with("text/xml"));
+    let (root, items) = xml_items(&x.text, "service");
+    assert_eq!(root, "services");
+    assert_eq!(items.len(), 7);
+    assert!(items.iter().all(|i| *i == set(SERVICE_FIELDS)));
+    assert!(x.text.contains("<service_name>路灯不亮</service_name>"));
+
+    let d = t.get(None, "/open311/v2/services/street_light.json").await.json();
+    assert_eq!(d["service_code"], "street_light");
+    assert_eq!(d["attributes"][0]["code"], "kind");
+    let dx = t.get(None, "/open311/v2/services/street_light.xml").await;
+    assert!(dx.text.contains("<service_definition><attributes><attribute>"), "{}", dx.text);
+
+    // Unknown code and jurisdiction: 404 with the spec's error list, in the resource's format.
+    let e = t.get(None, "/open311/v2/services/pothole.json").await;
+    assert_eq!(e.status, 404);
+    assert_eq!(e.json()[0]["code"], 404);
+    assert!(e.json()[0]["description"].as_str().unwrap().contains("pothole"));
+    let ex = t.get(None, "/open311/v2/services.xml?jurisdiction_id=sfgov.org").await;
+    assert_eq!(ex.status, 404);
+    let (root, items) = xml_items(&ex.text, "error");
+    assert_eq!(root, "errors");
+    assert_eq!(items[0], set(&["code", "description"]));
+    assert_eq!(t.get(None, "/open311/v2/services/street_light.csv").await.status, 404);
+    assert_eq!(t.get(None, "/open311/v2/services.json?colour=red").await.status, 400);
+
+    let disc = t.get(None, "/open311/v2/discovery.json").await.json();
+    assert_eq!(disc["endpoints"][0]["specification"], "http://wiki.open311.org/GeoReport_v2");
+    assert!(disc["endpoints"][0]["formats"].as_array().unwrap().contains(&json!("text/xml")));
+    let dx = t.get(None, "/open311/v2/discovery.xml").await;
+    assert!(
+        dx.text.contains(
+            "<formats><format>text/xml</format><format>application/json</format></formats>"
+        ),
+        "{}",
+        dx.text
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn requests_are_posted_listed_and_read_in_both_formats() {
+    let t = TestServer::start().await;
+    let key = t.key(RESIDENT).to_string();
+    let posted = form(
+        &t,
+        "/open311/v2/requests.json",
+        &[
+            ("api_key", &key),
+            ("jurisdiction_id", "320902"),
+            ("service_code", "street_light"),
+            ("address_string", "新村社区第一网格 东门"),
+            ("lat", "33.38"),
+            ("long", "120.16"),
+            ("first_name", "四"),
+            ("last_name", "李"),
+            ("phone", "13800000001"),
+            ("description", "路灯不亮"),
+            ("attribute[priority]", "urgent"),
+        ],
+        &[("idempotency-key", "app-req-1")],
+    )
+    .await;
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    let answer = posted.json();
+    assert_eq!(keys(&answer[0]), set(POSTED_FIELDS));
+    let id = answer[0]["service_request_id"].as_str().unwrap().to_string();
+    assert!(answer[0]["service_notice"].as_str().unwrap().contains("新村社区"));
+
+    let px = form(
+        &t,
+        "/open311/v2/requests.xml",
+        &[("api_key", &key), ("service_code", "noise"), ("address_id", "32090200100100102")],
+        &[],
+    )
+    .await;
+    assert_eq!(px.status, 200, "{}", px.text);
+    let (root, items) = xml_items(&px.text, "request");
+    assert_eq!(root, "service_requests");
+    assert_eq!(items[0], set(POSTED_FIELDS));
+
+    // The token of a POST is its Idempotency-Key, for the key that made it.
+    let tok = t.get(None, &format!("/open311/v2/tokens/app-req-1.json?api_key={key}")).await;
+    assert_eq!(tok.status, 200, "{}", tok.text);
+    assert_eq!(tok.json()[0]["service_request_id"], id.as_str());
+    assert_eq!(tok.json()[0]["token"], "app-req-1");
+    let other_key = t.key(OTHER_RESIDENT).to_string();
+    assert_eq!(
+        t.get(None, &format!("/open311/v2/tokens/app-req-1.json?api_key={other_key}")).await.status,
+        404
+    );
+    assert_eq!(t.get(None, "/open311/v2/tokens/app-req-1.xml").await.status, 403);
+
+    // Move it along so that one request is closed.
+    t.ok("cs11", &id, "resolve", json!({"note": "已修复"})).await;
+
+    let list = t.get(None, "/open311/v2/requests.json").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let list = list.json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    for r in list.as_array().unwrap() {
+        assert_eq!(keys(r), set(REQUEST_FIELDS));
+        assert!(r["lat"].is_null() && r["long"].is_null());
+    }
+    let mine =
+        list.as_array().unwrap().iter().find(|r| r["service_request_id"] == id.as_str()).unwrap();
+    assert_eq!(mine["status"], "closed");
+    assert!(mine["status_notes"].as_str().unwrap().starts_with("resolved by"));
+    assert_eq!(mine["service_code"], "street_light");
+    assert_eq!(mine["address"], "新村社区第一网格 东门");
+    assert_eq!(mine["address_id"], G111);
+    assert_eq!(mine["agency_responsible"], "新村社区");
+    assert!(mine["expected_datetime"].as_str().unwrap().ends_with('Z'));
+
+    let x = t.get(None, "/open311/v2/requests.xml").await;
+    let (root, items) = xml_items(&x.text, "request");
+    assert_eq!(root, "service_requests");
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| *i == set(REQUEST_FIELDS)), "{:?}", items);
+
+    // Filters.
+    let open = t.get(None, "/open311/v2/requests.json?status=open").await.json();
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    assert_eq!(open[0]["service_code"], "noise");
+    let by_code = t
+        .get(None, "/open311/v2/requests.json?service_code=street_light,noise&status=open,closed")
+        .await
+        .json();
+    assert_eq!(by_code.as_array().unwrap().len(), 2);
+    let by_id = t
+        .get(
+            None,
+            &format!("/open311/v2/requests.json?service_request_id={id},GC9999999&status=open"),
+        )
+        .await
+        .json();
+    assert_eq!(by_id.as_array().unwrap().len(), 1, "ids override the other filters");
+    let page = t.get(None, "/open311/v2/requests.json?page_size=1&page=2").await.json();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    let old = t.get(None, "/open311/v2/requests.json?start_date=2020-01-01T00:00:00Z&end_date=2020-02-01T00:00:00Z").await.json();
+    assert_eq!(old.as_array().unwrap().len(), 0);
+    let empty_is_absent =
+        t.get(None, "/open311/v2/requests.json?status=&service_code=").await.json();
+    assert_eq!(empty_is_absent.as_array().unwrap().len(), 2);
+    for bad in [
+        "start_date=2020-01-01T00:00:00Z&end_date=2020-06-01T00:00:00Z",
+        "start_date=last-tuesday",
+        "status=pending",
+        "service_code=pothole",
+        "page_size=5000",
+        "extensions=maybe",
+    ] {
+        let r = t.get(None, &format!("/open311/v2/requests.json?{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert_eq!(r.json()[0]["code"], 400);
+    }
+
+    // One request, with extensions (history as notes).
+    let one = t.get(None, &format!("/open311/v2/requests/{id}.json?extensions=true")).await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    let one = one.json();
+    assert_eq!(one[0]["extended_attributes"]["gridcase_status"], "resolved");
+    assert_eq!(one[0]["extended_attributes"]["priority"], "urgent");
+    let notes = one[0]["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[0]["type"], "opened");
+    let ox = t.get(None, &format!("/open311/v2/requests/{id}.xml")).await;
+    let (_, items) = xml_items(&ox.text, "request");
+    assert_eq!(items[0], set(REQUEST_FIELDS));
+    assert_eq!(t.get(None, "/open311/v2/requests/GC9999999.json").await.status, 404);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn bad_posts_are_refused_the_open311_way_and_append_nothing() {
+    let t = TestServer::start().await;
+    let key = t.key(RESIDENT).to_string();
+    let head = t.head().await;
+    let cases: Vec<(u16, Vec<(&str, &str)>)> = vec![
+        (403, vec![("service_code", "noise"), ("address_id", G111)]),
+        (403, vec![("api_key", "gck_unknown"), ("service_code", "noise"), ("address_id", G111)]),
+        (400, vec![("api_key", &key), ("address_id", G111)]),
+        (404, vec![("api_key", &key), ("service_code", "pothole"), ("address_id", G111)]),
+        (
+            404,
+            vec![
+                ("api_key", &key),
+                ("jurisdiction_id", "sfgov.org"),
+                ("service_code", "noise"),
+                ("address_id", G111),
+            ],
+        ),
+        (
+            400,
+            vec![("api_key", &key), ("service_code", "noise"), ("lat", "33.3"), ("long", "120.1")],
+        ),
+        (
+            400,
+            vec![
+                ("api_key", &key),
+                ("service_code", "noise"),
+                ("address_string", "nowhere at all"),
+            ],
+        ),
+        (
+            400,
+            vec![
+                ("api_key", &key),
+                ("service_code", "noise"),
+                ("address_id", G111),
+                ("lat", "999"),
+                ("long", "1"),
+            ],
+        ),
+        (
+            400,
+            vec![
+                ("api_key", &key),
+                ("service_code", "noise"),
+                ("address_id", G111),
+                ("colour", "red"),
+            ],
+        ),
+        (
+            400,
+            vec![
+                ("api_key", &key),
+                ("service_code", "noise"),
+                ("address_id", G111),
+                ("attribute[kind]", "gossip"),
+            ],
+        ),
+        (
+            400,
+            vec![
+                ("api_key", &key),
+                ("service_code", "noise"),
+                ("address_id", G111),
+                ("media_url", "javascript:alert(1)"),
+            ],
+        ),
+        (403, vec![("api_key", t.key("aud")), ("service_code", "noise"), ("address_id", G111)]),
+    ];
+    for (status, fields) in &cases {
+        for format in ["json", "xml"] {
+            let r = form(&t, &format!("/open311/v2/requests.{format}"), fields, &[]).await;
+            assert_eq!(r.status, *status, "{fields:?} {format}: {}", r.text);
+            if format == "json" {
+                assert_eq!(r.json()[0]["code"], *status);
+            } else {
+                assert!(
+                    r.text.contains(&format!("<errors><error><code>{status}</code>")),
+                    "{}",
+                    r.text
+                );
+            }
+        }
+    }
+    let wrong_type = t
+        .send(
+            t.client
+                .post(format!("{}/open311/v2/requests.json", t.base))
+                .json(&json!({"api_key": key})),
+        )
+        .await;
+    assert_eq!(wrong_type.status, 400);
+    let repeated = t
+        .send(
+            t.client
+                .post(format!("{}/open311/v2/requests.json", t.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "api_key={key}&service_code=noise&service_code=noise&address_id={G111}"
+                )),
+        )
+        .await;
+    assert_eq!(repeated.status, 400);
+    assert_eq!(t.head().await, head, "nothing appended");
+    t.stop().await;
+}

@@ -1,0 +1,46 @@
+//! Read models over the gridcase event log.
+//!
+//! This crate owns everything that is *derived* from the log for people to
+//! read: the grid backlog ([`backlog`]), resolution and other rates per unit
+//! and period ([`rates`]), escalation chains ([`chains`]), open cases past or
+//! near their limit ([`overdue`]) and the readable history of one case
+//! ([`timeline`]). [`ProjectionSet`] holds them all together with the
+//! organisation [`Registry`](gridcase_engine::org::Registry) folded from the
+//! `org` stream; [`runner`] feeds it from a log (catch-up, live follow,
+//! rebuild, time travel) and [`store`] persists it with its checkpoint.
+//!
+//! **Architecture Invariant:** projections read the log and never append to
+//! it. Applying an event is a pure function of the state and the recorded
+//! event: no clock is read, every time comes from `recorded_at` or from an
+//! event field, and all state is kept in ordered maps, so the same log always
+//! gives the same bytes and the same [`Digests`].
+//!
+//! Queries that depend on "now" (aging, overdue, near due) take `now` as an
+//! argument instead of reading a clock, so a report can be reproduced.
+
+#![deny(missing_docs)]
+
+pub mod backlog;
+mod casemap;
+pub mod chains;
+mod error;
+pub mod overdue;
+pub mod period;
+mod projection;
+pub mod rates;
+mod retention;
+pub mod runner;
+mod set;
+pub mod store;
+pub mod timeline;
+pub mod track;
+
+pub use error::Error;
+pub use period::{Period, PeriodKind};
+pub use projection::{digest_of, Projection};
+pub use runner::{
+    as_of_position, as_of_time, follow, open, rebuild, FollowOptions, Follower, SharedProjections,
+    Start,
+};
+pub use set::{Config, Digests, ProjectionSet};
+pub use store::Store;

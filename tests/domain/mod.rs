@@ -1,0 +1,14 @@
+//! Case-domain suites: the lifecycle and authority rules as given/when/then
+//! over the pure `decide` function and through a real `Engine` (sled log,
+//! manual clock), deadline escalation, the seeds' end-to-end scenario,
+//! property tests of the invariants, golden bytes of every event and the
+//! engine's idempotency and concurrency guarantees.
+#![allow(clippy::unwrap_used)]
+
+mod deadlines;
+mod fixture;
+mod golden;
+mod idempotency;
+mod lifecycle;
+mod properties;
+mod scenario;
