@@ -45,6 +45,9 @@ DATA="$WORK/data"
 echo "== demo store: $DAYS days"
 "$BIN" --data "$DATA" --durability buffered demo --days "$DAYS" >"$WORK/demo.out" 2>"$WORK/demo.err"
 KEY=$("$BIN" --data "$DATA" apikey create --as resident:loadtest --label wrk 2>/dev/null)
+# The demo's cases are dated in the simulated past: record their overdue
+# deadlines now, so that the server's first tick does not land mid-measurement.
+"$BIN" --data "$DATA" --durability buffered tick --now "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >/dev/null
 
 echo "== serve (durability $DURABILITY)"
 "$BIN" --data "$DATA" --durability "$DURABILITY" serve --listen 127.0.0.1:0 --tick-seconds 60 \

@@ -99,6 +99,15 @@ enum Cmd {
     /// API keys of the HTTP server.
     #[command(subcommand)]
     Apikey(serve::ApiKeyCmd),
+    /// Copy a store into an empty one (sled ↔ PostgreSQL), verifying the chain.
+    Migrate {
+        /// Source: a data directory or a postgres:// URL.
+        #[arg(long)]
+        from: String,
+        /// Destination (must be empty): a data directory or a postgres:// URL.
+        #[arg(long)]
+        to: String,
+    },
     /// Escalation throughput at city scale on sled, PostgreSQL or both, side by side.
     Bench(bench::BenchArgs),
 }
@@ -183,5 +192,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Serve(a) => serve::serve(&g, a).await,
         Cmd::Apikey(c) => serve::apikey(&g, c).await,
         Cmd::Bench(a) => bench::bench(&g, a).await,
+        Cmd::Migrate { from, to } => store::migrate(&g, &from, &to).await,
     }
 }

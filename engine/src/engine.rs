@@ -87,11 +87,20 @@ pub struct TickReport {
 struct OpenCases {
     cases: HashMap<String, Case>,
     deadlines: BTreeSet<(Timestamp, String)>,
+    /// Newest version put for each case, open or not: a command whose
+    /// acknowledgement arrives after a later command's must not put its
+    /// older state back (nor resurrect a case the later one closed).
+    latest: HashMap<String, u64>,
 }
 
 impl OpenCases {
     fn put(&mut self, case: Case) {
-        self.remove(&case.id);
+        let newest = self.latest.entry(case.id.clone()).or_insert(0);
+        if case.version < *newest {
+            return;
+        }
+        *newest = case.version;
+        self.remove_entry(&case.id);
         if case.is_open() {
             if let Some(d) = case.next_deadline() {
                 self.deadlines.insert((d, case.id.clone()));
@@ -100,7 +109,13 @@ impl OpenCases {
         }
     }
 
+    /// Forgets a case so that the next load reads it from the log.
     fn remove(&mut self, id: &str) {
+        self.latest.remove(id);
+        self.remove_entry(id);
+    }
+
+    fn remove_entry(&mut self, id: &str) {
         if let Some(old) = self.cases.remove(id) {
             if let Some(d) = old.next_deadline() {
                 self.deadlines.remove(&(d, old.id));
@@ -409,7 +424,23 @@ impl Engine {
                 _ => None,
             };
             let ctx = Context { registry: &registry, now, case_id: &id, merge_target_open };
-            let events = decide(case.as_ref(), &command, &actor, &ctx).map_err(Error::Rejected)?;
+            let events = match decide(case.as_ref(), &command, &actor, &ctx) {
+                Ok(events) => events,
+                Err(rejection) => {
+                    // The first call with this key may have committed since the
+                    // lookup above: a retry must get its result, not a refusal
+                    // of the command decided again on the newer state.
+                    if let Some(key) = &opts.idempotency_key {
+                        if let Some((d, outcome)) = self.log.idempotency_lookup(key).await? {
+                            if d != digest {
+                                return Err(Error::IdempotencyMismatch { key: key.clone() });
+                            }
+                            return self.replay_result(outcome).await;
+                        }
+                    }
+                    return Err(Error::Rejected(rejection));
+                }
+            };
             if events.is_empty() {
                 let case =
                     case.ok_or_else(|| Error::Internal("a submission decided no event".into()))?;

@@ -460,7 +460,6 @@ async fn gated_dispatched(g: &Gated) -> String {
 /// conflicts, reloads and commits on top. When A's task resumes, it must not
 /// overwrite B's newer state in the engine's memory.
 #[tokio::test]
-#[ignore = "bug: Engine::execute_at caches its own result after the append without checking for a newer cached version (stale read, spurious If-Match conflicts)"]
 async fn a_slow_acknowledgement_does_not_leave_a_stale_case_in_memory() {
     let g = gated().await;
     let id = gated_dispatched(&g).await;
@@ -496,7 +495,6 @@ async fn a_slow_acknowledgement_does_not_leave_a_stale_case_in_memory() {
 /// flight: its key lookup misses, then the first call commits. The retry must
 /// still return the first result, not a rejection of deciding it again.
 #[tokio::test]
-#[ignore = "bug: Engine::execute_at does not re-check the idempotency key when the decision is refused, so an in-flight duplicate gets a rejection"]
 async fn a_duplicate_in_flight_gets_the_first_result_not_a_rejection() {
     let g = gated().await;
     let id = gated_dispatched(&g).await;

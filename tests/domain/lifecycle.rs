@@ -979,7 +979,6 @@ fn one_extension_request_at_a_time_and_a_move_up_drops_it() {
 /// dispatch, a return to the street, resolution); a department that returns
 /// its part of a joint handling leaves the case, so its request must go too.
 #[test]
-#[ignore = "bug: Case::apply(CaseReturned) keeps the returning department's pending extension request while other departments hold the case"]
 fn a_returning_departments_extension_request_is_dropped() {
     let s = joint_claimed()
         .by("d01a", ask(extension_until()))

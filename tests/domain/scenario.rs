@@ -203,7 +203,6 @@ async fn the_seeds_chain_from_report_to_closure() {
 /// Joint handling led by the department named second: a reopen must send
 /// the case back with the same lead.
 #[test]
-#[ignore = "bug: CaseReopened makes the first of the last resolvers the lead, not the lead department"]
 fn a_reopen_keeps_the_lead_department() {
     let s = Story::submit(OTHER_RESIDENT, submission("sewage", G211))
         .by("cs21", Command::Escalate { reason: "社区无法处理".into() })

@@ -73,12 +73,21 @@ async fn boom() -> &'static str {
     panic!("a bug")
 }
 
+async fn slow() -> &'static str {
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    "late"
+}
+
 #[tokio::test]
-async fn a_panic_is_a_500_with_the_correlation_id_and_the_server_lives_on() {
-    let t = TestServer::start().await;
+async fn a_panic_is_a_500_with_the_correlation_id_and_a_slow_handler_times_out() {
+    let t =
+        TestServer::start_with(|o| o.request_timeout = std::time::Duration::from_millis(300)).await;
     let state = t.server().state().clone();
     let app = gridcase_api::server::with_middleware(
-        axum::Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "ok" })),
+        axum::Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "ok" }))
+            .route("/slow", get(slow)),
         state,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -95,6 +104,10 @@ async fn a_panic_is_a_500_with_the_correlation_id_and_the_server_lives_on() {
     assert!(!r.text.contains("a bug"), "panic messages stay in the logs");
     let fine = t.send(t.client.get(format!("http://{addr}/fine"))).await;
     assert_eq!(fine.status, 200);
+    let late = t.send(t.client.get(format!("http://{addr}/slow"))).await;
+    assert_eq!(late.status, 503);
+    assert_eq!(late.code(), "timeout");
+    assert!(late.header("retry-after").is_some());
     server.abort();
     t.stop().await;
 }

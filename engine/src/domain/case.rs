@@ -219,14 +219,17 @@ impl Case {
                 self.merged_into = Some(into.clone());
                 self.finish(Status::Merged, at);
             }
-            Event::CaseEscalated { to, hold_until, .. } => {
+            Event::CaseEscalated { to, hold_until, reason, .. } => {
                 self.level = Level::Street;
                 self.status = Status::Escalated;
                 self.holders = vec![Holder::new(to, at)];
                 self.hold_until = Some(*hold_until);
                 self.left_community = true;
                 self.pending_extension = None;
-                self.respond(at);
+                // A deadline escalation is the absence of a response, not one.
+                if *reason != HopReason::Deadline {
+                    self.respond(at);
+                }
             }
             Event::CaseDispatched { departments, lead, claim_due, .. } => {
                 if self.level != Level::Department {
@@ -266,6 +269,10 @@ impl Case {
                 self.return_count += 1;
                 let was_lead = self.holders.iter().any(|h| &h.unit == department && h.lead);
                 self.holders.retain(|h| &h.unit != department);
+                // Its extension request goes with it: it no longer holds the case.
+                if self.pending_extension.as_ref().is_some_and(|r| &r.unit == department) {
+                    self.pending_extension = None;
+                }
                 if was_lead {
                     if let Some(h) = self.holders.first_mut() {
                         h.lead = true;
@@ -361,7 +368,10 @@ impl Case {
     fn mark_resolved(&mut self, at: Timestamp) {
         self.status = Status::Resolved;
         self.resolved_at = Some(at);
-        self.last_resolvers = self.holders.iter().map(|h| h.unit.clone()).collect();
+        // Lead first: a reopen makes the first of these the lead again.
+        let mut resolvers: Vec<&Holder> = self.holders.iter().collect();
+        resolvers.sort_by_key(|h| !h.lead);
+        self.last_resolvers = resolvers.into_iter().map(|h| h.unit.clone()).collect();
         self.last_resolved_level = self.level;
         self.hold_until = None;
         self.pending_extension = None;
