@@ -20,7 +20,10 @@
 //!
 //! Run: `cargo bench --bench projections` (10 million events), or
 //! `GRIDCASE_BENCH_EVENTS=200000 cargo bench --bench projections` for a
-//! quick run; `GRIDCASE_BENCH_DIR` chooses where the generated log is kept.
+//! quick run; `GRIDCASE_BENCH_DIR` chooses where the generated log is kept,
+//! `GRIDCASE_BENCH_PHASES=read,decode,apply,rebuild` which passes run (a
+//! rebuild alone in a fresh process gives a clean peak-memory figure) and
+//! `GRIDCASE_BENCH_SLED_CACHE_MB` the sled page cache (default 64 MB).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -523,7 +526,12 @@ struct Planned {
 /// Generates the log (or reuses a complete one); returns it open.
 async fn generate(dir: &PathBuf, target: u64, clock: &ManualClock) -> Res<Arc<dyn EventLog>> {
     let marker = dir.join("complete");
-    let opts = SledOptions { durability: Durability::Buffered, ..SledOptions::default() };
+    let mut opts = SledOptions { durability: Durability::Buffered, ..SledOptions::default() };
+    if let Some(mb) =
+        std::env::var("GRIDCASE_BENCH_SLED_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok())
+    {
+        opts.cache_capacity = mb * 1024 * 1024;
+    }
     if let Ok(text) = std::fs::read_to_string(&marker) {
         let log: Arc<dyn EventLog> =
             Arc::new(SledLog::open(dir.join("log"), opts.clone(), Arc::new(clock.clone()))?);
@@ -651,6 +659,11 @@ fn rate(n: u64, d: Duration) -> String {
 const PAGE: usize = 4096;
 
 async fn bench(events: u64, dir: PathBuf) -> Res<()> {
+    // GRIDCASE_BENCH_PHASES=read,decode,apply,rebuild (default: all); a
+    // rebuild alone in a fresh process gives a clean peak-memory figure.
+    let phases = std::env::var("GRIDCASE_BENCH_PHASES")
+        .unwrap_or_else(|_| "read,decode,apply,rebuild".into());
+    let run = |p: &str| phases.split(',').any(|x| x.trim() == p);
     let clock = ManualClock::new(Timestamp(0));
     let log = generate(&dir, events, &clock).await?;
     let head = log.head().position;
@@ -660,61 +673,71 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
         log.size_on_disk().await.map(|b| format!("{:.2} GB", b as f64 / 1e9)).unwrap_or_default()
     );
 
-    // Phase 1: read only.
-    let t = Instant::now();
-    let mut next = 1;
-    let mut bytes = 0u64;
-    while next <= head {
-        let page = log.read_all(next, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        next = last.position + 1;
-        bytes += page.iter().map(|r| r.payload.len() as u64).sum::<u64>();
-    }
-    let read = t.elapsed();
-    println!(
-        "1 read (sled + record decode + BLAKE3):       {}  payload {:.0} B/event",
-        rate(head, read),
-        bytes as f64 / head as f64
-    );
-
-    // Phase 2: + chain check + payload decode.
-    let t = Instant::now();
-    let mut next = 1;
-    let mut chain = ChainVerifier::default();
-    while next <= head {
-        let page = log.read_all(next, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        next = last.position + 1;
-        for rec in &page {
-            chain.check(rec)?;
-            let ev = Event::from_recorded(rec).map_err(|e| e.0)?;
-            std::hint::black_box(&ev);
+    if run("read") {
+        // Phase 1: read only.
+        let t = Instant::now();
+        let mut next = 1;
+        let mut bytes = 0u64;
+        while next <= head {
+            let page = log.read_all(next, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            next = last.position + 1;
+            bytes += page.iter().map(|r| r.payload.len() as u64).sum::<u64>();
         }
+        let read = t.elapsed();
+        println!(
+            "1 read (sled + record decode + BLAKE3):       {}  payload {:.0} B/event",
+            rate(head, read),
+            bytes as f64 / head as f64
+        );
     }
-    let decoded = t.elapsed();
-    println!("2 + chain check + payload decode:             {}", rate(head, decoded));
 
-    // Phase 3: + apply, single task, apply timed apart.
-    let t = Instant::now();
-    let mut next = 1;
-    let mut set = ProjectionSet::new(config);
-    let mut apply = Duration::ZERO;
-    while next <= head {
-        let page = log.read_all(next, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        next = last.position + 1;
-        for rec in page {
-            let ev = set.check_and_decode(&rec)?;
-            let a = Instant::now();
-            set.apply_decoded(&rec, &ev);
-            apply += a.elapsed();
+    if run("decode") {
+        // Phase 2: + chain check + payload decode.
+        let t = Instant::now();
+        let mut next = 1;
+        let mut chain = ChainVerifier::default();
+        while next <= head {
+            let page = log.read_all(next, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            next = last.position + 1;
+            for rec in &page {
+                chain.check(rec)?;
+                let ev = Event::from_recorded(rec).map_err(|e| e.0)?;
+                std::hint::black_box(&ev);
+            }
         }
+        let decoded = t.elapsed();
+        println!("2 + chain check + payload decode:             {}", rate(head, decoded));
     }
-    let single = t.elapsed();
-    println!("3 + apply (one task):                         {}", rate(head, single));
-    println!("  of which apply:                             {}", rate(head, apply));
-    let digest_single = set.digests().combined;
-    drop(set);
+
+    let mut digest_single = None;
+    if run("apply") {
+        // Phase 3: + apply, single task, apply timed apart.
+        let t = Instant::now();
+        let mut next = 1;
+        let mut set = ProjectionSet::new(config);
+        let mut apply = Duration::ZERO;
+        while next <= head {
+            let page = log.read_all(next, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            next = last.position + 1;
+            for rec in page {
+                let ev = set.check_and_decode(&rec)?;
+                let a = Instant::now();
+                set.apply_decoded(&rec, &ev);
+                apply += a.elapsed();
+            }
+        }
+        let single = t.elapsed();
+        println!("3 + apply (one task):                         {}", rate(head, single));
+        println!("  of which apply:                             {}", rate(head, apply));
+        digest_single = Some(set.digests().combined);
+        drop(set);
+    }
+    if !run("rebuild") {
+        return Ok(());
+    }
 
     // Phase 4: the library's pipelined rebuild, with peak memory.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -800,7 +823,9 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
     let t = Instant::now();
     let digests = set.digests();
     println!("digest {:.2?}: {}", t.elapsed(), digests.combined);
-    assert_eq!(digests.combined, digest_single, "both rebuilds must reach the same state");
+    if let Some(single) = digest_single {
+        assert_eq!(digests.combined, single, "both rebuilds must reach the same state");
+    }
     let store = Store::open(dir.join("state"))?;
     let t = Instant::now();
     let saved = store.save(&set)?;

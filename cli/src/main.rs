@@ -72,6 +72,25 @@ enum Cmd {
     /// Read cases.
     #[command(name = "case", subcommand)]
     Show(cases::ShowCmd),
+    /// Open cases per grid, rolled up, with aging, overdue and "solved in the grid".
+    Backlog(dashboard::Filters),
+    /// Resolution, response, satisfaction, on-time, return and redo rates per unit; units below target flagged.
+    Rates(dashboard::Filters),
+    /// Escalation chains: shapes, time per level, escalation rates by category.
+    Chains(dashboard::Filters),
+    /// Open cases past or near their limit, by holder.
+    Overdue(dashboard::Filters),
+    /// Every report as it was at a past time or position, and the projection digests.
+    Replay {
+        /// A past time (RFC 3339, a date, or epoch ms).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// A past log position.
+        #[arg(long)]
+        position: Option<u64>,
+        #[command(flatten)]
+        filters: dashboard::Filters,
+    },
     /// Record every deadline passed up to a time (the server does this continuously).
     Tick {
         /// The time to run deadlines up to.
@@ -185,6 +204,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Case(c) => cases::run(&g, c).await,
         Cmd::Show(c) => cases::show(&g, c).await,
         Cmd::Tick { now } => store::tick(&g, &now).await,
+        Cmd::Backlog(f) => dashboard::report(&g, dashboard::Report::Backlog, f).await,
+        Cmd::Rates(f) => dashboard::report(&g, dashboard::Report::Rates, f).await,
+        Cmd::Chains(f) => dashboard::report(&g, dashboard::Report::Chains, f).await,
+        Cmd::Overdue(f) => dashboard::report(&g, dashboard::Report::Overdue, f).await,
+        Cmd::Replay { as_of, position, filters } => {
+            dashboard::replay(&g, as_of, position, filters).await
+        }
         Cmd::Audit(AuditCmd::Verify) => store::verify(&g).await,
         Cmd::Export { out } => store::export(&g, out).await,
         Cmd::Import { file } => store::import(&g, &file).await,

@@ -37,11 +37,6 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Whether no rows were added.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// The table as text, two spaces between columns.
     pub fn render(&self) -> String {
         let n = self.headers.len();
@@ -76,14 +71,6 @@ pub fn json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Json(e.to_string()))?;
     println!("{text}");
     Ok(())
-}
-
-/// A percentage with one decimal, or "-" when there is no data.
-pub fn pct(rate: Option<f64>) -> String {
-    match rate {
-        Some(r) => format!("{:.1}%", r * 100.0),
-        None => "-".into(),
-    }
 }
 
 /// Hours as "3.5h" or days as "2.1d".

@@ -542,10 +542,15 @@ pub async fn demo(
 
 /// Opens a store named on the command line: a `postgres://` URL, or a data
 /// directory (optionally written `sled:DIR`).
-async fn open_named(spec: &str, clock: Arc<dyn Clock>, create: bool) -> Result<Arc<dyn EventLog>, CliError> {
+async fn open_named(
+    spec: &str,
+    clock: Arc<dyn Clock>,
+    create: bool,
+) -> Result<Arc<dyn EventLog>, CliError> {
     let g = Global {
         data: PathBuf::from(spec.strip_prefix("sled:").unwrap_or(spec)),
-        store: (spec.starts_with("postgres://") || spec.starts_with("postgresql://")).then(|| spec.to_string()),
+        store: (spec.starts_with("postgres://") || spec.starts_with("postgresql://"))
+            .then(|| spec.to_string()),
         json: false,
         at: None,
         durability: "durable".into(),
@@ -561,7 +566,9 @@ pub async fn migrate(g: &Global, from: &str, to: &str) -> Result<(), CliError> {
     let src_report = src.verify().await?;
     let dst = open_named(to, clock, true).await?;
     if dst.head().position != 0 {
-        return Err(CliError::Usage(format!("{to} is not empty: migrate copies into an empty store")));
+        return Err(CliError::Usage(format!(
+            "{to} is not empty: migrate copies into an empty store"
+        )));
     }
     let mut next = 1;
     let mut copied = 0u64;

@@ -58,8 +58,24 @@ fn submit(dir: &Path) -> String {
     let v = json(
         dir,
         &[
-            "--at", AT, "submit", "--as", "resident:13800000000", "--category", "noise_dispute", "--location", "320902001001001",
-            "--description", "楼上装修噪音", "--channel", "app", "--kind", "complaint", "--contact-name", "王女士", "--contact-phone",
+            "--at",
+            AT,
+            "submit",
+            "--as",
+            "resident:13800000000",
+            "--category",
+            "noise_dispute",
+            "--location",
+            "320902001001001",
+            "--description",
+            "楼上装修噪音",
+            "--channel",
+            "app",
+            "--kind",
+            "complaint",
+            "--contact-name",
+            "王女士",
+            "--contact-phone",
             "13800000000",
         ],
     );
@@ -98,22 +114,57 @@ fn scripted_case_walks_the_whole_lifecycle() {
         let v: serde_json::Value = serde_json::from_str(&ok(d, &a)).unwrap();
         assert_eq!(v["case"]["status"], status, "{args:?}");
     };
-    step(&["assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001001-1"], "assigned");
+    step(
+        &["assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001001-1"],
+        "assigned",
+    );
     step(&["escalate", &id, "--reason", "社区无法协调", "--as", "gw-320902001001001"], "escalated");
     step(&["dispatch", &id, "--dept", "D01", "--as", "ss-320902001-1"], "dispatched");
     step(&["return", &id, "--reason", "不属于城管职责", "--as", "ds-D01-1"], "escalated");
-    step(&["dispatch", &id, "--dept", "D02", "--dept", "D03", "--lead", "D02", "--as", "ss-320902001-1"], "dispatched");
+    step(
+        &[
+            "dispatch",
+            &id,
+            "--dept",
+            "D02",
+            "--dept",
+            "D03",
+            "--lead",
+            "D02",
+            "--as",
+            "ss-320902001-1",
+        ],
+        "dispatched",
+    );
     step(&["claim", &id, "--as", "ds-D02-1"], "dispatched");
     step(&["claim", &id, "--as", "ds-D03-1"], "dispatched");
-    step(&["extend", &id, "--until", "2026-03-20", "--reason", "需要调解", "--as", "ds-D02-1"], "dispatched");
+    step(
+        &["extend", &id, "--until", "2026-03-20", "--reason", "需要调解", "--as", "ds-D02-1"],
+        "dispatched",
+    );
     step(&["extension", &id, "--approve", "--as", "sup-1"], "dispatched");
     step(&["resolve", &id, "--note", "已调解", "--as", "ds-D02-1"], "dispatched");
     step(&["resolve", &id, "--note", "已普法", "--as", "ds-D03-1"], "resolved");
-    step(&["callback", &id, "--satisfaction", "unsatisfied", "--solved", "no", "--as", "cs-320902001001-1"], "resolved");
+    step(
+        &[
+            "callback",
+            &id,
+            "--satisfaction",
+            "unsatisfied",
+            "--solved",
+            "no",
+            "--as",
+            "cs-320902001001-1",
+        ],
+        "resolved",
+    );
     step(&["reopen", &id, "--reason", "噪音仍在", "--as", "cs-320902001001-1"], "dispatched");
     step(&["resolve", &id, "--note", "再次调解", "--as", "ds-D02-1"], "dispatched");
     step(&["resolve", &id, "--note", "再次普法", "--as", "ds-D03-1"], "resolved");
-    step(&["callback", &id, "--satisfaction", "satisfied", "--as", "cs-320902001001-1"], "resolved");
+    step(
+        &["callback", &id, "--satisfaction", "satisfied", "--as", "cs-320902001001-1"],
+        "resolved",
+    );
     step(&["close", &id, "--note", "办结", "--as", "cs-320902001001-1"], "closed");
     let shown = ok(d, &["case", "show", &id]);
     for t in ["CaseSubmitted", "CaseReturned", "ExtensionApproved", "CaseReopened", "CaseClosed"] {
@@ -129,7 +180,17 @@ fn idempotent_retry_appends_nothing() {
     let d = dir.path();
     init(d);
     let id = submit(d);
-    let args = ["--json", "assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001001-1", "--idempotency-key", "k-1"];
+    let args = [
+        "--json",
+        "assign",
+        &id,
+        "--worker",
+        "gw-320902001001001",
+        "--as",
+        "cs-320902001001-1",
+        "--idempotency-key",
+        "k-1",
+    ];
     ok(d, &args);
     let before = fingerprint(d);
     let again: serde_json::Value = serde_json::from_str(&ok(d, &args)).unwrap();
@@ -146,20 +207,39 @@ fn bad_input_gives_one_line_and_changes_nothing() {
     let before = fingerprint(d);
     let sub = |loc: &str| {
         vec![
-            "submit".to_string(), "--as".into(), "resident:1".into(), "--category".into(), "noise_dispute".into(), "--location".into(),
-            loc.into(), "--description".into(), "x".into(),
+            "submit".to_string(),
+            "--as".into(),
+            "resident:1".into(),
+            "--category".into(),
+            "noise_dispute".into(),
+            "--location".into(),
+            loc.into(),
+            "--description".into(),
+            "x".into(),
         ]
     };
     let unknown_grid = sub("999999999999999");
     fails(d, &unknown_grid.iter().map(String::as_str).collect::<Vec<_>>(), "999999999999999");
     // Wrong role: a department cannot assign.
-    fails(d, &["assign", &id, "--worker", "gw-320902001001001", "--as", "ds-D01-1"], "not authorised");
+    fails(
+        d,
+        &["assign", &id, "--worker", "gw-320902001001001", "--as", "ds-D01-1"],
+        "not authorised",
+    );
     // Wrong unit: another community's staff.
-    fails(d, &["assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001002-1"], "not authorised");
+    fails(
+        d,
+        &["assign", &id, "--worker", "gw-320902001001001", "--as", "cs-320902001002-1"],
+        "not authorised",
+    );
     // Invalid transition: a submitted case cannot be closed, even by its community.
     fails(d, &["close", &id, "--as", "cs-320902001001-1"], "invalid transition");
     // Malformed time.
-    fails(d, &["extend", &id, "--until", "next tuesday", "--reason", "r", "--as", "cs-320902001001-1"], "malformed time");
+    fails(
+        d,
+        &["extend", &id, "--until", "next tuesday", "--reason", "r", "--as", "cs-320902001001-1"],
+        "malformed time",
+    );
     fails(d, &["tick", "--now", "soon"], "malformed time");
     // Unknown staff, unknown case.
     fails(d, &["escalate", &id, "--reason", "r", "--as", "nobody"], "nobody");
@@ -188,7 +268,8 @@ fn tampered_store_fails_audit_with_the_position() {
     let (events, _) = fingerprint(d);
     {
         let clock = std::sync::Arc::new(gridcase_engine::time::SystemClock);
-        let log = gridcase_engine::log::SledLog::open(d.join("log"), Default::default(), clock).unwrap();
+        let log =
+            gridcase_engine::log::SledLog::open(d.join("log"), Default::default(), clock).unwrap();
         log.tamper_for_test(events - 1, 40).unwrap();
     }
     let out = gridcase(d, &["audit", "verify"]);

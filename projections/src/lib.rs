@@ -12,11 +12,25 @@
 //! **Architecture Invariant:** projections read the log and never append to
 //! it. Applying an event is a pure function of the state and the recorded
 //! event: no clock is read, every time comes from `recorded_at` or from an
-//! event field, and all state is kept in ordered maps, so the same log always
-//! gives the same bytes and the same [`Digests`].
+//! event field, and all state serialises in a canonical order (ordered maps;
+//! the per-case tables are hashed in memory but written in id order), so the
+//! same log always gives the same bytes and the same [`Digests`].
 //!
 //! Queries that depend on "now" (aging, overdue, near due) take `now` as an
 //! argument instead of reading a clock, so a report can be reproduced.
+//!
+//! Using it (a CLI or a server):
+//! - start: [`open`]`(&log, &store, config)` loads the saved state if it fits
+//!   the log (else rebuilds), catches up and saves; or [`rebuild`] from
+//!   position 1; [`ProjectionSet::catch_up`] later;
+//! - live: [`follow`]`(log, shared, options)` applies new records to a
+//!   [`SharedProjections`] and publishes [`Follower::position`] (lag =
+//!   head - position); [`Follower::stop`] saves;
+//! - read: [`ProjectionSet::backlog_report`], [`ProjectionSet::rates_report`],
+//!   [`ProjectionSet::ranking`], [`ProjectionSet::chain_report`],
+//!   [`ProjectionSet::chain`] (or [`chains::chain_of`] on a history),
+//!   [`ProjectionSet::overdue_report`], [`ProjectionSet::timeline`];
+//! - audit: [`as_of_position`], [`as_of_time`], [`ProjectionSet::digests`].
 
 #![deny(missing_docs)]
 

@@ -8,9 +8,9 @@ use serde::Serialize;
 ///
 /// `apply` must be deterministic: it may use only its state, the recorded
 /// event (`rec.recorded_at` is the only clock) and the event's fields. State
-/// lives in ordered collections so that its postcard bytes, and therefore
-/// [`Projection::digest`], are the same on every machine and after every
-/// restart.
+/// serialises in a canonical order (ordered maps, or tables written in key
+/// order) so that its postcard bytes, and therefore [`Projection::digest`],
+/// are the same on every machine and after every restart.
 pub trait Projection: Serialize {
     /// A stable name, used in digests and reports.
     const NAME: &'static str;

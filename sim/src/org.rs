@@ -207,6 +207,7 @@ pub fn to_toml(org: &OrgFile) -> Result<String, toml::ser::Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

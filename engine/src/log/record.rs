@@ -224,6 +224,7 @@ pub fn hex(hash: &Hash) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -400,7 +400,9 @@ impl Drop for SledLog {
         if let Some(i) = self.indexer.take() {
             let _ = i.join();
         }
-        if self.inner.db.flush().is_ok() && self.inner.poisoned.lock().map(|p| p.is_none()).unwrap_or(false) {
+        if self.inner.db.flush().is_ok()
+            && self.inner.poisoned.lock().map(|p| p.is_none()).unwrap_or(false)
+        {
             let _ = write_anchor(&self.inner.path, self.inner.committed_head());
         }
     }
@@ -428,10 +430,9 @@ fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Result<(), Er
         Err(e) => return Err(Error::Storage(format!("cannot read the head anchor: {e}"))),
     };
     let mut parts = text.split_whitespace();
-    let position: Position = parts
-        .next()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| Error::Corruption { position: 0, reason: "the head anchor file is unreadable".into() })?;
+    let position: Position = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| {
+        Error::Corruption { position: 0, reason: "the head anchor file is unreadable".into() }
+    })?;
     let hash = parts.next().unwrap_or("");
     if position > head.position {
         return Err(Error::Corruption {
@@ -448,17 +449,23 @@ fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Result<(), Er
     let (k, v) = frames
         .range(..=frame_key(position))
         .next_back()
-        .ok_or_else(|| Error::Corruption { position, reason: "the anchored record is missing".into() })?
+        .ok_or_else(|| Error::Corruption {
+            position,
+            reason: "the anchored record is missing".into(),
+        })?
         .map_err(storage)?;
     let first = key_position(&k)?;
     let view = view_frame(first, &v)?;
-    let raw = view
-        .records
-        .get((position - first) as usize)
-        .ok_or_else(|| Error::Corruption { position, reason: "the anchored record is missing".into() })?;
+    let raw = view.records.get((position - first) as usize).ok_or_else(|| Error::Corruption {
+        position,
+        reason: "the anchored record is missing".into(),
+    })?;
     let rec = decode_record(raw, position)?;
     if super::record::hex(&rec.hash) != hash {
-        return Err(Error::Corruption { position, reason: "the record differs from the one anchored".into() });
+        return Err(Error::Corruption {
+            position,
+            reason: "the record differs from the one anchored".into(),
+        });
     }
     Ok(())
 }
@@ -1215,6 +1222,7 @@ impl EventLog for SledLog {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::log::{subscribe, EventData, ExpectedVersion, CODEC_POSTCARD};
@@ -1356,6 +1364,7 @@ mod tests {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod import_tests {
     use super::*;
     use crate::log::{EventData, ExpectedVersion, CODEC_POSTCARD};
