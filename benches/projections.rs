@@ -675,6 +675,7 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
 
     if run("read") {
         // Phase 1: read only.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         let t = Instant::now();
         let mut next = 1;
         let mut bytes = 0u64;
@@ -690,6 +691,7 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
             rate(head, read),
             bytes as f64 / head as f64
         );
+        println!("  peak RSS {:.0} MB", status_kb("VmHWM:") as f64 / 1024.0);
     }
 
     if run("decode") {
@@ -714,6 +716,7 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
     let mut digest_single = None;
     if run("apply") {
         // Phase 3: + apply, single task, apply timed apart.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         let t = Instant::now();
         let mut next = 1;
         let mut set = ProjectionSet::new(config);
@@ -732,6 +735,7 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
         let single = t.elapsed();
         println!("3 + apply (one task):                         {}", rate(head, single));
         println!("  of which apply:                             {}", rate(head, apply));
+        println!("  peak RSS {:.0} MB", status_kb("VmHWM:") as f64 / 1024.0);
         digest_single = Some(set.digests().combined);
         drop(set);
     }

@@ -411,12 +411,13 @@ pub async fn case_show(g: &Global, engine: &Engine, id: &str) -> Result<(), CliE
         );
     }
     crate::cases::print_case(&case);
-    let mut t = Table::new(&["#", "when", "who", "what", "why"]);
+    let mut t = Table::new(&["#", "when", "who", "event", "what", "why"]);
     for e in &timeline {
         t.row(vec![
             e.version.to_string(),
             e.at.to_rfc3339(),
             e.who.clone(),
+            e.event_type.clone(),
             e.what.clone(),
             e.why.clone().unwrap_or_default(),
         ]);

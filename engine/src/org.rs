@@ -19,6 +19,7 @@ pub const ORG_STREAM: &str = "org";
 
 /// The levels of the administrative hierarchy, plus district departments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UnitKind {
     /// 区: top of the chain; owns the departments.
     District,
