@@ -24,7 +24,7 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed on start).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
-    /// API key file (default: <data>/api_keys.toml).
+    /// API key file (default: `<data>/api_keys.toml`).
     #[arg(long)]
     keys: Option<PathBuf>,
     /// Seconds between deadline ticks (0: no automatic ticks).
@@ -39,7 +39,7 @@ pub struct ServeArgs {
     /// An Open311 jurisdiction_id accepted besides the district's code.
     #[arg(long)]
     jurisdiction: Option<String>,
-    /// Do not save projection state under <data>/projections (rebuild on every start).
+    /// Do not save projection state under `<data>/projections` (rebuild on every start).
     #[arg(long)]
     no_projection_state: bool,
 }
@@ -55,13 +55,13 @@ pub enum ApiKeyCmd {
         /// A note: which portal or app uses the key.
         #[arg(long, default_value = "")]
         label: String,
-        /// Key file (default: <data>/api_keys.toml).
+        /// Key file (default: `<data>/api_keys.toml`).
         #[arg(long)]
         keys: Option<PathBuf>,
     },
     /// List keys (ids and actors; the keys themselves are not stored).
     List {
-        /// Key file (default: <data>/api_keys.toml).
+        /// Key file (default: `<data>/api_keys.toml`).
         #[arg(long)]
         keys: Option<PathBuf>,
     },
@@ -69,7 +69,7 @@ pub enum ApiKeyCmd {
     Revoke {
         /// The key id shown by `list`.
         id: String,
-        /// Key file (default: <data>/api_keys.toml).
+        /// Key file (default: `<data>/api_keys.toml`).
         #[arg(long)]
         keys: Option<PathBuf>,
     },

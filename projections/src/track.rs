@@ -8,7 +8,7 @@
 //! would carry descriptions, contacts and addresses nobody here reads.
 
 use gridcase_engine::domain::event::OverdueKind;
-use gridcase_engine::domain::{Event, Level, Satisfaction, Status};
+use gridcase_engine::domain::{Event, HopReason, Level, Satisfaction, Status};
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +55,7 @@ pub struct Track {
     pub submitted_at: Timestamp,
     /// First response due.
     pub response_due: Timestamp,
-    /// First response (assignment, escalation, claim or resolution).
+    /// First response (assignment, manual escalation, claim or resolution).
     pub responded_at: Option<Timestamp>,
     /// Resolution due, as extended or reset by a reopen.
     pub resolution_due: Timestamp,
@@ -125,12 +125,15 @@ impl Track {
             Event::CaseRejected { .. } => self.finish(Status::Rejected, at),
             Event::CaseWithdrawn { .. } => self.finish(Status::Withdrawn, at),
             Event::CaseMerged { .. } => self.finish(Status::Merged, at),
-            Event::CaseEscalated { to, .. } => {
+            Event::CaseEscalated { to, reason, .. } => {
                 self.level = Level::Street;
                 self.status = Status::Escalated;
                 self.holders = vec![Held::new(to, at)];
                 self.left_community = true;
-                self.respond(at);
+                // A deadline escalation is the absence of a response, not one.
+                if *reason != HopReason::Deadline {
+                    self.respond(at);
+                }
             }
             Event::CaseDispatched { departments, claim_due, .. } => {
                 if self.level != Level::Department {

@@ -2,7 +2,7 @@
 //!
 //! - [`event`]: the stored events, the compatibility boundary of the log.
 //! - [`case`]: the `Case` aggregate, folded from its events.
-//! - [`decide`]: commands checked against the case state and the actor's
+//! - [`mod@decide`]: commands checked against the case state and the actor's
 //!   authority, producing events or a [`Rejection`].
 //! - [`policy`]: deadline limits per kind, class and priority.
 //!
