@@ -431,3 +431,39 @@ fn bench_runs_a_small_workload() {
     assert!(run["events"].as_u64().unwrap() > 100);
     assert!(run["commands_per_s"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn reject_merge_withdraw_supervise_and_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let (a, b, c, e) = (submit(d), submit(d), submit(d), submit(d));
+    let status = |args: &[&str]| -> String {
+        let mut v = vec!["--json", "--at", AT];
+        v.extend_from_slice(args);
+        let j: serde_json::Value = serde_json::from_str(&ok(d, &v)).unwrap();
+        j["case"]["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        status(&["reject", &a, "--reason", "信息不实", "--as", "cs-320902001001-1"]),
+        "rejected"
+    );
+    assert_eq!(status(&["merge", &b, "--into", &c, "--as", "cs-320902001001-1"]), "merged");
+    assert_eq!(
+        status(&["withdraw", &c, "--reason", "已自行解决", "--as", "resident:13800000000"]),
+        "withdrawn"
+    );
+    // Supervision only once the case is overdue (noise disputes: 7 days).
+    fails(d, &["--at", AT, "supervise", &e, "--note", "请加快", "--as", "sup-1"], "overdue");
+    let late = "2026-03-12T00:00:00Z";
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["--json", "--at", late, "supervise", &e, "--note", "请加快", "--as", "sup-1"],
+    ))
+    .unwrap();
+    assert_eq!(v["events"][0]["CaseSupervised"]["by"], "320902");
+    let listed = json(d, &["case", "list", "--unit", "320902001"]);
+    let ids: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![e.as_str()]);
+}
