@@ -56,7 +56,9 @@ pub struct SledOptions {
     pub flush_every_ms: u64,
     /// Most records in one frame.
     pub max_frame_events: usize,
-    /// Most record bytes in one frame (keeps frames far below sled's blob threshold).
+    /// Most record bytes in one frame. Larger frames made sled 0.34 write
+    /// blob files (not fsynced) under concurrent large appends: see the
+    /// `blob_probe` example.
     pub max_frame_bytes: usize,
     /// Appends waiting for the writer before callers are made to wait.
     pub queue_depth: usize,
@@ -69,7 +71,7 @@ impl Default for SledOptions {
             cache_capacity: 64 * 1024 * 1024,
             flush_every_ms: 200,
             max_frame_events: 256,
-            max_frame_bytes: 192 * 1024,
+            max_frame_bytes: 32 * 1024,
             queue_depth: 8192,
         }
     }
