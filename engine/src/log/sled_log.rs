@@ -44,6 +44,8 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
 const MAX_GROUP_REQUESTS: usize = 4096;
 const INDEX_CHUNK: usize = 16_384;
+/// How long an open waits for a file lock held by a just-dropped handle.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// Tunables of the sled backend.
 #[derive(Clone, Debug)]
@@ -242,23 +244,37 @@ impl SledLog {
         clock: Arc<dyn Clock>,
     ) -> Result<SledLog, Error> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(options.cache_capacity)
-            .segment_size(4 * 1024 * 1024)
-            .flush_every_ms(Some(options.flush_every_ms))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    Error::Storage(format!(
+        // sled's background threads can hold the file lock for a moment
+        // after a previous handle in this process was dropped, so a lock
+        // failure is retried for up to LOCK_WAIT before it is reported.
+        let started = std::time::Instant::now();
+        let db = loop {
+            let attempt = sled::Config::new()
+                .path(&path)
+                .cache_capacity(options.cache_capacity)
+                .segment_size(4 * 1024 * 1024)
+                .flush_every_ms(Some(options.flush_every_ms))
+                .open();
+            match attempt {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                    if started.elapsed() < LOCK_WAIT {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    return Err(Error::Storage(format!(
                         "the store at {} is in use by another process; stop it first",
                         path.display()
-                    ))
+                    )));
                 }
-                other => {
-                    Error::Storage(format!("cannot open the store at {}: {other}", path.display()))
+                Err(other) => {
+                    return Err(Error::Storage(format!(
+                        "cannot open the store at {}: {other}",
+                        path.display()
+                    )))
                 }
-            })?;
+            }
+        };
         let meta = db.open_tree("meta").map_err(storage)?;
         let frames = db.open_tree("frames").map_err(storage)?;
         let index = db.open_tree("index").map_err(storage)?;
