@@ -136,18 +136,12 @@ use gridcase_engine::log::EventLog;
 use gridcase_engine::time::Clock;
 use gridcase_engine::Error;
 
+pub use gridcase_engine::log::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};
 pub use pg_log::PgLog;
 
 /// Table layout version written by this build (independent of the record
 /// format, which the engine owns); a store with a newer layout is refused.
 pub const LAYOUT_VERSION: u32 = 1;
-
-/// Largest payload accepted, the same as the sled log's so the backends are
-/// interchangeable.
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
-
-/// Most events one append may carry, the same as the sled log's.
-pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
 
 /// The schema [`open_log`] uses.
 pub const DEFAULT_SCHEMA: &str = "gridcase";

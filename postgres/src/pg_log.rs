@@ -21,7 +21,8 @@ use crate::sql::{
     to_hash, to_i64, to_u64, validate_schema, Sql,
 };
 use crate::writer::{Job, Writer};
-use crate::{follow, PgOptions, MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};
+use crate::{follow, PgOptions};
+use gridcase_engine::log::check_append;
 
 /// Rows per query when `verify` walks the table.
 const VERIFY_PAGE: i64 = 2048;
@@ -201,21 +202,7 @@ impl PgLog {
 #[async_trait]
 impl EventLog for PgLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
-        if request.events.is_empty() {
-            return Err(Error::InvalidInput("an append needs at least one event".into()));
-        }
-        if request.events.len() > MAX_EVENTS_PER_APPEND {
-            return Err(Error::InvalidInput(format!(
-                "an append may carry at most {MAX_EVENTS_PER_APPEND} events"
-            )));
-        }
-        if let Some(e) = request.events.iter().find(|e| e.payload.len() > MAX_PAYLOAD_BYTES) {
-            return Err(Error::InvalidInput(format!(
-                "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
-                e.event_type,
-                e.payload.len()
-            )));
-        }
+        check_append(&request)?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job::Append { request, reply })

@@ -28,6 +28,33 @@ use tokio::sync::watch;
 use crate::time::Timestamp;
 use crate::Error;
 
+/// Largest payload accepted, by every backend. (In sled, larger values would
+/// become blob files, which sled 0.34.7 writes without fsync.)
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Most events one append may carry, by every backend.
+pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
+
+/// The checks every backend makes before queueing an append: at least one
+/// event, at most [`MAX_EVENTS_PER_APPEND`], payloads within [`MAX_PAYLOAD_BYTES`].
+pub fn check_append(request: &AppendRequest) -> Result<(), Error> {
+    if request.events.is_empty() {
+        return Err(Error::InvalidInput("an append needs at least one event".into()));
+    }
+    if request.events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(Error::InvalidInput(format!(
+            "an append may carry at most {MAX_EVENTS_PER_APPEND} events"
+        )));
+    }
+    if let Some(e) = request.events.iter().find(|e| e.payload.len() > MAX_PAYLOAD_BYTES) {
+        return Err(Error::InvalidInput(format!(
+            "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+            e.event_type,
+            e.payload.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A record's global position: 1 for the first event, no gaps.
 pub type Position = u64;
 

@@ -28,8 +28,8 @@ use super::record::{
     IdempotencyMark, GENESIS_HASH, RECORD_FORMAT,
 };
 use super::{
-    AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position, RecordedEvent, StreamId,
-    VerifyReport,
+    check_append, AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position,
+    RecordedEvent, StreamId, VerifyReport, MAX_PAYLOAD_BYTES,
 };
 use crate::time::{Clock, Timestamp};
 use crate::Error;
@@ -37,11 +37,6 @@ use crate::Error;
 const FRAME_FORMAT: u8 = 1;
 const FRAME_TRAILER: usize = 32;
 const TABLE_ENTRY: usize = 12;
-/// Largest payload accepted: larger values would become sled blob files,
-/// which sled 0.34.7 writes without fsync.
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
-/// Most events one append may carry.
-pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
 const MAX_GROUP_REQUESTS: usize = 4096;
 const INDEX_CHUNK: usize = 16_384;
 /// How long an open waits for a file lock held by a just-dropped handle.
@@ -1090,21 +1085,7 @@ fn indexer_loop(inner: Arc<Inner>, notify: std_mpsc::Receiver<()>) {
 #[async_trait]
 impl EventLog for SledLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
-        if request.events.is_empty() {
-            return Err(Error::InvalidInput("an append needs at least one event".into()));
-        }
-        if request.events.len() > MAX_EVENTS_PER_APPEND {
-            return Err(Error::InvalidInput(format!(
-                "an append may carry at most {MAX_EVENTS_PER_APPEND} events"
-            )));
-        }
-        if let Some(e) = request.events.iter().find(|e| e.payload.len() > MAX_PAYLOAD_BYTES) {
-            return Err(Error::InvalidInput(format!(
-                "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
-                e.event_type,
-                e.payload.len()
-            )));
-        }
+        check_append(&request)?;
         let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
         let (reply, rx) = oneshot::channel();
         tx.send(Job::Append { request, reply })
