@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gridcase_engine::log::{
-    decode_record, encode_record, envelope_of, request_digest, AppendOutcome, AppendRequest,
-    ChainVerifier, Envelope, Hash, IdempotencyMark, LogHead, RecordedEvent, StreamId,
+    chain_append, decode_record, encode_record, envelope_of, request_digest, AppendOutcome,
+    AppendRequest, ChainVerifier, ChainedRecord, Hash, LogHead, RecordedEvent, StreamId,
 };
 use gridcase_engine::time::{Clock, Timestamp};
 use gridcase_engine::Error;
@@ -751,40 +751,13 @@ fn decide<'a>(
     if to_i64(last_position, "position").is_err() || to_i64(last_version, "version").is_err() {
         return Decision::Now(Err(Error::InvalidInput("the log is full".into())));
     }
-    let mut hash = next.hash;
-    let mut encoded = Vec::with_capacity(req.events.len());
-    for (i, ev) in req.events.iter().enumerate() {
-        let env = Envelope {
-            position: first_position + i as u64,
-            stream: stream.to_string(),
-            version: version + 1 + i as u64,
-            event_type: ev.event_type.clone(),
-            schema_version: ev.schema_version,
-            recorded_at: now.0,
-            actor: req.actor.clone(),
-            correlation_id: req.correlation_id.clone(),
-            causation_id: req.causation_id.clone(),
-            idempotency: match (i, &req.idempotency_key, digest) {
-                (0, Some(key), Some(digest)) => Some(IdempotencyMark {
-                    key: key.clone(),
-                    digest,
-                    count: req.events.len() as u32,
-                }),
-                _ => None,
-            },
-            payload_codec: ev.payload_codec,
-            payload: ev.payload.clone(),
-            prev_hash: hash,
-        };
-        let bytes = match encode_record(&env) {
-            Ok(b) => b,
-            Err(e) => return Decision::Now(Err(e)),
-        };
-        hash = *blake3::hash(&bytes).as_bytes();
-        encoded.push((env.position, env.version, hash, bytes));
-    }
+    let encoded = match chain_append(req, first_position, version + 1, now, next.hash, digest) {
+        Ok(e) => e,
+        Err(e) => return Decision::Now(Err(e)),
+    };
+    let hash = encoded.last().map(|r| r.hash).unwrap_or(next.hash);
     // Only now, with nothing left to fail, does the group take the append.
-    for (position, version, hash, bytes) in encoded {
+    for ChainedRecord { position, version, hash, bytes, .. } in encoded {
         rows.positions.push(position as i64);
         rows.streams.push(stream);
         rows.versions.push(version as i64);

@@ -15,8 +15,8 @@ mod sled_log;
 mod subscribe;
 
 pub use record::{
-    decode_record, encode_record, envelope_of, hex, request_digest, ChainVerifier, Envelope, Hash,
-    IdempotencyMark, CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
+    chain_append, decode_record, encode_record, envelope_of, hex, request_digest, ChainVerifier,
+    ChainedRecord, Envelope, Hash, IdempotencyMark, CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
 };
 pub use sled_log::{SledLog, SledOptions};
 pub use subscribe::{read_all_stream, subscribe};

@@ -118,6 +118,73 @@ pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, 
     })
 }
 
+/// One event of an append, encoded and chained.
+#[derive(Clone, Debug)]
+pub struct ChainedRecord {
+    /// Global position.
+    pub position: Position,
+    /// Version in the stream.
+    pub version: u64,
+    /// Hash of the record before.
+    pub prev_hash: Hash,
+    /// Hash of this record's bytes.
+    pub hash: Hash,
+    /// The canonical record bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Encodes the events of an append as consecutive records from
+/// `first_position` and stream version `first_version`, each chained to the
+/// one before (the first to `prev_hash`); the first carries the idempotency
+/// mark when the request has a key. Every backend's writer uses this, so the
+/// bytes (and hashes) of an append do not depend on the backend.
+pub fn chain_append(
+    req: &AppendRequest,
+    first_position: Position,
+    first_version: u64,
+    recorded_at: Timestamp,
+    prev_hash: Hash,
+    digest: Option<Hash>,
+) -> Result<Vec<ChainedRecord>, Error> {
+    let mut hash = prev_hash;
+    let mut out = Vec::with_capacity(req.events.len());
+    for (i, ev) in req.events.iter().enumerate() {
+        let env = Envelope {
+            position: first_position + i as u64,
+            stream: req.stream.as_str().to_string(),
+            version: first_version + i as u64,
+            event_type: ev.event_type.clone(),
+            schema_version: ev.schema_version,
+            recorded_at: recorded_at.0,
+            actor: req.actor.clone(),
+            correlation_id: req.correlation_id.clone(),
+            causation_id: req.causation_id.clone(),
+            idempotency: match (i, &req.idempotency_key, digest) {
+                (0, Some(key), Some(digest)) => Some(IdempotencyMark {
+                    key: key.clone(),
+                    digest,
+                    count: req.events.len() as u32,
+                }),
+                _ => None,
+            },
+            payload_codec: ev.payload_codec,
+            payload: ev.payload.clone(),
+            prev_hash: hash,
+        };
+        let bytes = encode_record(&env)?;
+        let prev = hash;
+        hash = *blake3::hash(&bytes).as_bytes();
+        out.push(ChainedRecord {
+            position: env.position,
+            version: env.version,
+            prev_hash: prev,
+            hash,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
 /// The envelope of a recorded event, for re-encoding it byte for byte.
 pub fn envelope_of(ev: &RecordedEvent) -> Envelope {
     Envelope {

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::{
-    decode_record, encode_record, envelope_of, request_digest, ChainVerifier, Envelope, Hash,
-    IdempotencyMark, GENESIS_HASH, RECORD_FORMAT,
+    chain_append, decode_record, encode_record, envelope_of, request_digest, ChainVerifier,
+    ChainedRecord, Hash, GENESIS_HASH, RECORD_FORMAT,
 };
 use super::{
     check_append, AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position,
@@ -875,42 +875,15 @@ fn decide(
         }));
     }
     let first_position = next.position + 1;
-    let mut hash = next.hash;
-    let mut encoded = Vec::with_capacity(req.events.len());
-    for (i, ev) in req.events.iter().enumerate() {
-        let env = Envelope {
-            position: first_position + i as u64,
-            stream: req.stream.as_str().to_string(),
-            version: current + 1 + i as u64,
-            event_type: ev.event_type.clone(),
-            schema_version: ev.schema_version,
-            recorded_at: now.0,
-            actor: req.actor.clone(),
-            correlation_id: req.correlation_id.clone(),
-            causation_id: req.causation_id.clone(),
-            idempotency: match (i, &req.idempotency_key, digest) {
-                (0, Some(key), Some(digest)) => Some(IdempotencyMark {
-                    key: key.clone(),
-                    digest,
-                    count: req.events.len() as u32,
-                }),
-                _ => None,
-            },
-            payload_codec: ev.payload_codec,
-            payload: ev.payload.clone(),
-            prev_hash: hash,
-        };
-        let bytes = match encode_record(&env) {
-            Ok(b) => b,
-            Err(e) => return Reply::Now(Err(e)),
-        };
-        hash = *blake3::hash(&bytes).as_bytes();
-        encoded.push((env.position, env.version, (bytes, hash), env.prev_hash));
-    }
-    for (pos, version, record, prev) in encoded {
+    let encoded = match chain_append(req, first_position, current + 1, now, next.hash, digest) {
+        Ok(e) => e,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let hash = encoded.last().map(|r| r.hash).unwrap_or(next.hash);
+    for ChainedRecord { position: pos, version, prev_hash: prev, hash, bytes } in encoded {
         builder.push(
             pos,
-            record,
+            (bytes, hash),
             &prev,
             inner.options.max_frame_events,
             inner.options.max_frame_bytes,
