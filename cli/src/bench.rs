@@ -29,7 +29,7 @@ use crate::Global;
 /// Options of `gridcase bench`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// sled, postgres or both.
+    /// sled, postgres or both (`gridcase bench --store both` says the same).
     #[arg(long = "on", default_value = "sled")]
     on: String,
     /// PostgreSQL URL for the postgres runs.
@@ -73,6 +73,9 @@ pub struct Figures {
     pub actors: usize,
     /// Events in the store before the run.
     pub preloaded: u64,
+    /// Seconds to open the engine on the store (its catch-up over the
+    /// events already there), before the timed run.
+    pub start_seconds: f64,
     /// Wall-clock seconds of the run.
     pub seconds: f64,
     /// Cases closed per second (full lifecycles).
@@ -255,10 +258,14 @@ async fn run_one(
         if preloaded > 0 {
             preload(&log, preloaded).await?;
         }
+        let opening = Instant::now();
         let engine = Arc::new(
             Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default()).await?,
         );
+        engine.catch_up().await?;
+        let start_seconds = opening.elapsed().as_secs_f64();
         engine.init_org(org, "bench").await?;
+        engine.catch_up().await?;
         let start_pos = log.head().position;
         // Feed lag: a live subscriber notes when each event reaches it; the
         // writer side notes when the head moved past it.
@@ -340,6 +347,7 @@ async fn run_one(
             store: store.to_string(),
             actors,
             preloaded,
+            start_seconds,
             seconds,
             lifecycles_per_s: report.closed as f64 / seconds,
             commands_per_s: report.commands as f64 / seconds,
@@ -365,7 +373,21 @@ async fn run_one(
 }
 
 /// `gridcase bench`.
-pub async fn bench(g: &Global, a: BenchArgs) -> Result<(), CliError> {
+pub async fn bench(g: &Global, mut a: BenchArgs) -> Result<(), CliError> {
+    // `--store` names a store for every other command; for bench it may name
+    // the kind of store to measure, or the PostgreSQL server to measure on.
+    match g.store.as_deref() {
+        Some(kind @ ("sled" | "postgres" | "both")) => a.on = kind.to_string(),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            a.pg_url = Some(url.to_string());
+        }
+        Some(other) => {
+            return Err(CliError::Usage(format!(
+                "bench --store {other:?}: use sled, postgres, both or a postgres:// URL"
+            )))
+        }
+        None => {}
+    }
     let stores: Vec<&str> = match a.on.as_str() {
         "both" => vec!["sled", "postgres"],
         "sled" => vec!["sled"],
@@ -421,6 +443,7 @@ fn print_table(runs: &[Figures]) {
         "store",
         "actors",
         "preloaded",
+        "start s",
         "lifecycles/s",
         "commands/s",
         "escalations/s",
@@ -436,6 +459,7 @@ fn print_table(runs: &[Figures]) {
             f.store.clone(),
             f.actors.to_string(),
             f.preloaded.to_string(),
+            format!("{:.1}", f.start_seconds),
             format!("{:.0}", f.lifecycles_per_s),
             format!("{:.0}", f.commands_per_s),
             format!("{:.0}", f.escalations_per_s),
@@ -461,6 +485,10 @@ fn print_ratios(runs: &[Figures]) {
         "events/s",
         "p50 latency",
         "p99 latency",
+        "start",
+        "feed lag p50",
+        "MiB/M events",
+        "peak RSS",
     ]);
     for s in runs.iter().filter(|f| f.store == "sled") {
         let Some(p) = runs
@@ -479,8 +507,14 @@ fn print_ratios(runs: &[Figures]) {
             r(s.events_per_s, p.events_per_s),
             r(p.p50_us as f64, s.p50_us as f64),
             r(p.p99_us as f64, s.p99_us as f64),
+            r(p.start_seconds, s.start_seconds),
+            r(p.feed_lag_p50_ms, s.feed_lag_p50_ms),
+            r(p.mib_per_million_events, s.mib_per_million_events),
+            r(p.peak_rss_mib, s.peak_rss_mib),
         ]);
     }
     print!("{}", t.render());
-    println!("(latency columns: how many times lower sled's latency is)");
+    println!(
+        "(rates: sled's figure over PostgreSQL's; latency, start, lag, size and memory: how many times lower sled's figure is)"
+    );
 }

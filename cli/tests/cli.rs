@@ -432,6 +432,52 @@ fn bench_runs_a_small_workload() {
     assert!(run["commands_per_s"].as_f64().unwrap() > 0.0);
 }
 
+/// `bench --store both` (as the issue spells it) runs the same workload on
+/// each store, also with events preloaded; without a PostgreSQL server the
+/// sled half is checked.
+#[test]
+fn bench_store_both_with_preload() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    let pg = std::env::var("GRIDCASE_TEST_PG_URL").ok();
+    let kind = if pg.is_some() { "both" } else { "sled" };
+    let mut args = vec![
+        "bench",
+        "--store",
+        kind,
+        "--shape",
+        "tinghu",
+        "--days",
+        "1",
+        "--drain-days",
+        "0",
+        "--rate",
+        "100",
+        "--actors",
+        "4",
+        "--preload",
+        "2500",
+    ];
+    let scratch = scratch.to_str().unwrap().to_string();
+    args.extend(["--scratch", scratch.as_str()]);
+    if let Some(url) = &pg {
+        args.extend(["--pg-url", url.as_str()]);
+    }
+    let v = json(dir.path(), &args);
+    let runs = v["runs"].as_array().unwrap();
+    let stores: Vec<&str> = if pg.is_some() { vec!["sled", "postgres"] } else { vec!["sled"] };
+    assert_eq!(runs.len(), 2 * stores.len());
+    for store in stores {
+        let of: Vec<_> = runs.iter().filter(|r| r["store"] == store).collect();
+        let preloaded: Vec<u64> = of.iter().map(|r| r["preloaded"].as_u64().unwrap()).collect();
+        assert_eq!(preloaded, vec![0, 2500], "{store}");
+        // The same seeded workload: the same cases whatever the store holds already.
+        assert_eq!(of[0]["cases"], of[1]["cases"], "{store}");
+        assert!(of[1]["start_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(of[1]["events"].as_u64().unwrap() > 50);
+    }
+}
+
 #[test]
 fn reject_merge_withdraw_supervise_and_list() {
     let dir = tempfile::tempdir().unwrap();

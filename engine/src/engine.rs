@@ -7,7 +7,7 @@
 //! [`EventLog::append`] with an exact expected version, so two engines (or
 //! two processes) on one store can never both act on the same case state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -91,9 +91,45 @@ struct OpenCases {
     /// acknowledgement arrives after a later command's must not put its
     /// older state back (nor resurrect a case the later one closed).
     latest: HashMap<String, u64>,
+    /// Position ranges (first → last) this engine appended and has already
+    /// folded into `cases`: catch-up skips them instead of reading back its
+    /// own writes, which otherwise costs a decode per event on every tick.
+    own: BTreeMap<Position, Position>,
 }
 
+/// Past this many remembered ranges the oldest are forgotten; forgetting is
+/// safe, it only makes catch-up read those positions.
+const MAX_OWN_RANGES: usize = 1 << 20;
+
 impl OpenCases {
+    /// Notes that `outcome`'s positions are already reflected here.
+    fn note_own(&mut self, outcome: &AppendOutcome) {
+        if self.own.len() >= MAX_OWN_RANGES {
+            self.own.pop_first();
+        }
+        self.own.insert(outcome.first_position, outcome.last_position);
+    }
+
+    /// Moves `position` past every own range that starts right after it,
+    /// drops ranges already passed, and returns where the next own range
+    /// starts (reads should stop before it).
+    fn skip_own(&mut self, position: &mut Position) -> Option<Position> {
+        loop {
+            let (&first, &last) = self.own.first_key_value()?;
+            if last <= *position {
+                self.own.pop_first();
+            } else if first == *position + 1 {
+                *position = last;
+                self.own.pop_first();
+            } else if first <= *position {
+                // Partly passed (cannot happen with whole appends); read it.
+                self.own.pop_first();
+            } else {
+                return Some(first);
+            }
+        }
+    }
+
     fn put(&mut self, case: Case) {
         let newest = self.latest.entry(case.id.clone()).or_insert(0);
         if case.version < *newest {
@@ -469,7 +505,11 @@ impl Engine {
                     for e in &events[skip..] {
                         case.apply(e, outcome.recorded_at);
                     }
-                    self.open.lock().unwrap_or_else(|p| p.into_inner()).put(case.clone());
+                    {
+                        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+                        open.put(case.clone());
+                        open.note_own(&outcome);
+                    }
                     if case_id.is_none() {
                         // Another process may have used ids past ours.
                         let _ = self.next_seq.fetch_max(
@@ -520,7 +560,16 @@ impl Engine {
         let head = self.log.head().position;
         let mut saw_org = false;
         while follow.position < head {
-            let page = self.log.read_all(follow.position + 1, PAGE).await?;
+            let next_own =
+                self.open.lock().unwrap_or_else(|p| p.into_inner()).skip_own(&mut follow.position);
+            if follow.position >= head {
+                break;
+            }
+            let limit = match next_own {
+                Some(first) => ((first - follow.position - 1) as usize).min(PAGE),
+                None => PAGE,
+            };
+            let page = self.log.read_all(follow.position + 1, limit).await?;
             let Some(last) = page.last() else { break };
             let last_pos = last.position;
             for rec in &page {

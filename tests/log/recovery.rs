@@ -111,21 +111,57 @@ fn index_claiming_too_much_is_rebuilt() {
 }
 
 #[test]
+fn index_of_another_layout_is_rebuilt() {
+    runtime().block_on(reopen_after_index_edit(|index, _| {
+        // An index from the one-key-per-event layout (or a future one):
+        // its entries must not be read as runs.
+        index.insert(b"F", &[1u8]).unwrap();
+        let mut k = b"Scase-0\0".to_vec();
+        k.extend_from_slice(&1u64.to_be_bytes());
+        index.insert(k, &999u64.to_be_bytes()).unwrap();
+    }));
+}
+
+#[test]
+fn index_behind_its_own_entries_catches_up() {
+    runtime().block_on(reopen_after_index_edit(|index, _| {
+        // A crash between an index pass's batches: entries past the
+        // checkpoint stay, and the next pass writes runs that overlap them.
+        index.insert(b"C", &40u64.to_be_bytes()).unwrap();
+    }));
+}
+
+#[test]
 fn partially_indexed_store_catches_up() {
     runtime().block_on(reopen_after_index_edit(|index, events| {
         // Roll the index back to what it held at position 40, as if the
         // indexer had lagged behind the frames at a crash.
+        // `S` values are runs of positions: keep each run's prefix at or
+        // before `keep`, and drop runs that start after it.
         let keep = 40u64;
-        let mut drop_keys = Vec::new();
+        let mut edits = Vec::new();
         for item in index.iter() {
             let (k, v) = item.unwrap();
-            if k[0] == b'S' && u64::from_be_bytes(v.as_ref().try_into().unwrap()) > keep {
-                drop_keys.push(k);
+            if k[0] != b'S' {
+                continue;
+            }
+            let kept: Vec<u8> = v
+                .chunks_exact(8)
+                .take_while(|p| u64::from_be_bytes((*p).try_into().unwrap()) <= keep)
+                .flatten()
+                .copied()
+                .collect();
+            if kept.len() < v.len() {
+                edits.push((k, kept));
             }
         }
-        assert!(!drop_keys.is_empty());
-        for k in drop_keys {
-            index.remove(k).unwrap();
+        assert!(!edits.is_empty());
+        for (k, kept) in edits {
+            if kept.is_empty() {
+                index.remove(k).unwrap();
+            } else {
+                index.insert(k, kept).unwrap();
+            }
         }
         let mut heads: HashMap<&str, u64> = HashMap::new();
         for ev in events {

@@ -118,6 +118,58 @@ pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, 
     })
 }
 
+/// The leading envelope fields a stream index needs, borrowed from the
+/// record bytes. Decoding stops after `idempotency`, and nothing is hashed:
+/// an index is derived state, and the chain is checked where records are read.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IndexFields<'a> {
+    pub position: Position,
+    pub stream: &'a str,
+    pub version: u64,
+    #[serde(borrow)]
+    _event_type: &'a str,
+    _schema_version: u16,
+    pub recorded_at: i64,
+    _actor: &'a str,
+    _correlation_id: Option<&'a str>,
+    _causation_id: Option<&'a str>,
+    #[serde(borrow)]
+    pub idempotency: Option<IdempotencyMarkRef<'a>>,
+}
+
+/// [`IdempotencyMark`], borrowed.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IdempotencyMarkRef<'a> {
+    pub key: &'a str,
+    pub digest: Hash,
+    pub count: u32,
+}
+
+/// Decodes only the fields of [`IndexFields`] from canonical record bytes.
+pub(crate) fn index_fields(bytes: &[u8], position: Position) -> Result<IndexFields<'_>, Error> {
+    let [format, codec, body @ ..] = bytes else {
+        return Err(Error::Corruption {
+            position,
+            reason: "record shorter than its header".into(),
+        });
+    };
+    if *format > RECORD_FORMAT {
+        return Err(Error::NewerFormat { found: *format as u32, supported: RECORD_FORMAT as u32 });
+    }
+    if *codec != CODEC_POSTCARD {
+        return Err(Error::Corruption {
+            position,
+            reason: format!("unknown envelope codec tag {codec}"),
+        });
+    }
+    // postcard decodes fields in order and leaves trailing bytes alone, so a
+    // struct of the leading fields reads a prefix of the envelope.
+    postcard::from_bytes(body).map_err(|e| Error::Corruption {
+        position,
+        reason: format!("envelope does not decode: {e}"),
+    })
+}
+
 /// One event of an append, encoded and chained.
 #[derive(Clone, Debug)]
 pub struct ChainedRecord {
@@ -350,5 +402,19 @@ mod tests {
         let mut bytes = encode_record(&sample()).unwrap();
         bytes[0] = RECORD_FORMAT + 1;
         assert!(matches!(decode_record(&bytes, 7), Err(Error::NewerFormat { .. })));
+    }
+
+    #[test]
+    fn index_fields_read_the_envelope_prefix() {
+        for idempotency in [None, sample().idempotency] {
+            let env = Envelope { idempotency, ..sample() };
+            let bytes = encode_record(&env).unwrap();
+            let f = index_fields(&bytes, 7).unwrap();
+            assert_eq!((f.position, f.stream, f.version), (7, "case-1", 2));
+            assert_eq!(f.recorded_at, env.recorded_at);
+            let mark = f.idempotency.map(|m| (m.key.to_string(), m.digest, m.count));
+            let want = env.idempotency.map(|m| (m.key, m.digest, m.count));
+            assert_eq!(mark, want);
+        }
     }
 }

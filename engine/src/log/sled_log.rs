@@ -7,8 +7,11 @@
 //!   key per frame instead of one per event is what makes group commit pay.
 //! - tree `index`: derived state, written in the background by the indexer
 //!   and rebuilt from the tail of `frames` on open: `S stream \0 version` →
-//!   position, `H stream` → last version, `I key` → idempotent outcome, and
-//!   `C` → the position the index is complete up to.
+//!   the positions of a run of consecutive versions from that one (one key
+//!   per stream per indexer pass, not per event: sled's cost is per key),
+//!   `H stream` → last version, `I key` → idempotent outcome, `C` → the
+//!   position the index is complete up to, and `F` → the index layout, so an
+//!   index of another layout is rebuilt rather than misread.
 //! - tree `meta`: the record format the store was written with.
 //!
 //! Concurrency checks and idempotency use in-memory state owned by the single
@@ -24,8 +27,8 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::{
-    chain_append, decode_record, encode_record, envelope_of, request_digest, ChainVerifier,
-    ChainedRecord, Hash, GENESIS_HASH, RECORD_FORMAT,
+    chain_append, decode_record, encode_record, envelope_of, index_fields, request_digest,
+    ChainVerifier, ChainedRecord, Hash, GENESIS_HASH, RECORD_FORMAT,
 };
 use super::{
     check_append, AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position,
@@ -39,6 +42,12 @@ const FRAME_TRAILER: usize = 32;
 const TABLE_ENTRY: usize = 12;
 const MAX_GROUP_REQUESTS: usize = 4096;
 const INDEX_CHUNK: usize = 16_384;
+/// The index layout written under key `F`; any other is dropped and rebuilt.
+const INDEX_FORMAT: u8 = 2;
+/// The indexer waits this long, or for `INDEX_CHUNK` events, before a pass:
+/// longer passes see several events of a busy stream, which then share one
+/// key. Reads in the meantime are served from the pending map.
+const INDEX_LINGER: Duration = Duration::from_millis(200);
 /// How long an open waits for a file lock held by a just-dropped handle.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
@@ -118,6 +127,39 @@ fn storage(e: sled::Error) -> Error {
 
 fn frame_key(p: Position) -> [u8; 8] {
     p.to_be_bytes()
+}
+
+/// An index pass's writes, cut into sled batches of at most `INDEX_BATCH_KEYS`.
+#[derive(Default)]
+struct Batches {
+    full: Vec<sled::Batch>,
+    current: sled::Batch,
+    keys: usize,
+}
+
+/// Keys per index batch: small enough that the writer's commit never waits
+/// long behind one.
+const INDEX_BATCH_KEYS: usize = 512;
+
+impl Batches {
+    fn insert(&mut self, k: impl Into<sled::IVec>, v: impl Into<sled::IVec>) {
+        if self.keys == INDEX_BATCH_KEYS {
+            self.full.push(std::mem::take(&mut self.current));
+            self.keys = 0;
+        }
+        self.current.insert(k, v);
+        self.keys += 1;
+    }
+}
+
+/// `S stream \0 version`: the index key of the run starting at `version`.
+fn stream_key(stream: &str, version: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.len() + 10);
+    k.push(b'S');
+    k.extend_from_slice(stream.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
 }
 
 fn key_position(k: &[u8]) -> Result<Position, Error> {
@@ -315,9 +357,12 @@ impl SledLog {
 
         // 3. Bring the derived index up to the head, then load stream heads from it.
         let checkpoint = inner.index_checkpoint()?;
-        if checkpoint > head.position {
-            // The index claims more than the log holds: rebuild it from scratch.
+        let layout = inner.index.get(b"F").map_err(storage)?;
+        if checkpoint > head.position || layout.as_deref() != Some(&[INDEX_FORMAT][..]) {
+            // The index claims more than the log holds, or was written in
+            // another layout: rebuild it from scratch (it is derived).
             inner.index.clear().map_err(storage)?;
+            inner.index.insert(b"F", &[INDEX_FORMAT]).map_err(storage)?;
         }
         inner.index_catch_up(head.position)?;
         let mut heads = HashMap::new();
@@ -498,31 +543,51 @@ impl Inner {
     /// Indexes every committed record after the checkpoint, in chunks, each
     /// chunk one atomic batch that also moves the checkpoint.
     fn index_catch_up(&self, upto: Position) -> Result<(), Error> {
+        /// Consecutive versions of one stream and their positions.
+        struct Run {
+            first_version: u64,
+            positions: Vec<u8>,
+            len: u64,
+        }
         loop {
             let from = self.index_checkpoint()? + 1;
             if from > upto {
                 return Ok(());
             }
-            let events = self.read_range(from, INDEX_CHUNK, upto)?;
-            let Some(last) = events.last() else { return Ok(()) };
-            let last_pos = last.position;
-            let mut batch = sled::Batch::default();
-            let mut heads: HashMap<&str, u64> = HashMap::new();
+            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
+            let mut batch = Batches::default();
             let mut keys = Vec::new();
-            for ev in &events {
-                let mut k = Vec::with_capacity(ev.stream.len() + 10);
-                k.push(b'S');
-                k.extend_from_slice(ev.stream.as_bytes());
-                k.push(0);
-                k.extend_from_slice(&ev.version.to_be_bytes());
-                batch.insert(k, &ev.position.to_be_bytes());
-                heads.insert(&ev.stream, ev.version);
-                if let Some(mark) = &ev.idempotency {
+            let mut last_pos = 0;
+            self.scan_raw(from, INDEX_CHUNK, upto, |pos, raw| {
+                let f = index_fields(raw, pos)?;
+                if f.position != pos {
+                    return Err(Error::Corruption {
+                        position: pos,
+                        reason: format!("record says position {}", f.position),
+                    });
+                }
+                last_pos = pos;
+                let stream_runs = match runs.get_mut(f.stream) {
+                    Some(r) => r,
+                    None => runs.entry(f.stream.to_string()).or_default(),
+                };
+                match stream_runs.last_mut() {
+                    Some(run) if run.first_version + run.len == f.version => {
+                        run.positions.extend_from_slice(&pos.to_be_bytes());
+                        run.len += 1;
+                    }
+                    _ => stream_runs.push(Run {
+                        first_version: f.version,
+                        positions: pos.to_be_bytes().to_vec(),
+                        len: 1,
+                    }),
+                }
+                if let Some(mark) = &f.idempotency {
                     let outcome = AppendOutcome {
-                        first_position: ev.position,
-                        last_position: ev.position + mark.count as u64 - 1,
-                        last_version: ev.version + mark.count as u64 - 1,
-                        recorded_at: ev.recorded_at,
+                        first_position: pos,
+                        last_position: pos + mark.count as u64 - 1,
+                        last_version: f.version + mark.count as u64 - 1,
+                        recorded_at: Timestamp(f.recorded_at),
                         deduplicated: false,
                     };
                     let value = postcard::to_allocvec(&(mark.digest, outcome))
@@ -530,22 +595,42 @@ impl Inner {
                     let mut k = vec![b'I'];
                     k.extend_from_slice(mark.key.as_bytes());
                     batch.insert(k, value);
-                    keys.push(mark.key.clone());
+                    keys.push(mark.key.to_string());
+                }
+                Ok(())
+            })?;
+            if last_pos == 0 {
+                return Ok(());
+            }
+            let mut heads: Vec<(String, u64)> = Vec::with_capacity(runs.len());
+            for (stream, stream_runs) in runs {
+                for run in &stream_runs {
+                    batch.insert(stream_key(&stream, run.first_version), run.positions.as_slice());
+                }
+                if let Some(run) = stream_runs.last() {
+                    let mut k = vec![b'H'];
+                    k.extend_from_slice(stream.as_bytes());
+                    batch.insert(k, &(run.first_version + run.len - 1).to_be_bytes());
+                    heads.push((stream, run.first_version + run.len - 1));
                 }
             }
-            for (s, v) in &heads {
-                let mut k = vec![b'H'];
-                k.extend_from_slice(s.as_bytes());
-                batch.insert(k, &v.to_be_bytes());
-            }
+            // sled applies a batch under a lock that also holds off the
+            // writer's commit, so a pass goes in small batches and only the
+            // last moves the checkpoint. A crash between them leaves entries
+            // past the checkpoint; they are true (every position has one
+            // stream and version) and the next pass writes them again, maybe
+            // as runs that overlap, which reads tolerate.
             batch.insert(b"C", &last_pos.to_be_bytes());
-            self.index.apply_batch(batch).map_err(storage)?;
+            for b in batch.full.drain(..) {
+                self.index.apply_batch(b).map_err(storage)?;
+            }
+            self.index.apply_batch(batch.current).map_err(storage)?;
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             for (s, v) in &heads {
-                if let Some(m) = p.streams.get_mut(*s) {
+                if let Some(m) = p.streams.get_mut(s) {
                     *m = m.split_off(&(v + 1));
                     if m.is_empty() {
-                        p.streams.remove(*s);
+                        p.streams.remove(s);
                     }
                 }
             }
@@ -563,13 +648,37 @@ impl Inner {
         upto: Position,
     ) -> Result<Vec<RecordedEvent>, Error> {
         let mut out = Vec::new();
+        self.scan_raw(from, limit, upto, |pos, raw| {
+            let ev = decode_record(raw, pos)?;
+            if ev.position != pos {
+                return Err(Error::Corruption {
+                    position: pos,
+                    reason: format!("record says position {}", ev.position),
+                });
+            }
+            out.push(ev);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands the raw bytes of up to `limit` records from position `from`,
+    /// never past `upto`, to `each` in position order.
+    fn scan_raw(
+        &self,
+        from: Position,
+        limit: usize,
+        upto: Position,
+        mut each: impl FnMut(Position, &[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if from > upto || limit == 0 {
-            return Ok(out);
+            return Ok(());
         }
         let start = match self.frames.range(..=frame_key(from)).next_back() {
             Some(item) => item.map_err(storage)?.0.to_vec(),
             None => frame_key(from).to_vec(),
         };
+        let mut seen = 0;
         for item in self.frames.range(start..) {
             let (k, v) = item.map_err(storage)?;
             let first = key_position(&k)?;
@@ -582,20 +691,14 @@ impl Inner {
                 if pos < from {
                     continue;
                 }
-                if pos > upto || out.len() >= limit {
-                    return Ok(out);
+                if pos > upto || seen >= limit {
+                    return Ok(());
                 }
-                let ev = decode_record(raw, pos)?;
-                if ev.position != pos {
-                    return Err(Error::Corruption {
-                        position: pos,
-                        reason: format!("record says position {}", ev.position),
-                    });
-                }
-                out.push(ev);
+                each(pos, raw)?;
+                seen += 1;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reads the records at the given ascending positions.
@@ -1033,8 +1136,11 @@ fn commit(inner: &Inner, frames: &[(Position, Vec<u8>)]) -> Result<(), Error> {
 }
 
 fn indexer_loop(inner: Arc<Inner>, notify: std_mpsc::Receiver<()>) {
+    let mut last_pass = std::time::Instant::now();
+    let mut indexed = inner.index_checkpoint().unwrap_or(0);
     loop {
-        let alive = match notify.recv_timeout(Duration::from_millis(50)) {
+        let wait = INDEX_LINGER.saturating_sub(last_pass.elapsed()).max(Duration::from_millis(1));
+        let alive = match notify.recv_timeout(wait) {
             Ok(()) => {
                 while notify.try_recv().is_ok() {}
                 true
@@ -1043,11 +1149,19 @@ fn indexer_loop(inner: Arc<Inner>, notify: std_mpsc::Receiver<()>) {
             Err(std_mpsc::RecvTimeoutError::Disconnected) => false,
         };
         let upto = inner.committed_head().position;
-        if let Err(e) = inner.index_catch_up(upto) {
-            // The index is derived: a failure here costs only read latency of
-            // the pending map, and the next open rebuilds from the checkpoint.
-            tracing::error!(error = %e, "log indexer failed; will retry");
-            std::thread::sleep(Duration::from_millis(200));
+        let behind = upto.saturating_sub(indexed);
+        if alive && (behind as usize) < INDEX_CHUNK && last_pass.elapsed() < INDEX_LINGER {
+            continue;
+        }
+        last_pass = std::time::Instant::now();
+        match inner.index_catch_up(upto) {
+            Ok(()) => indexed = upto,
+            Err(e) => {
+                // The index is derived: a failure here costs only read latency of
+                // the pending map, and the next open rebuilds from the checkpoint.
+                tracing::error!(error = %e, "log indexer failed; will retry");
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
         if !alive {
             return;
@@ -1083,22 +1197,32 @@ impl EventLog for SledLog {
                 .map(|m| m.range(from_version.max(1)..).map(|(v, p)| (*v, *p)).collect())
                 .unwrap_or_default()
         };
-        let mut prefix = Vec::with_capacity(stream.as_str().len() + 2);
-        prefix.push(b'S');
-        prefix.extend_from_slice(stream.as_str().as_bytes());
-        prefix.push(0);
-        let mut start = prefix.clone();
-        start.extend_from_slice(&from_version.max(1).to_be_bytes());
-        let mut end = prefix.clone();
-        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        let from_version = from_version.max(1);
+        // The run holding `from_version` starts at or before it: begin at the
+        // last run key not after it, within this stream's keys.
+        let lowest = stream_key(stream.as_str(), 0);
+        let start = match self
+            .inner
+            .index
+            .range(lowest..=stream_key(stream.as_str(), from_version))
+            .next_back()
+        {
+            Some(item) => item.map_err(storage)?.0.to_vec(),
+            None => stream_key(stream.as_str(), from_version),
+        };
         let mut entries: BTreeMap<u64, Position> = BTreeMap::new();
-        for item in self.inner.index.range(start..=end) {
+        'runs: for item in self.inner.index.range(start..=stream_key(stream.as_str(), u64::MAX)) {
             let (k, v) = item.map_err(storage)?;
-            let ver = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
-            let pos = u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
-            entries.insert(ver, pos);
-            if entries.len() >= limit {
-                break;
+            let first = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
+            for (i, p) in v.chunks_exact(8).enumerate() {
+                let ver = first + i as u64;
+                if ver < from_version {
+                    continue;
+                }
+                entries.insert(ver, u64::from_be_bytes(p.try_into().unwrap_or([0; 8])));
+                if entries.len() >= limit {
+                    break 'runs;
+                }
             }
         }
         entries.extend(pending);
