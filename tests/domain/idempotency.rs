@@ -517,3 +517,39 @@ async fn a_duplicate_in_flight_gets_the_first_result_not_a_rejection() {
     assert!(retry.deduplicated);
     assert_eq!(retry.outcome.map(|o| o.last_version), first.outcome.map(|o| o.last_version));
 }
+
+/// Two engines on one log (two API processes on one PostgreSQL store, in
+/// miniature). Catch-up skips the positions an engine appended itself, so it
+/// must still take in the other's commands that lie between its own.
+#[tokio::test]
+async fn catch_up_takes_in_another_engines_commands_between_its_own() {
+    let h = TestEngine::start().await;
+    let x = h.submit(RESIDENT, street_light()).await;
+    let other = Engine::new(h.log().clone(), Arc::new(h.clock.clone()), EngineOptions::default())
+        .await
+        .unwrap();
+    other
+        .execute(
+            &x,
+            Command::Escalate { reason: "社区无法解决".into() },
+            "cs11",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let y = h.submit(RESIDENT, street_light()).await;
+    let z =
+        other.submit(RESIDENT, street_light(), CommandOptions::default()).await.unwrap().case.id;
+    h.ok(&y, "cs11", Command::Escalate { reason: "需要街道协调".into() }).await;
+    h.engine.catch_up().await.unwrap();
+    for id in [&x, &y, &z] {
+        assert_eq!(h.engine.case(id).await.unwrap(), h.folded(id).await, "{id}");
+    }
+    assert_eq!(h.engine.case(&x).await.unwrap().status, Status::Escalated);
+    let mut open = vec![x.clone(), y.clone(), z.clone()];
+    open.sort();
+    assert_eq!(h.engine.open_case_ids(), open);
+    // And the other way round.
+    other.catch_up().await.unwrap();
+    assert_eq!(other.case(&y).await.unwrap(), h.folded(&y).await);
+}
