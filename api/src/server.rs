@@ -399,7 +399,13 @@ async fn render_errors(req: Request, next: Next) -> Response {
     out
 }
 
+/// Events after the last engine checkpoint at which the ticker saves a new
+/// one: a restart then reads at most about this many events to rebuild the
+/// open-case view, and a busy server saves every few minutes at most.
+const CHECKPOINT_EVERY_EVENTS: u64 = 200_000;
+
 async fn tick_loop(engine: Arc<Engine>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut saved_at = engine.log().head().position;
     let mut iv = tokio::time::interval(every);
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -421,6 +427,12 @@ async fn tick_loop(engine: Arc<Engine>, every: Duration, mut shutdown: watch::Re
             // derived from the log, so nothing is lost by waiting.
             Err(e) => {
                 tracing::warn!(error = %e, "deadline tick failed; retrying at the next interval")
+            }
+        }
+        if engine.log().head().position >= saved_at + CHECKPOINT_EVERY_EVENTS {
+            match engine.save_checkpoint().await {
+                Ok(p) => saved_at = p,
+                Err(e) => tracing::warn!(error = %e, "cannot save the engine checkpoint"),
             }
         }
     }
@@ -514,7 +526,8 @@ impl Server {
     }
 
     /// Stops accepting requests, ends event streams, waits for requests in
-    /// flight, stops the background tasks and saves the projections.
+    /// flight, stops the background tasks and saves the projections and the
+    /// engine's checkpoint (so the next start reads only what follows).
     pub async fn shutdown(self) -> Result<(), ApiError> {
         self.shutdown.send_replace(true);
         let served = self.http.await;
@@ -522,6 +535,10 @@ impl Server {
             let _ = t.await;
         }
         self.follower.stop().await?;
+        if let Err(e) = self.state.0.engine.save_checkpoint().await {
+            // Derived state: the next start follows the whole log instead.
+            tracing::warn!(error = %e, "cannot save the engine checkpoint at shutdown");
+        }
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(ApiError::Io { what: "the HTTP server failed".into(), source }),

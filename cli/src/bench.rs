@@ -76,6 +76,10 @@ pub struct Figures {
     /// Seconds to open the engine on the store (its catch-up over the
     /// events already there), before the timed run.
     pub start_seconds: f64,
+    /// Seconds to save the engine's open-case checkpoint after the run.
+    pub checkpoint_seconds: f64,
+    /// Seconds to open the engine again from that checkpoint (catch-up included).
+    pub restart_seconds: f64,
     /// Wall-clock seconds of the run.
     pub seconds: f64,
     /// Cases closed per second (full lifecycles).
@@ -332,6 +336,16 @@ async fn run_one(
         let _ = watcher.await;
         let _ = follower.await;
         let peak = peak_rss_mib();
+        let saving = Instant::now();
+        engine.save_checkpoint().await?;
+        let checkpoint_seconds = saving.elapsed().as_secs_f64();
+        drop(engine);
+        let reopening = Instant::now();
+        let engine =
+            Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default()).await?;
+        engine.catch_up().await?;
+        let restart_seconds = reopening.elapsed().as_secs_f64();
+        drop(engine);
         let mut lags = lag.lock().unwrap_or_else(|e| e.into_inner()).clone();
         lags.sort_by(|a, b| a.total_cmp(b));
         let q = |p: f64| {
@@ -348,6 +362,8 @@ async fn run_one(
             actors,
             preloaded,
             start_seconds,
+            checkpoint_seconds,
+            restart_seconds,
             seconds,
             lifecycles_per_s: report.closed as f64 / seconds,
             commands_per_s: report.commands as f64 / seconds,
@@ -444,6 +460,7 @@ fn print_table(runs: &[Figures]) {
         "actors",
         "preloaded",
         "start s",
+        "restart s",
         "lifecycles/s",
         "commands/s",
         "escalations/s",
@@ -460,6 +477,7 @@ fn print_table(runs: &[Figures]) {
             f.actors.to_string(),
             f.preloaded.to_string(),
             format!("{:.1}", f.start_seconds),
+            format!("{:.2}", f.restart_seconds),
             format!("{:.0}", f.lifecycles_per_s),
             format!("{:.0}", f.commands_per_s),
             format!("{:.0}", f.escalations_per_s),

@@ -182,6 +182,8 @@ pub async fn tick(g: &Global, now: &str) -> Result<(), CliError> {
     g.at = Some(now.0.to_string());
     let engine = open(&g).await?;
     let report = engine.tick(now).await?;
+    // The tick followed the whole log: keep that view for the next start.
+    engine.save_checkpoint().await?;
     if g.json {
         return output::json(&report);
     }
@@ -537,6 +539,8 @@ pub async fn demo(
     };
     let report = gridcase_sim::run(engine.clone(), clock.clone(), &cfg, Some(&progress)).await?;
     bar.finish_and_clear();
+    // So that `serve` or `tick` on the demo store start from here.
+    engine.save_checkpoint().await?;
     crate::dashboard::print(g, &engine, &report, clock.now()).await
 }
 

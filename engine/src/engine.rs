@@ -18,7 +18,7 @@ use crate::domain::decide::Context;
 use crate::domain::{decide, Actor, Case, Command, Event};
 use crate::log::{
     subscribe, AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Hash, Position,
-    RecordedEvent, SledLog, SledOptions, StreamId,
+    RecordedEvent, SledLog, SledOptions, StreamId, GENESIS_HASH,
 };
 use crate::org::{OrgFile, Registry, Role, ORG_STREAM};
 use crate::time::{Clock, Timestamp};
@@ -96,6 +96,22 @@ struct OpenCases {
     /// own writes, which otherwise costs a decode per event on every tick.
     own: BTreeMap<Position, Position>,
 }
+
+/// What an engine checkpoint holds: the open cases as folded up to `position`
+/// (some may be newer: catch-up skips what a case already holds).
+#[derive(Serialize, Deserialize)]
+struct CheckpointBody {
+    position: Position,
+    hash: Hash,
+    cases: Vec<Case>,
+}
+
+/// The store's name for the engine's checkpoint.
+const CHECKPOINT_NAME: &str = "engine/open-cases";
+const CHECKPOINT_MAGIC: &[u8] = b"gridcase-engine-checkpoint\0";
+/// Bump when `Case` or its fold changes: an old checkpoint is then ignored
+/// and the log is followed from the start.
+const CHECKPOINT_FORMAT: u32 = 1;
 
 /// Past this many remembered ranges the oldest are forgotten; forgetting is
 /// safe, it only makes catch-up read those positions.
@@ -217,7 +233,90 @@ impl Engine {
             })
             .max();
         engine.next_seq.store(max.unwrap_or(0), Ordering::SeqCst);
+        if let Err(reason) = engine.restore_checkpoint().await {
+            // Derived state: without it the engine reads the log instead.
+            tracing::info!(%reason, "engine checkpoint not used; following the log from the start");
+        }
         Ok(engine)
+    }
+
+    /// Saves the open-case view, complete up to the position returned, as a
+    /// checkpoint in the store, so that the next start reads only the log
+    /// after it. Run it at shutdown and now and then (`serve` does both).
+    pub async fn save_checkpoint(&self) -> Result<Position, Error> {
+        let mut follow = self.follow.lock().await;
+        self.catch_up_locked(&mut follow).await?;
+        let position = follow.position;
+        let hash = match position {
+            0 => GENESIS_HASH,
+            p => {
+                self.log
+                    .read_all(p, 1)
+                    .await?
+                    .first()
+                    .ok_or_else(|| Error::Internal("the followed position is past the log".into()))?
+                    .hash
+            }
+        };
+        let mut cases: Vec<Case> = {
+            let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            open.cases.values().cloned().collect()
+        };
+        drop(follow);
+        cases.sort_by(|a, b| a.id.cmp(&b.id));
+        let body = postcard::to_allocvec(&CheckpointBody { position, hash, cases })
+            .map_err(|e| Error::Codec(format!("engine checkpoint: {e}")))?;
+        let mut bytes = Vec::with_capacity(body.len() + 40);
+        bytes.extend_from_slice(CHECKPOINT_MAGIC);
+        bytes.extend_from_slice(&CHECKPOINT_FORMAT.to_be_bytes());
+        bytes.extend_from_slice(blake3::hash(&body).as_bytes());
+        bytes.extend_from_slice(&body);
+        self.log.save_checkpoint(CHECKPOINT_NAME, bytes).await?;
+        Ok(position)
+    }
+
+    /// Takes the open-case view from the store's checkpoint if it is intact,
+    /// of this build's format, and its position and hash are the log's.
+    /// Returns why not otherwise; the caller then follows the whole log.
+    async fn restore_checkpoint(&self) -> Result<Position, String> {
+        let bytes = match self.log.load_checkpoint(CHECKPOINT_NAME).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err("none saved".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let header = CHECKPOINT_MAGIC.len() + 4 + 32;
+        if bytes.len() < header || &bytes[..CHECKPOINT_MAGIC.len()] != CHECKPOINT_MAGIC {
+            return Err("not an engine checkpoint".into());
+        }
+        let format = &bytes[CHECKPOINT_MAGIC.len()..CHECKPOINT_MAGIC.len() + 4];
+        if format != CHECKPOINT_FORMAT.to_be_bytes() {
+            return Err("written by a build with another case fold".into());
+        }
+        let (digest, body) = bytes[CHECKPOINT_MAGIC.len() + 4..].split_at(32);
+        if blake3::hash(body).as_bytes() != digest {
+            return Err("its digest does not match (torn or altered)".into());
+        }
+        let cp: CheckpointBody =
+            postcard::from_bytes(body).map_err(|e| format!("does not decode: {e}"))?;
+        if cp.position > self.log.head().position {
+            return Err(format!("it is at position {}, past the log's head", cp.position));
+        }
+        if cp.position > 0 {
+            let rec = self.log.read_all(cp.position, 1).await.map_err(|e| e.to_string())?;
+            if rec.first().map(|r| r.hash) != Some(cp.hash) {
+                return Err(format!(
+                    "the log's record {} is not the one it was taken at",
+                    cp.position
+                ));
+            }
+        }
+        let mut follow = self.follow.lock().await;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        for case in cp.cases {
+            open.put(case);
+        }
+        follow.position = cp.position;
+        Ok(cp.position)
     }
 
     /// Opens the embedded sled store in `dir`.
@@ -557,6 +656,10 @@ impl Engine {
     /// (changes by other processes included). Returns the position reached.
     pub async fn catch_up(&self) -> Result<Position, Error> {
         let mut follow = self.follow.lock().await;
+        self.catch_up_locked(&mut follow).await
+    }
+
+    async fn catch_up_locked(&self, follow: &mut Follow) -> Result<Position, Error> {
         let head = self.log.head().position;
         let mut saw_org = false;
         while follow.position < head {

@@ -13,6 +13,7 @@ use gridcase_engine::time::{Clock, Timestamp};
 use gridcase_engine::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Config;
 
 use crate::pool::ReadPool;
@@ -418,5 +419,49 @@ impl EventLog for PgLog {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        // The table is made on first use, so stores created before
+        // checkpoints existed gain it without a migration.
+        let create = format!(
+            r#"CREATE TABLE IF NOT EXISTS "{s}".checkpoints (name text PRIMARY KEY, body bytea NOT NULL)"#,
+            s = self.schema
+        );
+        let upsert = format!(
+            r#"INSERT INTO "{s}".checkpoints (name, body) VALUES ($1, $2)
+               ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body"#,
+            s = self.schema
+        );
+        let (create, upsert, bytes) = (&create, &upsert, &bytes);
+        self.reads
+            .run(|c| async move {
+                c.client
+                    .batch_execute(create)
+                    .await
+                    .map_err(|e| pg("cannot create the checkpoints table", &e))?;
+                c.client
+                    .execute(upsert.as_str(), &[&name, bytes])
+                    .await
+                    .map_err(|e| pg("cannot save a checkpoint", &e))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        let select =
+            format!(r#"SELECT body FROM "{s}".checkpoints WHERE name = $1"#, s = self.schema);
+        let select = &select;
+        self.reads
+            .run(|c| async move {
+                match c.client.query_opt(select.as_str(), &[&name]).await {
+                    Ok(Some(row)) => Ok(Some(column::<Vec<u8>>(&row, 0, 0)?)),
+                    Ok(None) => Ok(None),
+                    Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+                    Err(e) => Err(pg("cannot read a checkpoint", &e)),
+                }
+            })
+            .await
     }
 }

@@ -38,10 +38,28 @@ use super::fixture::*;
 
 #[derive(Clone, Debug)]
 enum Action {
-    Submit { who: u8, category: u8, location: u8, priority: u8 },
-    Command { case: u8, kind: u8, who: u8, plausible: bool, arg: u8, arg2: u8, text: bool },
-    Advance { hours: u16 },
+    Submit {
+        who: u8,
+        category: u8,
+        location: u8,
+        priority: u8,
+    },
+    Command {
+        case: u8,
+        kind: u8,
+        who: u8,
+        plausible: bool,
+        arg: u8,
+        arg2: u8,
+        text: bool,
+    },
+    Advance {
+        hours: u16,
+    },
     Tick,
+    /// The engine saves its open-case checkpoint (nothing happens in the
+    /// model): the restart at the end of a run starts from the last one.
+    Checkpoint,
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -52,6 +70,7 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(case, kind, who, plausible, arg, arg2, text)| Action::Command { case, kind, who, plausible, arg, arg2, text }),
         2 => (1u16..60).prop_map(|hours| Action::Advance { hours }),
         1 => Just(Action::Tick),
+        1 => Just(Action::Checkpoint),
     ]
 }
 
@@ -379,6 +398,7 @@ fn run_pure(actions: &[Action]) -> Model {
                     m.run(&id, SYSTEM, &Command::CheckDeadlines);
                 }
             }
+            Action::Checkpoint => {}
         }
     }
     m
@@ -518,6 +538,9 @@ async fn run_with_engine(actions: &[Action]) {
                 for id in m.ids() {
                     m.run(&id, SYSTEM, &Command::CheckDeadlines);
                 }
+            }
+            Action::Checkpoint => {
+                h.engine.save_checkpoint().await.unwrap();
             }
         }
     }

@@ -35,6 +35,7 @@ conformance_tests!(
     read_all_stream_stops_at_the_head,
     restart_rebuilds_heads_and_idempotency,
     tamper_is_found_at_its_position,
+    checkpoints_are_kept_apart_from_events,
 );
 
 mod suite {
@@ -409,5 +410,27 @@ mod suite {
             let report = log.verify().await.unwrap();
             assert_eq!(report.events, head);
         }
+    }
+
+    /// Checkpoints (derived state readers keep with the store) round-trip,
+    /// replace each other by name, survive a reopen and touch no event.
+    pub async fn checkpoints_are_kept_apart_from_events(backend: Arc<dyn Backend>) {
+        let mut store = backend.create().await;
+        let log = store.log();
+        assert_eq!(log.load_checkpoint("engine/open-cases").await.unwrap(), None);
+        log.append(request("s", ExpectedVersion::NoStream, "e", 2)).await.unwrap();
+        let head = log.head();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        log.save_checkpoint("engine/open-cases", vec![1, 2, 3]).await.unwrap();
+        log.save_checkpoint("other", big.clone()).await.unwrap();
+        log.save_checkpoint("engine/open-cases", vec![4, 5]).await.unwrap();
+        assert_eq!(log.head(), head, "a checkpoint is not an event");
+        drop(log);
+        store.reopen().await;
+        let log = store.log();
+        assert_eq!(log.load_checkpoint("engine/open-cases").await.unwrap(), Some(vec![4, 5]));
+        assert_eq!(log.load_checkpoint("other").await.unwrap(), Some(big));
+        assert_eq!(log.head(), head);
+        assert_eq!(log.verify().await.unwrap().events, 2);
     }
 }

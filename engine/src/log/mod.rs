@@ -310,4 +310,19 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// A short name of the backend and where it stores, for reports.
     fn describe(&self) -> String;
+
+    /// Stores `bytes` as the derived checkpoint called `name`, replacing the
+    /// previous one. Checkpoints are not events: they are not chained, and a
+    /// reader must check one against the log before trusting it. A backend
+    /// that keeps none ignores this.
+    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        let _ = (name, bytes);
+        Ok(())
+    }
+
+    /// The checkpoint last saved under `name`, if any.
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        let _ = name;
+        Ok(None)
+    }
 }

@@ -13,6 +13,8 @@
 //!   position the index is complete up to, and `F` → the index layout, so an
 //!   index of another layout is rebuilt rather than misread.
 //! - tree `meta`: the record format the store was written with.
+//! - tree `checkpoints`: derived snapshots readers keep with the store (the
+//!   engine's open cases), checked against the log before use.
 //!
 //! Concurrency checks and idempotency use in-memory state owned by the single
 //! writer thread, so the index can lag without ever being consulted stale.
@@ -102,6 +104,8 @@ struct Inner {
     db: sled::Db,
     frames: sled::Tree,
     index: sled::Tree,
+    /// Derived checkpoints of readers (the engine's open cases), by name.
+    checkpoints: sled::Tree,
     path: PathBuf,
     options: SledOptions,
     /// Last version of every stream (authoritative; updated after each commit).
@@ -317,6 +321,7 @@ impl SledLog {
         let meta = db.open_tree("meta").map_err(storage)?;
         let frames = db.open_tree("frames").map_err(storage)?;
         let index = db.open_tree("index").map_err(storage)?;
+        let checkpoints = db.open_tree("checkpoints").map_err(storage)?;
 
         // 1. Refuse a store written by a newer build.
         match meta.get(b"format").map_err(storage)? {
@@ -348,6 +353,7 @@ impl SledLog {
             db,
             frames,
             index,
+            checkpoints,
             path,
             options: options.clone(),
             heads: RwLock::new(HashMap::new()),
@@ -1316,6 +1322,19 @@ impl EventLog for SledLog {
 
     fn describe(&self) -> String {
         format!("sled:{} ({:?})", self.inner.path.display(), self.inner.options.durability)
+    }
+
+    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        // A large value becomes a sled blob file, which sled 0.34 writes
+        // without fsync: a crash can tear it. Readers check a checkpoint
+        // against its digest and the log, and fall back to the log.
+        self.inner.checkpoints.insert(name.as_bytes(), bytes).map_err(storage)?;
+        self.inner.db.flush_async().await.map_err(storage)?;
+        Ok(())
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.inner.checkpoints.get(name.as_bytes()).map_err(storage)?.map(|v| v.to_vec()))
     }
 }
 
