@@ -8,10 +8,12 @@
 //! submission as a lifecycle of submit, assign, escalate, dispatch, claim,
 //! resolve, callback and close: about 60% solved in the community, 25% at
 //! the street, 15% dispatched to a department (10% of those to two). The
-//! events of all cases are merged in time order and turned into log records
-//! exactly as the writer makes them (postcard envelope, BLAKE3 chain) and
-//! decoded back. The first `GRIDCASE_BENCH_WARM_DAYS` days (default 35, past
-//! the 30-day reopen window, so closed cases are also being dropped) are
+//! district and the steps are `benches/support/district.rs`, shared with
+//! `benches/projections.rs`; the mix is this file's. The events of all
+//! cases are merged in time order and turned into log records exactly as
+//! the writer makes them (postcard envelope, BLAKE3 chain) and decoded
+//! back. The first `GRIDCASE_BENCH_WARM_DAYS` days (default 35, past the
+//! 30-day reopen window, so closed cases are also being dropped) are
 //! applied to a set: the warm state. The next 100,000 events are kept in
 //! memory, records and decoded events, for the timed runs.
 //!
@@ -39,311 +41,38 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use gridcase_engine::domain::{
-    Channel, Contact, DeadlineClass, DeadlinePolicy, Event, HopReason, Priority, RequestKind,
-    Satisfaction,
-};
+use gridcase_engine::domain::Event;
 use gridcase_engine::log::{
     decode_record, encode_record, Envelope, Hash, RecordedEvent, CODEC_POSTCARD, GENESIS_HASH,
 };
-use gridcase_engine::org::{
-    CategorySpec, CommunitySpec, GridSpec, OrgFile, Role, StaffSpec, StreetSpec, UnitSpec,
-    ORG_STREAM,
-};
-use gridcase_engine::time::{Timestamp, DAY_MS};
+use gridcase_engine::org::ORG_STREAM;
+use gridcase_engine::time::DAY_MS;
 use gridcase_projections::{Config, Projection, ProjectionSet};
 
-const MINUTE: i64 = 60_000;
-const CASES_PER_DAY: i64 = 4_000;
+#[path = "support/district.rs"]
+mod district;
+
+use district::{case_stream, next_arrival, tinghu, Org, Plan, Rng, START};
+
 /// Events timed per pass before the state is reset to the warm copy: a
 /// few days of traffic, so the mix is the steady one, not one hour's.
 const WINDOW: usize = 100_000;
-/// 2025-01-01 00:00 UTC: the first submission.
-const START: i64 = 1_735_689_600_000;
-
-/// A xorshift generator: deterministic, so every run folds the same events.
-struct Rng(u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// A number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    /// True `percent` times in a hundred.
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    /// A duration of `lo..hi` minutes, in milliseconds.
-    fn minutes(&mut self, lo: i64, hi: i64) -> i64 {
-        (lo + (self.next() % (hi - lo).max(1) as u64) as i64) * MINUTE
-    }
-}
-
-/// Where a case can be submitted, with the staff ids that work it.
-struct Grid {
-    code: String,
-    community: String,
-    street: String,
-    micro_grids: Vec<String>,
-    worker: String,
-    community_staff: String,
-    street_staff: String,
-}
-
-/// The organisation file and what case planning needs from it.
-struct Org {
-    file: OrgFile,
-    grids: Vec<Grid>,
-    departments: Vec<String>,
-    /// (category code, its department, its deadline class).
-    categories: Vec<(String, String, DeadlineClass)>,
-}
-
-/// A district the size of Tinghu, with the staff ids of `benches/projections.rs`.
-fn tinghu() -> Org {
-    let (streets_n, communities_n, grids_n, micro_n) = (10, 70, 427, 1976);
-    let mut staff = Vec::new();
-    let mut person = |id: String, role: Role, unit: &str| {
-        let name = format!("工作人员{}", staff.len() + 1);
-        staff.push(StaffSpec { id, name, role, unit: unit.to_string() });
-    };
-    let (mut streets, mut grids) = (Vec::new(), Vec::new());
-    let (mut grid_no, mut micro_no) = (0, 0);
-    for s in 0..streets_n {
-        let s_code = format!("320902{:03}", s + 1);
-        person(format!("ss{}", s + 1), Role::StreetStaff, &s_code);
-        let mut communities = Vec::new();
-        // Units are spread evenly: community c gets the grids up to its
-        // share of the total, grid g the micro-grids up to its share.
-        for c in (s * communities_n / streets_n)..((s + 1) * communities_n / streets_n) {
-            let c_code = format!("{s_code}{:03}", c + 1);
-            person(format!("cs{}", c + 1), Role::CommunityStaff, &c_code);
-            let mut specs = Vec::new();
-            while grid_no < (c + 1) * grids_n / communities_n {
-                let g_code = format!("{c_code}{:03}", grid_no + 1);
-                let micro_end = (grid_no + 1) * micro_n / grids_n;
-                let names: Vec<String> =
-                    (micro_no..micro_end).map(|m| format!("{}号楼", m + 1)).collect();
-                micro_no = micro_end;
-                let worker = format!("gw{}", grid_no + 1);
-                person(worker.clone(), Role::GridWorker, &g_code);
-                grids.push(Grid {
-                    code: g_code.clone(),
-                    community: c_code.clone(),
-                    street: s_code.clone(),
-                    // The registry names micro-grids `<grid><nn>`.
-                    micro_grids: (1..=names.len()).map(|i| format!("{g_code}{i:02}")).collect(),
-                    worker,
-                    community_staff: format!("cs{}", c + 1),
-                    street_staff: format!("ss{}", s + 1),
-                });
-                specs.push(GridSpec {
-                    code: g_code,
-                    name: format!("第{}网格", grid_no + 1),
-                    address: None,
-                    micro_grids: names,
-                });
-                grid_no += 1;
-            }
-            communities.push(CommunitySpec {
-                code: c_code,
-                name: format!("社区{}", c + 1),
-                grids: specs,
-            });
-        }
-        streets.push(StreetSpec { code: s_code, name: format!("街道{}", s + 1), communities });
-    }
-    let departments: Vec<String> = (1..=30).map(|d| format!("D{d:02}")).collect();
-    for (i, d) in departments.iter().enumerate() {
-        person(format!("ds{}", i + 1), Role::DepartmentStaff, d);
-    }
-    person("sup".into(), Role::DistrictSupervisor, "320902");
-    let classes = [
-        DeadlineClass::Ordinary,
-        DeadlineClass::Ordinary,
-        DeadlineClass::Utilities,
-        DeadlineClass::Complex,
-    ];
-    let categories: Vec<(String, String, DeadlineClass)> = (0..24)
-        .map(|i| (format!("cat{i:02}"), departments[i % departments.len()].clone(), classes[i % 4]))
-        .collect();
-    let file = OrgFile {
-        district: UnitSpec { code: "320902".into(), name: "亭湖区".into() },
-        streets,
-        departments: departments
-            .iter()
-            .enumerate()
-            .map(|(i, d)| UnitSpec { code: d.clone(), name: format!("部门{}", i + 1) })
-            .collect(),
-        categories: categories
-            .iter()
-            .map(|(c, d, class)| CategorySpec {
-                code: c.clone(),
-                name: format!("类别{c}"),
-                department: d.clone(),
-                class: *class,
-            })
-            .collect(),
-        staff,
-        policy: DeadlinePolicy::default(),
-    };
-    Org { file, grids, departments, categories }
-}
-
-/// The staff id of a department's clerk (`D07` → `ds7`).
-fn department_staff(code: &str) -> String {
-    format!("ds{}", code[1..].trim_start_matches('0'))
-}
 
 /// One case's whole life, planned at submission: (time, actor, event) in
-/// time order, with deadlines from the default policy.
+/// time order. The steady mix: about 60% solved in the community, 25% at
+/// the street, 15% dispatched to a department; none marked overdue, every
+/// one called back once and closed.
 fn plan_case(seq: u64, t0: i64, org: &Org, rng: &mut Rng) -> Vec<(i64, String, Event)> {
-    let grid = &org.grids[rng.below(org.grids.len())];
-    let (category, department, class) = &org.categories[rng.below(org.categories.len())];
-    let priority = match rng.below(100) {
-        0..=1 => Priority::Emergency,
-        2..=9 => Priority::Urgent,
-        _ => Priority::Normal,
-    };
-    let kind = [
-        RequestKind::Complaint,
-        RequestKind::Help,
-        RequestKind::Report,
-        RequestKind::Consultation,
-        RequestKind::Suggestion,
-    ][rng.below(5)];
-    let limits = DeadlinePolicy::default().limits(kind, *class, priority);
-    let minutes = |m: u32| i64::from(m) * MINUTE;
-    let micro_grid = (!grid.micro_grids.is_empty())
-        .then(|| grid.micro_grids[rng.below(grid.micro_grids.len())].clone());
-    let patrol = rng.chance(30);
-    let submitter =
-        if patrol { grid.worker.clone() } else { format!("resident:r{}", rng.below(500_000)) };
-    let mut out = vec![(
-        t0,
-        submitter,
-        Event::CaseSubmitted {
-            case_id: format!("GC{seq:09}"),
-            channel: if patrol {
-                Channel::GridPatrol
-            } else {
-                [Channel::App, Channel::Hotline, Channel::Portal][rng.below(3)]
-            },
-            kind,
-            category: category.clone(),
-            priority,
-            description: "小区门口路灯不亮已经三天了，晚上出行很不方便，请尽快处理".into(),
-            location: micro_grid.clone().unwrap_or_else(|| grid.code.clone()),
-            grid: grid.code.clone(),
-            micro_grid,
-            community: grid.community.clone(),
-            street: grid.street.clone(),
-            contact: (!patrol && rng.chance(60))
-                .then(|| Contact { name: "王女士".into(), phone: "13800000000".into() }),
-            found_on_patrol: patrol,
-            response_due: Timestamp(t0 + minutes(limits.response_minutes)),
-            resolution_due: Timestamp(t0 + minutes(limits.resolution_minutes)),
-            hold_until: Timestamp(t0 + minutes(limits.community_minutes)),
-        },
-    )];
-    let route = rng.below(100);
-    let mut t = t0;
-    if route < 60 || rng.chance(50) {
-        t += rng.minutes(5, 180);
-        out.push((
-            t,
-            grid.community_staff.clone(),
-            Event::CaseAssigned { worker: grid.worker.clone() },
-        ));
-    }
-    // (unit, actor) of each holder that resolves its part.
-    let mut holders = vec![(grid.community.clone(), grid.community_staff.clone())];
-    if route >= 60 {
-        // A third of the escalations are the community's hold running out.
-        let by_deadline = rng.chance(30);
-        t = if by_deadline {
-            (t0 + minutes(limits.community_minutes)).max(t + MINUTE)
-        } else {
-            t + rng.minutes(30, 600)
-        };
-        out.push((
-            t,
-            if by_deadline { "system".into() } else { grid.community_staff.clone() },
-            Event::CaseEscalated {
-                from: grid.community.clone(),
-                to: grid.street.clone(),
-                reason: if by_deadline { HopReason::Deadline } else { HopReason::Manual },
-                note: String::new(),
-                hold_until: Timestamp(t + minutes(limits.street_minutes)),
-            },
-        ));
-        holders = vec![(grid.street.clone(), grid.street_staff.clone())];
-    }
-    if route >= 85 {
-        let mut departments = vec![department.clone()];
-        if rng.chance(10) {
-            let other = &org.departments[rng.below(org.departments.len())];
-            if other != department {
-                departments.push(other.clone());
-            }
-        }
-        t += rng.minutes(30, 900);
-        out.push((
-            t,
-            grid.street_staff.clone(),
-            Event::CaseDispatched {
-                from: grid.street.clone(),
-                departments: departments.clone(),
-                lead: departments[0].clone(),
-                reason: HopReason::Manual,
-                note: String::new(),
-                claim_due: Timestamp(t + minutes(limits.claim_minutes)),
-            },
-        ));
-        holders = departments.iter().map(|d| (d.clone(), department_staff(d))).collect();
-        for (unit, actor) in &holders {
-            t += rng.minutes(10, 600);
-            out.push((t, actor.clone(), Event::CaseClaimed { department: unit.clone() }));
-        }
+    let mut case = Plan::submit(seq, t0, org, org.pick_grid(rng), rng);
+    if case.route(rng) >= 85 {
+        case.dispatch(org, rng);
+        case.claim(rng);
     }
     // Resolved inside the limit: overdue marks are not part of this mix.
-    let resolution = i64::from(limits.resolution_minutes);
-    let due = t0 + minutes(limits.resolution_minutes);
-    t = (t + rng.minutes(30, (resolution / 2).max(31))).min(due.max(t));
-    for (i, (unit, actor)) in holders.iter().enumerate() {
-        t += MINUTE;
-        out.push((
-            t,
-            actor.clone(),
-            Event::CaseResolved {
-                unit: unit.clone(),
-                note: "已处理".into(),
-                complete: i + 1 == holders.len(),
-            },
-        ));
-    }
-    t += rng.minutes(60, 24 * 60);
-    let satisfaction = match rng.below(100) {
-        0..=5 => Satisfaction::Unsatisfied,
-        6..=24 => Satisfaction::BasicallySatisfied,
-        _ => Satisfaction::Satisfied,
-    };
-    let solved = satisfaction != Satisfaction::Unsatisfied;
-    out.push((
-        t,
-        grid.community_staff.clone(),
-        Event::CallbackRecorded { satisfaction, solved, note: String::new() },
-    ));
-    t += rng.minutes(10, 240);
-    out.push((t, grid.community_staff.clone(), Event::CaseClosed { note: String::new() }));
-    out
+    case.t = (case.t + case.working_time(rng)).min(case.due.max(case.t));
+    case.resolve("已处理");
+    case.callback(rng);
+    case.close(rng)
 }
 
 /// A case in flight: its stream, its next stream version and what is left of its plan.
@@ -377,7 +106,7 @@ impl LogGen {
         let registry = org.file.events().expect("the generated organisation is valid").into();
         LogGen {
             org,
-            rng: Rng(0x9e37_79b9_7f4a_7c15),
+            rng: Rng::new(),
             registry,
             registry_version: 0,
             due: BinaryHeap::new(),
@@ -411,11 +140,9 @@ impl LogGen {
             let seq = self.cases;
             let plan = plan_case(seq, self.next_arrival, &self.org, &mut self.rng);
             self.due.push(Reverse((plan[0].0, seq)));
-            let stream = format!("case-GC{seq:09}");
+            let stream = case_stream(seq);
             self.live.insert(seq, Live { stream, version: 0, plan: plan.into() });
-            // Arrivals vary around the daily mean.
-            let gap = DAY_MS / CASES_PER_DAY;
-            self.next_arrival += gap / 2 + (self.rng.next() % gap as u64) as i64;
+            self.next_arrival = next_arrival(self.next_arrival, &mut self.rng);
         }
         let Some(Reverse((_, seq))) = self.due.pop() else {
             unreachable!("a case was planned above");

@@ -6,7 +6,9 @@
 //! escalation, returns, joint handling, extensions, overdue marks,
 //! callbacks and reopens, appended straight to a `SledLog` in large
 //! concurrent batches with `Buffered` durability, the log's clock set to
-//! each batch's simulated time.
+//! each batch's simulated time. The district and the lifecycle steps are
+//! `benches/support/district.rs`, shared with `benches/projection_apply.rs`;
+//! the case mix is this file's.
 //!
 //! The rebuild is then timed phase by phase, each a full pass over the log:
 //! 1. read (sled + record decode + BLAKE3 of each record),
@@ -32,18 +34,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gridcase_engine::domain::event::OverdueKind;
-use gridcase_engine::domain::{
-    Channel, Contact, DeadlineClass, DeadlinePolicy, Event, HopReason, Level, Priority,
-    RequestKind, Satisfaction,
-};
+use gridcase_engine::domain::{Event, HopReason, Level, Satisfaction};
 use gridcase_engine::log::{
     encode_record, AppendRequest, ChainVerifier, Durability, Envelope, EventLog, ExpectedVersion,
     SledLog, SledOptions, StreamId, CODEC_POSTCARD,
 };
-use gridcase_engine::org::Role;
-use gridcase_engine::org::{
-    CategorySpec, CommunitySpec, GridSpec, OrgFile, StaffSpec, StreetSpec, UnitSpec, ORG_STREAM,
-};
+use gridcase_engine::org::ORG_STREAM;
 use gridcase_engine::time::{ManualClock, Timestamp, DAY_MS, HOUR_MS};
 use gridcase_projections::backlog::Backlog;
 use gridcase_projections::chains::Chains;
@@ -51,470 +47,135 @@ use gridcase_projections::overdue::Overdue;
 use gridcase_projections::rates::Rates;
 use gridcase_projections::{rebuild, Config, Projection, ProjectionSet, Store};
 
-const MINUTE: i64 = 60_000;
+#[path = "support/district.rs"]
+mod district;
+
+use district::{
+    case_id, case_stream, department_staff, next_arrival, tinghu, Org, Plan, Rng, MINUTE, START,
+};
+
 /// Simulated time covered by one append wave.
 const WAVE_MS: i64 = 5 * MINUTE;
-const CASES_PER_DAY: i64 = 4_000;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// A xorshift generator: deterministic, so every run generates the same log.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn between(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo).max(1) as u64) as i64
-    }
-}
-
-struct Org {
-    file: OrgFile,
-    /// (grid code, community code, street code, micro-grid codes).
-    grids: Vec<(String, String, String, Vec<String>)>,
-    departments: Vec<String>,
-    categories: Vec<(String, String, DeadlineClass)>,
-    community_numbers: std::collections::HashMap<String, usize>,
-    street_numbers: std::collections::HashMap<String, usize>,
-}
-
-/// A district the size of Tinghu: 10 streets, 70 communities, 427 grids, 1,976 micro-grids.
-fn tinghu() -> Org {
-    let (streets_n, communities_n, grids_n, micro_n) = (10usize, 70usize, 427usize, 1976usize);
-    let mut streets = Vec::new();
-    let mut grids = Vec::new();
-    let mut staff = Vec::new();
-    let mut grid_no = 0usize;
-    let mut micro_no = 0usize;
-    for s in 0..streets_n {
-        let s_code = format!("320902{:03}", s + 1);
-        let mut communities = Vec::new();
-        for c in (s * communities_n / streets_n)..((s + 1) * communities_n / streets_n) {
-            let c_code = format!("{s_code}{:03}", c + 1);
-            let mut gs = Vec::new();
-            let g_end = (c + 1) * grids_n / communities_n;
-            while grid_no < g_end {
-                let g_code = format!("{c_code}{:03}", grid_no + 1);
-                let m_end = (grid_no + 1) * micro_n / grids_n;
-                let names: Vec<String> =
-                    (micro_no..m_end).map(|m| format!("{}号楼", m + 1)).collect();
-                let micro_codes: Vec<String> =
-                    (1..=names.len()).map(|i| format!("{g_code}{i:02}")).collect();
-                micro_no = m_end;
-                grids.push((g_code.clone(), c_code.clone(), s_code.clone(), micro_codes));
-                staff.push(StaffSpec {
-                    id: format!("gw{}", grid_no + 1),
-                    name: format!("网格员{}", grid_no + 1),
-                    role: Role::GridWorker,
-                    unit: g_code.clone(),
-                });
-                gs.push(GridSpec {
-                    code: g_code,
-                    name: format!("第{}网格", grid_no + 1),
-                    address: None,
-                    micro_grids: names,
-                });
-                grid_no += 1;
-            }
-            staff.push(StaffSpec {
-                id: format!("cs{}", c + 1),
-                name: format!("社区工作者{}", c + 1),
-                role: Role::CommunityStaff,
-                unit: c_code.clone(),
-            });
-            communities.push(CommunitySpec {
-                code: c_code,
-                name: format!("社区{}", c + 1),
-                grids: gs,
-            });
-        }
-        staff.push(StaffSpec {
-            id: format!("ss{}", s + 1),
-            name: format!("街道干部{}", s + 1),
-            role: Role::StreetStaff,
-            unit: s_code.clone(),
-        });
-        streets.push(StreetSpec { code: s_code, name: format!("街道{}", s + 1), communities });
-    }
-    let departments: Vec<String> = (1..=30).map(|d| format!("D{d:02}")).collect();
-    for (i, d) in departments.iter().enumerate() {
-        staff.push(StaffSpec {
-            id: format!("ds{}", i + 1),
-            name: format!("部门员{}", i + 1),
-            role: Role::DepartmentStaff,
-            unit: d.clone(),
-        });
-    }
-    staff.push(StaffSpec {
-        id: "sup".into(),
-        name: "区督办".into(),
-        role: Role::DistrictSupervisor,
-        unit: "320902".into(),
-    });
-    let classes = [
-        DeadlineClass::Ordinary,
-        DeadlineClass::Ordinary,
-        DeadlineClass::Utilities,
-        DeadlineClass::Complex,
-    ];
-    let categories: Vec<(String, String, DeadlineClass)> = (0..24)
-        .map(|i| (format!("cat{i:02}"), departments[i % departments.len()].clone(), classes[i % 4]))
-        .collect();
-    let file = OrgFile {
-        district: UnitSpec { code: "320902".into(), name: "亭湖区".into() },
-        streets,
-        departments: departments
-            .iter()
-            .enumerate()
-            .map(|(i, d)| UnitSpec { code: d.clone(), name: format!("部门{}", i + 1) })
-            .collect(),
-        categories: categories
-            .iter()
-            .map(|(c, d, class)| CategorySpec {
-                code: c.clone(),
-                name: format!("类别{c}"),
-                department: d.clone(),
-                class: *class,
-            })
-            .collect(),
-        staff,
-        policy: DeadlinePolicy::default(),
-    };
-    let mut community_numbers = std::collections::HashMap::new();
-    let mut street_numbers = std::collections::HashMap::new();
-    for (i, s) in file.streets.iter().enumerate() {
-        street_numbers.insert(s.code.clone(), i + 1);
-    }
-    for (i, c) in file.streets.iter().flat_map(|s| &s.communities).enumerate() {
-        community_numbers.insert(c.code.clone(), i + 1);
-    }
-    Org { file, grids, departments, categories, community_numbers, street_numbers }
-}
-
-/// One case's whole life, planned at submission: (time, actor, event), in time order.
+/// One case's whole life, planned at submission: (time, actor, event), in
+/// time order. The full mix: early exits, escalation, returns, joint
+/// handling, extensions, overdue marks, supervision, callbacks and reopens.
 fn plan_case(seq: u64, t0: i64, org: &Org, rng: &mut Rng) -> Vec<(i64, String, Event)> {
-    let policy = DeadlinePolicy::default();
-    let (grid, community, street, micros) = &org.grids[rng.below(org.grids.len() as u64) as usize];
+    let grid = org.pick_grid(rng);
     // A draw kept so that this generator writes the very log BENCHMARKS.md measured.
     rng.next();
-    let g_idx = org.grids.iter().position(|g| &g.0 == grid).unwrap_or(0);
-    // Staff ids follow unit order: cs<community number>, ss<street number>.
-    let c_idx = org.community_numbers.get(community).copied().unwrap_or(1);
-    let s_idx = org.street_numbers.get(street).copied().unwrap_or(1);
-    let (cat, cat_dept, class) = &org.categories[rng.below(org.categories.len() as u64) as usize];
-    let priority = match rng.below(100) {
-        0..=1 => Priority::Emergency,
-        2..=9 => Priority::Urgent,
-        _ => Priority::Normal,
-    };
-    let kind = [
-        RequestKind::Complaint,
-        RequestKind::Help,
-        RequestKind::Report,
-        RequestKind::Consultation,
-        RequestKind::Suggestion,
-    ][rng.below(5) as usize];
-    let limits = policy.limits(kind, *class, priority);
-    let resolution = limits.resolution_minutes as i64 * MINUTE;
-    let worker = format!("gw{}", g_idx + 1);
-    let cstaff = format!("cs{c_idx}");
-    let sstaff = format!("ss{s_idx}");
-    let micro = if micros.is_empty() {
-        None
-    } else {
-        Some(micros[rng.below(micros.len() as u64) as usize].clone())
-    };
-    let patrol = rng.chance(30);
-    let mut out: Vec<(i64, String, Event)> = Vec::with_capacity(10);
-    let submitter =
-        if patrol { worker.clone() } else { format!("resident:r{}", rng.below(500_000)) };
-    out.push((
-        t0,
-        submitter,
-        Event::CaseSubmitted {
-            case_id: format!("GC{seq:09}"),
-            channel: if patrol {
-                Channel::GridPatrol
-            } else {
-                [Channel::App, Channel::Hotline, Channel::Portal][rng.below(3) as usize]
-            },
-            kind,
-            category: cat.clone(),
-            priority,
-            description: "小区门口路灯不亮已经三天了，晚上出行很不方便，请尽快处理".into(),
-            location: micro.clone().unwrap_or_else(|| grid.clone()),
-            grid: grid.clone(),
-            micro_grid: micro,
-            community: community.clone(),
-            street: street.clone(),
-            contact: (!patrol && rng.chance(60))
-                .then(|| Contact { name: "王女士".into(), phone: "13800000000".into() }),
-            found_on_patrol: patrol,
-            response_due: Timestamp(t0 + limits.response_minutes as i64 * MINUTE),
-            resolution_due: Timestamp(t0 + resolution),
-            hold_until: Timestamp(t0 + limits.community_minutes as i64 * MINUTE),
-        },
-    ));
+    let mut case = Plan::submit(seq, t0, org, grid, rng);
+    let cstaff = &grid.community_staff;
     // Invalid, duplicate and withdrawn requests leave early.
     match rng.below(100) {
         0..=2 => {
-            out.push((
-                t0 + rng.between(10, 120) * MINUTE,
-                cstaff,
-                Event::CaseRejected { reason: "不属于受理范围".into() },
-            ));
-            return out;
+            let reason = "不属于受理范围".into();
+            case.push(t0 + rng.minutes(10, 120), cstaff, Event::CaseRejected { reason });
+            return case.events;
         }
         3 => {
-            out.push((
-                t0 + rng.between(5, 60) * MINUTE,
-                cstaff,
-                Event::CaseMerged { into: format!("GC{:09}", seq.saturating_sub(1)) },
-            ));
-            return out;
+            let into = case_id(seq.saturating_sub(1));
+            case.push(t0 + rng.minutes(5, 60), cstaff, Event::CaseMerged { into });
+            return case.events;
         }
         4 => {
-            out.push((
-                t0 + rng.between(60, 2000) * MINUTE,
-                "resident:r1".into(),
-                Event::CaseWithdrawn { reason: "已自行解决".into() },
-            ));
-            return out;
+            let reason = "已自行解决".into();
+            case.push(t0 + rng.minutes(60, 2000), "resident:r1", Event::CaseWithdrawn { reason });
+            return case.events;
         }
         _ => {}
     }
-    let mut due = t0 + resolution;
-    let mut t = t0;
-    let mut holder_level = Level::Community;
-    let mut holders: Vec<String> = vec![community.clone()];
-    let route = rng.below(100);
-    // Work at the community first.
-    if route < 60 || rng.chance(50) {
-        t += rng.between(5, 180) * MINUTE;
-        out.push((t, cstaff.clone(), Event::CaseAssigned { worker: worker.clone() }));
-    }
-    if route >= 60 {
-        let deadline = rng.chance(30);
-        t = if deadline {
-            t0 + limits.community_minutes as i64 * MINUTE
-        } else {
-            t + rng.between(30, 600) * MINUTE
-        };
-        out.push((
-            t,
-            if deadline { "system".into() } else { cstaff.clone() },
-            Event::CaseEscalated {
-                from: community.clone(),
-                to: street.clone(),
-                reason: if deadline { HopReason::Deadline } else { HopReason::Manual },
-                note: String::new(),
-                hold_until: Timestamp(t + limits.street_minutes as i64 * MINUTE),
-            },
-        ));
-        holder_level = Level::Street;
-        holders = vec![street.clone()];
-        if route >= 72 {
-            let joint = rng.chance(10);
-            let mut depts = vec![cat_dept.clone()];
-            if joint {
-                depts.push(
-                    org.departments[rng.below(org.departments.len() as u64) as usize].clone(),
-                );
-                depts.dedup();
-            }
-            t += rng.between(30, 900) * MINUTE;
-            out.push((
-                t,
-                sstaff.clone(),
-                Event::CaseDispatched {
-                    from: street.clone(),
-                    departments: depts.clone(),
-                    lead: depts[0].clone(),
-                    reason: HopReason::Manual,
-                    note: String::new(),
-                    claim_due: Timestamp(t + limits.claim_minutes as i64 * MINUTE),
+    // Work at the community first; 28% go on to a department.
+    if case.route(rng) >= 72 {
+        let joint = case.dispatch(org, rng);
+        // A single department sometimes sends it back; the street picks another.
+        if !joint && rng.chance(12) {
+            case.t += rng.minutes(60, 600);
+            let first = case.holders[0].clone();
+            let street_hold = case.t + i64::from(case.limits.street_minutes) * MINUTE;
+            case.push(
+                case.t,
+                department_staff(&first),
+                Event::CaseReturned {
+                    department: first.clone(),
+                    reason: "非本部门职责".into(),
+                    street_hold_until: Some(Timestamp(street_hold)),
                 },
-            ));
-            if !joint && rng.chance(12) {
-                t += rng.between(60, 600) * MINUTE;
-                out.push((
-                    t,
-                    format!("ds{}", &depts[0][1..].trim_start_matches('0')),
-                    Event::CaseReturned {
-                        department: depts[0].clone(),
-                        reason: "非本部门职责".into(),
-                        street_hold_until: Some(Timestamp(
-                            t + limits.street_minutes as i64 * MINUTE,
-                        )),
-                    },
-                ));
-                let other =
-                    org.departments[rng.below(org.departments.len() as u64) as usize].clone();
-                depts = vec![if other == depts[0] { org.departments[0].clone() } else { other }];
-                t += rng.between(30, 600) * MINUTE;
-                out.push((
-                    t,
-                    sstaff.clone(),
-                    Event::CaseDispatched {
-                        from: street.clone(),
-                        departments: depts.clone(),
-                        lead: depts[0].clone(),
-                        reason: HopReason::Return,
-                        note: String::new(),
-                        claim_due: Timestamp(t + limits.claim_minutes as i64 * MINUTE),
-                    },
-                ));
-            }
-            for d in &depts {
-                t += rng.between(10, 600) * MINUTE;
-                out.push((
-                    t,
-                    format!("ds{}", d[1..].trim_start_matches('0')),
-                    Event::CaseClaimed { department: d.clone() },
-                ));
-            }
-            holder_level = Level::Department;
-            holders = depts;
+            );
+            let other = org.departments[rng.below(org.departments.len())].clone();
+            let next = if other == first { org.departments[0].clone() } else { other };
+            case.t += rng.minutes(30, 600);
+            case.dispatch_to(vec![next], HopReason::Return);
         }
+        case.claim(rng);
     }
     // An extension, sometimes.
     if rng.chance(3) {
-        let at = (t + MINUTE).min(due - MINUTE).max(t);
-        out.push((
-            at,
-            "actor".into(),
-            Event::ExtensionRequested {
-                unit: holders[0].clone(),
-                until: Timestamp(due + 3 * DAY_MS),
-                reason: "需要施工".into(),
-            },
-        ));
-        out.push((
+        let at = (case.t + MINUTE).min(case.due - MINUTE).max(case.t);
+        let until = case.due + 3 * DAY_MS;
+        let unit = case.holders[0].clone();
+        let reason = "需要施工".into();
+        case.push(at, "actor", Event::ExtensionRequested { unit, until: Timestamp(until), reason });
+        case.push(
             at + 30 * MINUTE,
-            "sup".into(),
-            Event::ExtensionApproved {
-                by: "320902".into(),
-                resolution_due: Timestamp(due + 3 * DAY_MS),
-            },
-        ));
-        due += 3 * DAY_MS;
-        t = at + 30 * MINUTE;
+            "sup",
+            Event::ExtensionApproved { by: "320902".into(), resolution_due: Timestamp(until) },
+        );
+        case.due = until;
+        case.t = at + 30 * MINUTE;
     }
     // Resolution: usually well inside the limit, sometimes late (then marked overdue first).
     let late = rng.chance(5);
     let mut resolved_at = if late {
-        due + rng.between(60, 4 * 24 * 60) * MINUTE
+        case.due + rng.minutes(60, 4 * 24 * 60)
     } else {
-        t + rng.between(30, (resolution / MINUTE / 2).max(31)) * MINUTE
+        case.t + case.working_time(rng)
     };
-    resolved_at = resolved_at.max(t + MINUTE);
-    if resolved_at > due {
-        out.push((
-            due.max(t),
-            "system".into(),
-            Event::CaseOverdue { what: OverdueKind::Resolution, due: Timestamp(due) },
-        ));
+    resolved_at = resolved_at.max(case.t + MINUTE);
+    if resolved_at > case.due {
+        let marked = case.due.max(case.t);
+        let due = Timestamp(case.due);
+        case.push(marked, "system", Event::CaseOverdue { what: OverdueKind::Resolution, due });
         if rng.chance(40) {
-            out.push((
-                due.max(t) + HOUR_MS,
-                "sup".into(),
-                Event::CaseSupervised { by: "320902".into(), note: "请加快办理".into() },
-            ));
-            resolved_at = resolved_at.max(due.max(t) + 2 * HOUR_MS);
+            let note = "请加快办理".into();
+            case.push(marked + HOUR_MS, "sup", Event::CaseSupervised { by: "320902".into(), note });
+            resolved_at = resolved_at.max(marked + 2 * HOUR_MS);
         }
     }
-    t = resolved_at;
-    let resolver_actor = |unit: &str| match holder_level {
-        Level::Community => cstaff.clone(),
-        Level::Street => sstaff.clone(),
-        Level::Department => format!("ds{}", unit[1..].trim_start_matches('0')),
-    };
-    for (i, h) in holders.iter().enumerate() {
-        out.push((
-            t,
-            resolver_actor(h),
-            Event::CaseResolved {
-                unit: h.clone(),
-                note: "已处理".into(),
-                complete: i + 1 == holders.len(),
-            },
-        ));
-        t += MINUTE;
-    }
+    case.t = resolved_at;
+    case.resolve("已处理");
     // Callback, then close or reopen once.
-    t += rng.between(60, 24 * 60) * MINUTE;
-    let unhappy = rng.chance(6);
-    out.push((
-        t,
-        cstaff.clone(),
-        Event::CallbackRecorded {
-            satisfaction: if unhappy {
-                Satisfaction::Unsatisfied
-            } else if rng.chance(80) {
-                Satisfaction::Satisfied
-            } else {
-                Satisfaction::BasicallySatisfied
-            },
-            solved: !unhappy,
-            note: String::new(),
-        },
-    ));
-    if unhappy {
-        t += rng.between(30, 240) * MINUTE;
-        out.push((
-            t,
-            cstaff.clone(),
+    if !case.callback(rng) {
+        case.t += rng.minutes(30, 240);
+        let resolution_due = Timestamp(case.t + i64::from(case.limits.resolution_minutes) * MINUTE);
+        let hold_until = (case.level != Level::Department).then_some(Timestamp(case.t + DAY_MS));
+        case.push(
+            case.t,
+            cstaff,
             Event::CaseReopened {
                 reason: "问题仍未解决".into(),
-                level: holder_level,
-                holders: holders.clone(),
-                resolution_due: Timestamp(t + resolution),
-                hold_until: (holder_level != Level::Department).then_some(Timestamp(t + DAY_MS)),
+                level: case.level,
+                holders: case.holders.clone(),
+                resolution_due,
+                hold_until,
             },
-        ));
-        t += rng.between(60, 2 * 24 * 60) * MINUTE;
-        for (i, h) in holders.iter().enumerate() {
-            out.push((
-                t,
-                resolver_actor(h),
-                Event::CaseResolved {
-                    unit: h.clone(),
-                    note: "已重新处理".into(),
-                    complete: i + 1 == holders.len(),
-                },
-            ));
-            t += MINUTE;
-        }
-        t += rng.between(60, 24 * 60) * MINUTE;
-        out.push((
-            t,
-            cstaff.clone(),
+        );
+        case.t += rng.minutes(60, 2 * 24 * 60);
+        case.resolve("已重新处理");
+        case.t += rng.minutes(60, 24 * 60);
+        case.push(
+            case.t,
+            cstaff,
             Event::CallbackRecorded {
                 satisfaction: Satisfaction::BasicallySatisfied,
                 solved: true,
                 note: String::new(),
             },
-        ));
+        );
     }
-    out.push((
-        t + rng.between(10, 240) * MINUTE,
-        cstaff,
-        Event::CaseClosed { note: String::new() },
-    ));
-    // Keep the plan in time order (an extension or overdue mark can tie).
-    out.sort_by_key(|(t, _, _)| *t);
-    out
+    case.close(rng)
 }
 
 struct Planned {
@@ -546,8 +207,7 @@ async fn generate(dir: &PathBuf, target: u64, clock: &ManualClock) -> Res<Arc<dy
     let log: Arc<dyn EventLog> =
         Arc::new(SledLog::open(dir.join("log"), opts, Arc::new(clock.clone()))?);
     let org = tinghu();
-    let start = Timestamp::parse("2025-01-01T00:00:00Z")?.0;
-    clock.set(Timestamp(start - DAY_MS));
+    clock.set(Timestamp(START - DAY_MS));
     let org_events = org.file.events()?;
     log.append(AppendRequest::new(
         StreamId::new(ORG_STREAM)?,
@@ -557,18 +217,17 @@ async fn generate(dir: &PathBuf, target: u64, clock: &ManualClock) -> Res<Arc<dy
     ))
     .await?;
     let began = Instant::now();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new();
     let mut heap: BinaryHeap<Reverse<(i64, u64)>> = BinaryHeap::new();
     let mut live: std::collections::HashMap<u64, Planned> = std::collections::HashMap::new();
     let (mut planned, mut seq) = (0u64, 0u64);
-    let mut next_arrival = start;
-    let mut wave_end = start;
-    let arrival_gap = DAY_MS / CASES_PER_DAY;
+    let mut arrival = START;
+    let mut wave_end = START;
     loop {
         wave_end += WAVE_MS;
-        while planned < target && next_arrival < wave_end {
+        while planned < target && arrival < wave_end {
             seq += 1;
-            let plan = plan_case(seq, next_arrival, &org, &mut rng);
+            let plan = plan_case(seq, arrival, &org, &mut rng);
             planned += plan.len() as u64;
             let mut it = plan.into_iter();
             let first = it.next();
@@ -577,14 +236,9 @@ async fn generate(dir: &PathBuf, target: u64, clock: &ManualClock) -> Res<Arc<dy
             }
             live.insert(
                 seq,
-                Planned {
-                    stream: StreamId::new(format!("case-GC{seq:09}"))?,
-                    events: it,
-                    next: first,
-                },
+                Planned { stream: StreamId::new(case_stream(seq))?, events: it, next: first },
             );
-            // Arrivals vary around the daily mean.
-            next_arrival += arrival_gap / 2 + rng.below(arrival_gap as u64) as i64;
+            arrival = next_arrival(arrival, &mut rng);
         }
         let mut requests = Vec::new();
         while let Some(Reverse((t, id))) = heap.peek().copied() {
