@@ -77,9 +77,9 @@ pub fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// Decodes canonical record bytes, computing the record's hash on the way.
-/// A bad tag or undecodable bytes are reported against `position`.
-pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, Error> {
+/// The envelope bytes after the record's format and codec tags, once both
+/// are known to this build.
+fn envelope_body(bytes: &[u8], position: Position) -> Result<&[u8], Error> {
     let [format, codec, body @ ..] = bytes else {
         return Err(Error::Corruption {
             position,
@@ -95,6 +95,13 @@ pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, 
             reason: format!("unknown envelope codec tag {codec}"),
         });
     }
+    Ok(body)
+}
+
+/// Decodes canonical record bytes, computing the record's hash on the way.
+/// A bad tag or undecodable bytes are reported against `position`.
+pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, Error> {
+    let body = envelope_body(bytes, position)?;
     let env: Envelope = postcard::from_bytes(body).map_err(|e| Error::Corruption {
         position,
         reason: format!("envelope does not decode: {e}"),
@@ -147,21 +154,7 @@ pub(crate) struct IdempotencyMarkRef<'a> {
 
 /// Decodes only the fields of [`IndexFields`] from canonical record bytes.
 pub(crate) fn index_fields(bytes: &[u8], position: Position) -> Result<IndexFields<'_>, Error> {
-    let [format, codec, body @ ..] = bytes else {
-        return Err(Error::Corruption {
-            position,
-            reason: "record shorter than its header".into(),
-        });
-    };
-    if *format > RECORD_FORMAT {
-        return Err(Error::NewerFormat { found: *format as u32, supported: RECORD_FORMAT as u32 });
-    }
-    if *codec != CODEC_POSTCARD {
-        return Err(Error::Corruption {
-            position,
-            reason: format!("unknown envelope codec tag {codec}"),
-        });
-    }
+    let body = envelope_body(bytes, position)?;
     // postcard decodes fields in order and leaves trailing bytes alone, so a
     // struct of the leading fields reads a prefix of the envelope.
     postcard::from_bytes(body).map_err(|e| Error::Corruption {
