@@ -180,6 +180,12 @@ impl OpenCases {
 /// cases that deadlines need).
 struct Follow {
     position: Position,
+    /// Whether the store's checkpoint has been looked at: lazily, on the
+    /// first catch-up, so commands that never need the whole open-case view
+    /// (showing a case) do not decode it.
+    checkpoint_checked: bool,
+    /// The position of the checkpoint the view started from, if one was used.
+    restored_from: Option<Position>,
 }
 
 /// The engine facade; cheap to share behind an `Arc`.
@@ -221,7 +227,11 @@ impl Engine {
             options,
             registry: RwLock::new(Arc::new(Registry::default())),
             open: Mutex::new(OpenCases::default()),
-            follow: tokio::sync::Mutex::new(Follow { position: 0 }),
+            follow: tokio::sync::Mutex::new(Follow {
+                position: 0,
+                checkpoint_checked: false,
+                restored_from: None,
+            }),
             next_seq: AtomicU64::new(0),
         };
         engine.refresh_registry().await?;
@@ -233,10 +243,6 @@ impl Engine {
             })
             .max();
         engine.next_seq.store(max.unwrap_or(0), Ordering::SeqCst);
-        if let Err(reason) = engine.restore_checkpoint().await {
-            // Derived state: without it the engine reads the log instead.
-            tracing::info!(%reason, "engine checkpoint not used; following the log from the start");
-        }
         Ok(engine)
     }
 
@@ -278,7 +284,7 @@ impl Engine {
     /// Takes the open-case view from the store's checkpoint if it is intact,
     /// of this build's format, and its position and hash are the log's.
     /// Returns why not otherwise; the caller then follows the whole log.
-    async fn restore_checkpoint(&self) -> Result<Position, String> {
+    async fn restore_checkpoint(&self, follow: &mut Follow) -> Result<Position, String> {
         let bytes = match self.log.load_checkpoint(CHECKPOINT_NAME).await {
             Ok(Some(b)) => b,
             Ok(None) => return Err("none saved".into()),
@@ -310,13 +316,23 @@ impl Engine {
                 ));
             }
         }
-        let mut follow = self.follow.lock().await;
+        if cp.position <= follow.position {
+            return Err("the engine has already followed the log past it".into());
+        }
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        // Cases this engine changed before the restore are newer than the
+        // checkpoint's copies, and `put` keeps the newer.
         for case in cp.cases {
             open.put(case);
         }
         follow.position = cp.position;
         Ok(cp.position)
+    }
+
+    /// The position of the checkpoint the open-case view was restored from,
+    /// if one was used (known after the first [`Engine::catch_up`]).
+    pub async fn restored_from_checkpoint(&self) -> Option<Position> {
+        self.follow.lock().await.restored_from
     }
 
     /// Opens the embedded sled store in `dir`.
@@ -660,6 +676,17 @@ impl Engine {
     }
 
     async fn catch_up_locked(&self, follow: &mut Follow) -> Result<Position, Error> {
+        if !follow.checkpoint_checked {
+            follow.checkpoint_checked = true;
+            match self.restore_checkpoint(follow).await {
+                Ok(p) => follow.restored_from = Some(p),
+                // Derived state: without it the engine reads the log instead.
+                Err(reason) => tracing::info!(
+                    %reason,
+                    "engine checkpoint not used; following the log from the start"
+                ),
+            }
+        }
         let head = self.log.head().position;
         let mut saw_org = false;
         while follow.position < head {
