@@ -554,8 +554,13 @@ impl Inner {
         /// Consecutive versions of one stream and their positions.
         struct Run {
             first_version: u64,
+            /// Big-endian positions, 8 bytes each: the `S` value as written.
             positions: Vec<u8>,
-            len: u64,
+        }
+        impl Run {
+            fn last_version(&self) -> u64 {
+                self.first_version + (self.positions.len() / 8) as u64 - 1
+            }
         }
         loop {
             let from = self.index_checkpoint()? + 1;
@@ -580,14 +585,12 @@ impl Inner {
                     None => runs.entry(f.stream.to_string()).or_default(),
                 };
                 match stream_runs.last_mut() {
-                    Some(run) if run.first_version + run.len == f.version => {
+                    Some(run) if run.last_version() + 1 == f.version => {
                         run.positions.extend_from_slice(&pos.to_be_bytes());
-                        run.len += 1;
                     }
                     _ => stream_runs.push(Run {
                         first_version: f.version,
                         positions: pos.to_be_bytes().to_vec(),
-                        len: 1,
                     }),
                 }
                 if let Some(mark) = &f.idempotency {
@@ -618,8 +621,8 @@ impl Inner {
                 if let Some(run) = stream_runs.last() {
                     let mut k = vec![b'H'];
                     k.extend_from_slice(stream.as_bytes());
-                    batch.insert(k, &(run.first_version + run.len - 1).to_be_bytes());
-                    heads.push((stream, run.first_version + run.len - 1));
+                    batch.insert(k, &run.last_version().to_be_bytes());
+                    heads.push((stream, run.last_version()));
                 }
             }
             // sled applies a batch under a lock that also holds off the
