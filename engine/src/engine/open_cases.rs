@@ -1,0 +1,87 @@
+//! The engine's in-memory view of open cases: each open case's latest
+//! state, their next deadlines in time order, and the position ranges the
+//! engine appended itself (so catch-up need not read its own writes back).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::domain::Case;
+use crate::log::{AppendOutcome, Position};
+use crate::time::Timestamp;
+
+/// Open cases by id, and their next deadlines in time order.
+#[derive(Default)]
+pub(super) struct OpenCases {
+    pub(super) cases: HashMap<String, Case>,
+    pub(super) deadlines: BTreeSet<(Timestamp, String)>,
+    /// Newest version put for each case, open or not: a command whose
+    /// acknowledgement arrives after a later command's must not put its
+    /// older state back (nor resurrect a case the later one closed).
+    latest: HashMap<String, u64>,
+    /// Position ranges (first → last) this engine appended and has already
+    /// folded into `cases`: catch-up skips them instead of reading back its
+    /// own writes, which otherwise costs a decode per event on every tick.
+    own: BTreeMap<Position, Position>,
+}
+
+/// Past this many remembered ranges the oldest are forgotten; forgetting is
+/// safe, it only makes catch-up read those positions.
+const MAX_OWN_RANGES: usize = 1 << 20;
+
+impl OpenCases {
+    /// Notes that `outcome`'s positions are already reflected here.
+    pub(super) fn note_own(&mut self, outcome: &AppendOutcome) {
+        if self.own.len() >= MAX_OWN_RANGES {
+            self.own.pop_first();
+        }
+        self.own.insert(outcome.first_position, outcome.last_position);
+    }
+
+    /// Moves `position` past every own range that starts right after it,
+    /// drops ranges already passed, and returns where the next own range
+    /// starts (reads should stop before it).
+    pub(super) fn skip_own(&mut self, position: &mut Position) -> Option<Position> {
+        loop {
+            let (&first, &last) = self.own.first_key_value()?;
+            if last <= *position {
+                self.own.pop_first();
+            } else if first == *position + 1 {
+                *position = last;
+                self.own.pop_first();
+            } else if first <= *position {
+                // Partly passed (cannot happen with whole appends); read it.
+                self.own.pop_first();
+            } else {
+                return Some(first);
+            }
+        }
+    }
+
+    pub(super) fn put(&mut self, case: Case) {
+        let newest = self.latest.entry(case.id.clone()).or_insert(0);
+        if case.version < *newest {
+            return;
+        }
+        *newest = case.version;
+        self.remove_entry(&case.id);
+        if case.is_open() {
+            if let Some(d) = case.next_deadline() {
+                self.deadlines.insert((d, case.id.clone()));
+            }
+            self.cases.insert(case.id.clone(), case);
+        }
+    }
+
+    /// Forgets a case so that the next load reads it from the log.
+    pub(super) fn remove(&mut self, id: &str) {
+        self.latest.remove(id);
+        self.remove_entry(id);
+    }
+
+    fn remove_entry(&mut self, id: &str) {
+        if let Some(old) = self.cases.remove(id) {
+            if let Some(d) = old.next_deadline() {
+                self.deadlines.remove(&(d, old.id));
+            }
+        }
+    }
+}
