@@ -10,7 +10,9 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use gridcase_engine::domain::ActorId;
 use gridcase_engine::org::Role;
+use gridcase_engine::Error as EngineError;
 
 use crate::server::AppState;
 use crate::ApiError;
@@ -20,6 +22,8 @@ use crate::ApiError;
 pub struct Principal {
     /// The actor id the engine records: a staff id or `resident:<id>`.
     pub actor: String,
+    /// The same actor, typed, as the engine's commands take it.
+    pub actor_id: ActorId,
     /// The actor's role, from the registry.
     pub role: Role,
     /// The unit the role is bound to (none for residents).
@@ -65,10 +69,18 @@ pub fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiError> 
     })?;
     // Role and unit come from the registry at request time: a staff member
     // who moved or retired acts with their current standing, or not at all.
-    let actor = state.engine.actor(&entry.actor).map_err(|e| {
+    let cannot_act = |e: EngineError| {
         ApiError::Forbidden(format!("the key's actor {:?} cannot act: {e}", entry.actor))
-    })?;
-    Ok(Principal { actor: actor.id, role: actor.role, unit: actor.unit, key_id: entry.id })
+    };
+    let actor_id: ActorId = entry.actor.parse().map_err(cannot_act)?;
+    let actor = state.engine.actor(&actor_id).map_err(cannot_act)?;
+    Ok(Principal {
+        actor: actor.id,
+        actor_id,
+        role: actor.role,
+        unit: actor.unit,
+        key_id: entry.id,
+    })
 }
 
 /// The key in an `Authorization: Bearer <key>` header, if there is one.

@@ -10,6 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use gridcase_engine::domain::CaseId;
 use serde::de::DeserializeOwned;
 
 use crate::server::AppState;
@@ -127,7 +128,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 }
 
 /// Checks a case id from a path: letters, digits, `-` and `_`, 1 to 64.
-pub fn case_id(id: &str) -> Result<&str, ApiError> {
+pub fn case_id(id: &str) -> Result<CaseId, ApiError> {
     if id.is_empty()
         || id.len() > 64
         || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -137,5 +138,5 @@ pub fn case_id(id: &str) -> Result<&str, ApiError> {
             format!("{id:?} is not a case id (letters, digits, - and _; e.g. GC0000001)"),
         ));
     }
-    Ok(id)
+    CaseId::new(id).map_err(|e| ApiError::bad_request("invalid_case_id", e.to_string()))
 }

@@ -14,8 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gridcase_engine::domain::{Case, Command, Event};
-use gridcase_engine::engine::{CommandOptions, CASE_STREAM_PREFIX};
+use gridcase_engine::domain::{Case, Command};
+use gridcase_engine::engine::CommandOptions;
 use gridcase_engine::log::{hex, ExpectedVersion};
 use gridcase_engine::time::Timestamp;
 use gridcase_engine::Error as EngineError;
@@ -79,7 +79,7 @@ pub(crate) struct Executed {
     /// The response body.
     pub body: CommandResponse,
     /// The case as of right after the command.
-    pub case: Case,
+    pub case: std::sync::Arc<Case>,
     /// A retry of an earlier call with the same key.
     pub replayed: bool,
 }
@@ -95,8 +95,8 @@ pub(crate) async fn run(
     let conditional = opts.expected_version.is_some();
     let started = Instant::now();
     let result = match (case, command) {
-        (None, Command::Submit(s)) => state.engine.submit(&p.actor, s, opts).await,
-        (Some(id), c) => state.engine.execute(id, c, &p.actor, opts).await,
+        (None, Command::Submit(s)) => state.engine.submit(&p.actor_id, s, opts).await,
+        (Some(id), c) => state.engine.execute(&p.actor_id, &case_id(id)?, c, opts).await,
         (None, _) => return Err(ApiError::Internal("a command without a case".into())),
     }
     .map_err(|e| map_engine(e, conditional))?;
@@ -106,33 +106,11 @@ pub(crate) async fn run(
     let outcome = result.outcome.ok_or_else(|| {
         ApiError::Internal("the command appended nothing and has no outcome".into())
     })?;
-    let n = (outcome.last_position + 1).saturating_sub(outcome.first_position) as usize;
-    let recs = state.engine.log().read_all(outcome.first_position, n.max(1)).await?;
-    let recs: Vec<_> = recs.into_iter().filter(|r| r.position <= outcome.last_position).collect();
-    let first = recs
-        .first()
-        .ok_or_else(|| ApiError::Internal("the appended events are not in the log".into()))?;
-    let id = first.stream.strip_prefix(CASE_STREAM_PREFIX).unwrap_or(&first.stream).to_string();
-    let mut events = Vec::with_capacity(recs.len());
-    for rec in &recs {
-        let ev = Event::from_recorded(rec).map_err(|e| {
-            ApiError::Engine(EngineError::Corruption { position: rec.position, reason: e.0 })
-        })?;
-        events.push(EventView::new(rec, &ev, p));
-    }
-    let case = if result.deduplicated {
-        // The case as the first call left it, not as it is now.
-        let history = state.engine.history(&id).await?;
-        Case::fold(
-            history
-                .iter()
-                .filter(|(_, r)| r.version <= outcome.last_version)
-                .map(|(e, r)| (e, r.actor.as_str(), r.recorded_at)),
-        )
-        .ok_or_else(|| ApiError::Internal(format!("case {id} does not fold")))?
-    } else {
-        result.case
-    };
+    // The engine returns what it wrote (and, on a replay, the case as the
+    // first call left it): nothing is read back or folded again here.
+    let events: Vec<EventView> =
+        result.records.iter().zip(&result.events).map(|(r, e)| EventView::new(r, e, p)).collect();
+    let case = result.case;
     // Read-your-writes for Open311 listings, which are served from the index.
     state.index.wait_for(outcome.last_position, state.options.write_visibility_wait).await;
     let reg = state.engine.registry();
@@ -360,7 +338,7 @@ pub async fn get_case(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let case = state.engine.case(case_id(&id)?).await?;
+    let case = state.engine.case(&case_id(&id)?).await?;
     let tag = etag(case.version);
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
@@ -387,7 +365,7 @@ pub async fn timeline(
     Path(id): Path<String>,
 ) -> Result<Json<TimelineResponse>, ApiError> {
     let id = case_id(&id)?;
-    let history = state.engine.history(id).await?;
+    let history = state.engine.history(&id).await?;
     let entries = gridcase_projections::timeline::timeline(&history, &state.engine.registry())
         .into_iter()
         .map(|e| TimelineEntryView {
@@ -422,7 +400,7 @@ pub async fn case_chain(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = case_id(&id)?;
-    let history = state.engine.history(id).await?;
+    let history = state.engine.history(&id).await?;
     let chain = gridcase_projections::chains::chain_of(&history)
         .ok_or_else(|| ApiError::NotFound(format!("case {id:?} has no chain")))?;
     Ok(Json(to_value(&chain)?))

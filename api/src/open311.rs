@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use gridcase_engine::domain::CaseId;
 use gridcase_engine::domain::{Case, Command, Contact, Priority, RequestKind, Status, Submission};
 use gridcase_engine::org::{Registry, Role};
 use gridcase_engine::time::{Timestamp, DAY_MS};
@@ -656,7 +657,7 @@ async fn extend(
         reopen_count: case.reopen_count,
         version: case.version,
     });
-    let history = state.engine.history(&case.id).await?;
+    let history = state.engine.history(&CaseId::new(case.id.clone())?).await?;
     let reg = state.engine.registry();
     let entries = gridcase_projections::timeline::timeline(&history, &reg);
     let last = entries.len().saturating_sub(1);

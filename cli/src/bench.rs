@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use gridcase_engine::domain::ActorId;
 use gridcase_engine::log::{
     AppendRequest, Durability, EventData, EventLog, ExpectedVersion, SledLog, SledOptions,
     StreamId, CODEC_POSTCARD,
@@ -268,7 +269,7 @@ async fn run_one(
         );
         engine.catch_up().await?;
         let start_seconds = opening.elapsed().as_secs_f64();
-        engine.init_org(org, "bench").await?;
+        engine.init_org(&ActorId::System, org).await?;
         engine.catch_up().await?;
         let start_pos = log.head().position;
         // Feed lag: a live subscriber notes when each event reaches it; the

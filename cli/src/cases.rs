@@ -2,7 +2,7 @@
 //! member (`--as`), and `case show` / `case list`.
 
 use clap::{Args, Subcommand};
-use gridcase_engine::domain::{Case, Command, Contact, Satisfaction, Submission};
+use gridcase_engine::domain::{ActorId, Case, CaseId, Command, Contact, Satisfaction, Submission};
 use gridcase_engine::engine::{CommandOptions, CommandResult};
 use gridcase_engine::time::Timestamp;
 
@@ -25,6 +25,11 @@ pub struct ActAs {
 }
 
 impl ActAs {
+    /// The typed actor (`system`, `resident:<id>`, or a staff id).
+    fn actor_id(&self) -> Result<ActorId, CliError> {
+        Ok(self.actor.parse()?)
+    }
+
     fn options(&self) -> CommandOptions {
         CommandOptions {
             idempotency_key: self.idempotency_key.clone(),
@@ -276,7 +281,7 @@ pub async fn submit(g: &Global, a: SubmitArgs) -> Result<(), CliError> {
         contact,
     };
     let engine = store::open(g).await?;
-    let r = engine.submit(&a.act.actor, sub, a.act.options()).await?;
+    let r = engine.submit(&a.act.actor_id()?, sub, a.act.options()).await?;
     print_result(g, &r)
 }
 
@@ -314,7 +319,7 @@ pub async fn run(g: &Global, c: CaseCmd) -> Result<(), CliError> {
         CaseCmd::Close { case, note, act } => (case, Command::Close { note }, act),
     };
     let engine = store::open(g).await?;
-    let r = engine.execute(&case, cmd, &act.actor, act.options()).await?;
+    let r = engine.execute(&act.actor_id()?, &CaseId::new(case)?, cmd, act.options()).await?;
     print_result(g, &r)
 }
 
@@ -376,7 +381,7 @@ pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
         ShowCmd::List { unit } => {
             engine.catch_up().await?;
             let reg = engine.registry();
-            let cases: Vec<Case> = engine
+            let cases: Vec<std::sync::Arc<Case>> = engine
                 .open_cases()
                 .into_iter()
                 .filter(|c| match &unit {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use clap::Args;
+use gridcase_engine::domain::CaseId;
 use gridcase_engine::log::{hex, EventLog};
 use gridcase_engine::org::UnitKind;
 use gridcase_engine::time::Timestamp;
@@ -400,8 +401,9 @@ pub async fn replay(
 
 /// `gridcase case show ID`: the state, the timeline and the escalation chain.
 pub async fn case_show(g: &Global, engine: &Engine, id: &str) -> Result<(), CliError> {
-    let history = engine.history(id).await?;
-    let case = engine.case(id).await?;
+    let id = CaseId::new(id)?;
+    let history = engine.history(&id).await?;
+    let case = engine.case(&id).await?;
     let reg = engine.registry();
     let timeline = gridcase_projections::timeline::timeline(&history, &reg);
     let chain = gridcase_projections::chains::chain_of(&history);

@@ -155,7 +155,7 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
             // server checks the actor on every request instead.
             match store::open(g).await {
                 Ok(engine) => {
-                    engine.actor(&actor)?;
+                    engine.actor(&actor.parse()?)?;
                 }
                 Err(e) => eprintln!(
                     "warning: could not open the store to check {actor:?} ({e}); the server checks it on every request"

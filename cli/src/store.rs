@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use gridcase_engine::domain::ActorId;
 use gridcase_engine::domain::Event;
 use gridcase_engine::log::{
     hex, read_all_stream, ChainVerifier, Durability, EventLog, IdempotencyMark, RecordedEvent,
@@ -115,7 +116,7 @@ pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
     }
     let log = open_log(g, clock.clone(), true).await?;
     let engine = Engine::new(log, clock, EngineOptions::default()).await?;
-    let out = engine.init_org(&org, "init").await?;
+    let out = engine.init_org(&ActorId::System, &org).await?;
     let reg = engine.registry();
     if g.json {
         return output::json(&serde_json::json!({
@@ -512,7 +513,7 @@ pub async fn demo(
     let engine = Arc::new(
         Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default()).await?,
     );
-    engine.init_org(&org, "demo").await?;
+    engine.init_org(&ActorId::System, &org).await?;
     let reg = engine.registry();
     eprintln!(
         "gridcase demo: {} with {} streets, {} communities, {} grids, {} micro-grids, {} departments; {days} days at {rate}/day, seed {seed}",

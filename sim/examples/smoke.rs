@@ -13,7 +13,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(
         Engine::open_sled(dir.path(), SledOptions::default(), Arc::new(clock.clone())).await?,
     );
-    engine.init_org(&gridcase_sim::org::tinghu(), "setup").await?;
+    engine
+        .init_org(&gridcase_engine::domain::ActorId::System, &gridcase_sim::org::tinghu())
+        .await?;
     let r = gridcase_sim::run(engine.clone(), clock, &cfg, None).await?;
     println!("{r:#?}");
     let v = engine.log().verify().await?;

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gridcase_engine::domain::{
-    Case, Channel, Command, Contact, Priority, RequestKind, Satisfaction, Status, Submission,
+    ActorId, Case, CaseId, Channel, Command, Contact, Priority, RequestKind, Satisfaction, Status,
+    Submission,
 };
 use gridcase_engine::engine::CommandOptions;
 use gridcase_engine::org::{Registry, Role, UnitKind};
@@ -151,7 +152,9 @@ struct Town {
     categories: Vec<(String, u32)>,
     departments: Vec<String>,
     default_dept: HashMap<String, String>,
-    staff: HashMap<(Role, String), String>,
+    /// The first active staff member of each role in each unit; looked up
+    /// by `&str` (a lookup per simulated command must not allocate).
+    staff: HashMap<Role, HashMap<String, String>>,
     supervisor: String,
     /// The latest case submitted in each grid before this step: where a duplicate is merged.
     latest_in_grid: std::sync::RwLock<HashMap<String, String>>,
@@ -165,7 +168,11 @@ impl Town {
         let mut staff = HashMap::new();
         let mut supervisor = None;
         for s in reg.staff.values().filter(|s| !s.retired) {
-            staff.entry((s.role, s.unit.clone())).or_insert_with(|| s.id.clone());
+            staff
+                .entry(s.role)
+                .or_insert_with(HashMap::new)
+                .entry(s.unit.clone())
+                .or_insert_with(|| s.id.clone());
             if s.role == Role::DistrictSupervisor && supervisor.is_none() {
                 supervisor = Some(s.id.clone());
             }
@@ -219,7 +226,7 @@ impl Town {
     }
 
     fn staff(&self, role: Role, unit: &str) -> Option<&str> {
-        self.staff.get(&(role, unit.to_string())).map(String::as_str)
+        self.staff.get(&role)?.get(unit).map(String::as_str)
     }
 }
 
@@ -336,12 +343,18 @@ async fn timed(
     actor: &str,
     report: &mut SimReport,
     lat: &mut Vec<u64>,
-) -> Result<Option<Case>, Error> {
+) -> Result<Option<Arc<Case>>, Error> {
+    // A unit without staff of the role gives an empty actor: a refusal,
+    // like any other command nobody may make.
+    let Ok(actor) = actor.parse::<ActorId>() else {
+        report.rejected += 1;
+        return Ok(None);
+    };
     let t = Instant::now();
     let r = match id {
-        Some(id) => engine.execute(id, cmd, actor, CommandOptions::default()).await,
+        Some(id) => engine.execute(&actor, &CaseId::new(id)?, cmd, CommandOptions::default()).await,
         None => match cmd {
-            Command::Submit(s) => engine.submit(actor, s, CommandOptions::default()).await,
+            Command::Submit(s) => engine.submit(&actor, s, CommandOptions::default()).await,
             _ => return Err(Error::Internal("simulator: a submission without a Submit".into())),
         },
     };
@@ -435,7 +448,7 @@ async fn submit_one(
     match timed(engine, None, Command::Submit(sub), &actor, report, lat).await? {
         Some(case) => {
             report.submitted += 1;
-            Ok(Some((n, case.grid, case.id)))
+            Ok(Some((n, case.grid.clone(), case.id.clone())))
         }
         None => Ok(None),
     }
@@ -453,7 +466,7 @@ async fn act(
     report: &mut SimReport,
     lat: &mut Vec<u64>,
 ) -> Result<(), Error> {
-    let case = match engine.case(id).await {
+    let case = match engine.case(&CaseId::new(id)?).await {
         Ok(c) => c,
         Err(Error::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),

@@ -5,6 +5,7 @@
 //! - [`mod@decide`]: commands checked against the case state and the actor's
 //!   authority, producing events or a [`Rejection`].
 //! - [`policy`]: deadline limits per kind, class and priority.
+//! - [`ids`]: typed actor and case ids.
 //!
 //! **Architecture Invariant:** deciding is a pure function of (case state,
 //! command, actor, registry, now); it never reads a clock or the store, so a
@@ -13,6 +14,7 @@
 pub mod case;
 pub mod decide;
 pub mod event;
+pub mod ids;
 pub mod policy;
 
 use std::fmt;
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use case::{Case, Holder};
 pub use decide::decide;
 pub use event::{Event, EventCodecError};
+pub use ids::{ActorId, CaseId};
 pub use policy::{DeadlineClass, DeadlinePolicy, Limits};
 
 use crate::org::Role;

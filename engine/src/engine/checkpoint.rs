@@ -3,6 +3,8 @@
 //! it. It is derived state: used only when intact and when the log's record
 //! at its position has its hash; otherwise the log is followed from the start.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::follow::Follow;
@@ -17,7 +19,7 @@ use crate::Error;
 struct CheckpointBody {
     position: Position,
     hash: Hash,
-    cases: Vec<Case>,
+    cases: Vec<Arc<Case>>,
 }
 
 /// The store's name for the engine's checkpoint.
@@ -46,7 +48,7 @@ impl Engine {
                     .hash
             }
         };
-        let mut cases: Vec<Case> = {
+        let mut cases: Vec<Arc<Case>> = {
             let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             open.cases.values().cloned().collect()
         };

@@ -2,6 +2,9 @@
 //! view stands to the head, skipping ranges the engine appended itself, so
 //! that the view is complete (other processes' commands included).
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use super::{Engine, CASE_STREAM_PREFIX, PAGE};
 use crate::domain::{Case, Event};
 use crate::log::Position;
@@ -23,6 +26,10 @@ pub(super) struct Follow {
 impl Engine {
     /// Follows the log up to its head so that the open-case view is complete
     /// (changes by other processes included). Returns the position reached.
+    ///
+    /// Cancellation-safe: the position advances only past records already
+    /// folded in, and folding a record twice is a no-op, so a dropped
+    /// catch-up is resumed by the next.
     pub async fn catch_up(&self) -> Result<Position, Error> {
         let mut follow = self.follow.lock().await;
         self.catch_up_locked(&mut follow).await
@@ -41,7 +48,6 @@ impl Engine {
             }
         }
         let head = self.log.head().position;
-        let mut saw_org = false;
         while follow.position < head {
             let next_own =
                 self.open.lock().unwrap_or_else(|p| p.into_inner()).skip_own(&mut follow.position);
@@ -57,7 +63,11 @@ impl Engine {
             let last_pos = last.position;
             for rec in &page {
                 let Some(id) = rec.stream.strip_prefix(CASE_STREAM_PREFIX) else {
-                    saw_org |= rec.stream == ORG_STREAM;
+                    if rec.stream == ORG_STREAM {
+                        // Flagged before any await, so a cancelled catch-up
+                        // still leaves the registry to be re-read.
+                        self.registry_stale.store(true, Ordering::SeqCst);
+                    }
                     continue;
                 };
                 let known = self
@@ -75,9 +85,10 @@ impl Engine {
                             reason: e.0,
                         })?;
                         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(mut c) = open.cases.get(id).cloned() {
+                        if let Some(c) = open.take(id) {
+                            let mut c = Arc::unwrap_or_clone(c);
                             c.apply(&ev, rec.recorded_at);
-                            open.put(c);
+                            open.put(Arc::new(c));
                         }
                     }
                     _ if rec.version == 1 => {
@@ -86,22 +97,20 @@ impl Engine {
                             reason: e.0,
                         })?;
                         if let Some(c) = Case::start(&ev, &rec.actor, rec.recorded_at) {
-                            self.open.lock().unwrap_or_else(|p| p.into_inner()).put(c);
+                            self.open.lock().unwrap_or_else(|p| p.into_inner()).put(Arc::new(c));
                         }
                     }
                     _ => {
                         // A case not in memory (closed and evicted, or changed
                         // elsewhere): take its whole current state from its stream.
                         let c = self.load_from_log(id).await?;
-                        self.open.lock().unwrap_or_else(|p| p.into_inner()).put(c);
+                        self.open.lock().unwrap_or_else(|p| p.into_inner()).put(Arc::new(c));
                     }
                 }
             }
             follow.position = last_pos;
         }
-        if saw_org {
-            self.refresh_registry().await?;
-        }
+        self.refresh_registry_if_stale().await?;
         Ok(follow.position)
     }
 }

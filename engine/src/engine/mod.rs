@@ -7,12 +7,12 @@
 //! [`EventLog::append`] with an exact expected version, so two engines (or
 //! two processes) on one store can never both act on the same case state.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::stream::BoxStream;
 
-use crate::domain::{Actor, Case, Event};
+use crate::domain::{Actor, ActorId, Case, CaseId, Event};
 use crate::log::{subscribe, EventLog, Position, RecordedEvent, SledLog, SledOptions, StreamId};
 use crate::org::{Registry, Role};
 use crate::time::Clock;
@@ -20,12 +20,14 @@ use crate::Error;
 
 mod checkpoint;
 mod command;
+mod feed;
 mod follow;
 mod open_cases;
 mod registry;
 mod tick;
 
 pub use command::{CommandOptions, CommandResult};
+pub use feed::FeedOptions;
 pub use tick::TickReport;
 
 use follow::Follow;
@@ -48,7 +50,66 @@ impl Default for EngineOptions {
     }
 }
 
-/// The engine facade; cheap to share behind an `Arc`.
+/// The engine facade: what a portal embeds; cheap to share behind an `Arc`.
+///
+/// Every command takes the actor first, then the case, then the command and
+/// its options. Actors are [`ActorId`]s: a staff id from the organisation
+/// file, `resident:<pseudonymous id>`, or [`ActorId::System`] (the engine
+/// itself, which records deadline escalations). Every public async method is
+/// cancellation-safe: dropping its future leaves the store and the engine's
+/// view consistent (see each method).
+///
+/// A quick start, on the embedded store (`engine/examples/embed.rs` goes on
+/// to the feed, a timeline and a rate):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), gridcase_engine::Error> {
+/// use std::sync::Arc;
+/// use gridcase_engine::domain::{ActorId, CaseId, Channel, Command, Priority, RequestKind, Status, Submission};
+/// use gridcase_engine::engine::CommandOptions;
+/// use gridcase_engine::log::SledOptions;
+/// use gridcase_engine::org::OrgFile;
+/// use gridcase_engine::time::{ManualClock, Timestamp};
+/// use gridcase_engine::{Engine, Error};
+///
+/// let dir = tempfile::tempdir().map_err(|e| Error::Storage(e.to_string()))?;
+/// let clock = ManualClock::new(Timestamp::parse("2026-03-02T09:00:00+08:00")?);
+/// let engine = Engine::open_sled(dir.path(), SledOptions::default(), Arc::new(clock.clone())).await?;
+/// let org = OrgFile::parse(include_str!("../../examples/district.toml"))?;
+/// engine.init_org(&ActorId::System, &org).await?;
+///
+/// // A resident reports a broken street light in grid 320902001001001.
+/// let resident = ActorId::resident("li-7f3a")?;
+/// let opened = engine
+///     .submit(&resident, Submission {
+///         channel: Channel::App,
+///         kind: RequestKind::Report,
+///         category: "street_light".into(),
+///         priority: Priority::Normal,
+///         description: "路灯不亮".into(),
+///         location: "320902001001001".into(),
+///         contact: None,
+///     }, CommandOptions::default())
+///     .await?;
+/// let id: CaseId = opened.case.id.parse()?;
+/// assert_eq!(opened.records[0].position, opened.outcome.unwrap().first_position);
+///
+/// // The community assigns its grid worker, who resolves it.
+/// let community = ActorId::staff("cs11")?;
+/// let worker = ActorId::staff("gw111")?;
+/// engine.execute(&community, &id, Command::Assign { worker: "gw111".into() }, CommandOptions::default()).await?;
+/// clock.advance(3_600_000);
+/// let done = engine.execute(&worker, &id, Command::Resolve { note: "换了灯泡".into() }, CommandOptions::default()).await?;
+/// assert_eq!(done.case.status, Status::Resolved);
+///
+/// // A refused command is a value to handle, and writes nothing.
+/// let refused = engine.execute(&resident, &id, Command::Claim, CommandOptions::default()).await;
+/// assert!(matches!(refused, Err(Error::Rejected(_))));
+/// assert_eq!(engine.case(&id).await?.version, done.case.version);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Engine {
     log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
@@ -57,6 +118,10 @@ pub struct Engine {
     open: Mutex<OpenCases>,
     follow: tokio::sync::Mutex<Follow>,
     next_seq: AtomicU64,
+    /// Set when registry events may have been committed without the
+    /// registry being re-read (a cancelled `init_org` or catch-up); the next
+    /// command or catch-up re-reads it first.
+    registry_stale: AtomicBool,
 }
 
 fn case_stream(id: &str) -> Result<StreamId, Error> {
@@ -82,6 +147,7 @@ impl Engine {
                 restored_from: None,
             }),
             next_seq: AtomicU64::new(0),
+            registry_stale: AtomicBool::new(false),
         };
         engine.refresh_registry().await?;
         let ids = engine.log.streams_with_prefix(CASE_STREAM_PREFIX).await?;
@@ -115,23 +181,24 @@ impl Engine {
         &self.clock
     }
 
-    /// Resolves an actor id: a staff id from the registry, or `resident:<id>`.
-    pub fn actor(&self, id: &str) -> Result<Actor, Error> {
-        if let Some(r) = id.strip_prefix("resident:") {
-            if r.is_empty() || r.len() > 64 || r.chars().any(char::is_control) {
-                return Err(Error::InvalidInput(
-                    "a resident id is 1 to 64 printable characters after 'resident:'".into(),
-                ));
-            }
-            return Ok(Actor::resident(r));
-        }
+    /// Resolves who acts: a staff member must be in the registry and not
+    /// retired (their role and unit come from it); a resident acts with the
+    /// resident role; [`ActorId::System`] is the engine itself.
+    pub fn actor(&self, id: &ActorId) -> Result<Actor, Error> {
+        let staff_id = match id {
+            ActorId::System => return Ok(Actor::system()),
+            ActorId::Resident(r) => return Ok(Actor::resident(r)),
+            ActorId::Staff(s) => s,
+        };
         let reg = self.registry();
         let staff = reg
             .staff
-            .get(id)
-            .ok_or_else(|| Error::NotFound(format!("staff {id:?} is not in the registry")))?;
+            .get(staff_id)
+            .ok_or_else(|| Error::NotFound(format!("staff {staff_id:?} is not in the registry")))?;
         if staff.retired {
-            return Err(Error::InvalidInput(format!("staff {id:?} is retired and cannot act")));
+            return Err(Error::InvalidInput(format!(
+                "staff {staff_id:?} is retired and cannot act"
+            )));
         }
         Ok(Actor {
             id: staff.id.clone(),
@@ -141,24 +208,33 @@ impl Engine {
         })
     }
 
-    /// Loads a case: from memory when it is open and known, else from its stream.
-    pub async fn case(&self, id: &str) -> Result<Case, Error> {
+    /// A case's current state: shared from memory when it is open and known
+    /// (no copy), else folded from its stream.
+    pub async fn case(&self, id: &CaseId) -> Result<Arc<Case>, Error> {
+        self.load(id.as_str()).await
+    }
+
+    pub(super) async fn load(&self, id: &str) -> Result<Arc<Case>, Error> {
         if let Some(c) = self.open.lock().unwrap_or_else(|p| p.into_inner()).cases.get(id) {
             return Ok(c.clone());
         }
-        self.load_from_log(id).await
+        self.load_from_log(id).await.map(Arc::new)
     }
 
     async fn load_from_log(&self, id: &str) -> Result<Case, Error> {
-        let history = self.history(id).await?;
-        let decoded: Vec<(Event, RecordedEvent)> = history;
-        let case = Case::fold(decoded.iter().map(|(e, r)| (e, r.actor.as_str(), r.recorded_at)))
-            .ok_or_else(|| Error::NotFound(format!("case {id:?} does not exist")))?;
-        Ok(case)
+        let history = self.history_of(id).await?;
+        Case::fold(history.iter().map(|(e, r)| (e, r.actor.as_str(), r.recorded_at)))
+            .ok_or_else(|| Error::NotFound(format!("case {id:?} does not exist")))
     }
 
-    /// A case's events with their envelopes, in order.
-    pub async fn history(&self, id: &str) -> Result<Vec<(Event, RecordedEvent)>, Error> {
+    /// A case's events with their envelopes, in order ([`Error::NotFound`]
+    /// when it has none). Feed it to `gridcase_projections::timeline` for
+    /// a readable history.
+    pub async fn history(&self, id: &CaseId) -> Result<Vec<(Event, RecordedEvent)>, Error> {
+        self.history_of(id.as_str()).await
+    }
+
+    async fn history_of(&self, id: &str) -> Result<Vec<(Event, RecordedEvent)>, Error> {
         let stream = case_stream(id)?;
         let mut out = Vec::new();
         let mut from = 1;
@@ -178,15 +254,17 @@ impl Engine {
         Ok(out)
     }
 
-    /// Open cases known to the engine (complete after [`Engine::catch_up`]).
-    pub fn open_cases(&self) -> Vec<Case> {
+    /// Open cases known to the engine, in id order (complete after
+    /// [`Engine::catch_up`]). Shared, not copied.
+    pub fn open_cases(&self) -> Vec<Arc<Case>> {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<Case> = open.cases.values().cloned().collect();
+        let mut v: Vec<Arc<Case>> = open.cases.values().cloned().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 
-    /// Ids of open cases that `actor` may act on next, for simulators and work queues.
+    /// Ids of the open cases known to the engine, in order, for simulators
+    /// and work queues.
     pub fn open_case_ids(&self) -> Vec<String> {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<String> = open.cases.keys().cloned().collect();

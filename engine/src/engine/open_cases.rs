@@ -3,6 +3,7 @@
 //! engine appended itself (so catch-up need not read its own writes back).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::domain::Case;
 use crate::log::{AppendOutcome, Position};
@@ -11,7 +12,7 @@ use crate::time::Timestamp;
 /// Open cases by id, and their next deadlines in time order.
 #[derive(Default)]
 pub(super) struct OpenCases {
-    pub(super) cases: HashMap<String, Case>,
+    pub(super) cases: HashMap<String, Arc<Case>>,
     pub(super) deadlines: BTreeSet<(Timestamp, String)>,
     /// Newest version put for each case, open or not: a command whose
     /// acknowledgement arrives after a later command's must not put its
@@ -56,7 +57,19 @@ impl OpenCases {
         }
     }
 
-    pub(super) fn put(&mut self, case: Case) {
+    /// Takes a case out to change it (without a copy when nothing else
+    /// shares it); [`OpenCases::put`] puts the new state back.
+    pub(super) fn take(&mut self, id: &str) -> Option<Arc<Case>> {
+        let case = self.cases.remove(id)?;
+        if let Some(d) = case.next_deadline() {
+            self.deadlines.remove(&(d, case.id.clone()));
+        }
+        Some(case)
+    }
+
+    /// Stores a case's newer state (an older one than already seen is
+    /// ignored); a finished case leaves the view.
+    pub(super) fn put(&mut self, case: Arc<Case>) {
         let newest = self.latest.entry(case.id.clone()).or_insert(0);
         if case.version < *newest {
             return;
@@ -80,7 +93,7 @@ impl OpenCases {
     fn remove_entry(&mut self, id: &str) {
         if let Some(old) = self.cases.remove(id) {
             if let Some(d) = old.next_deadline() {
-                self.deadlines.remove(&(d, old.id));
+                self.deadlines.remove(&(d, old.id.clone()));
             }
         }
     }

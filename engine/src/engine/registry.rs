@@ -1,12 +1,30 @@
 //! The registry the engine decides with, folded from the `org` stream.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Engine, PAGE};
-use crate::domain::Event;
+use crate::domain::{ActorId, Event};
 use crate::log::{AppendOutcome, AppendRequest, ExpectedVersion, Position, StreamId};
 use crate::org::{OrgFile, Registry, ORG_STREAM};
 use crate::Error;
+
+/// Marks the registry stale when dropped armed (a cancelled load or catch-up).
+pub(super) struct StaleOnDrop<'a>(pub(super) Option<&'a Engine>);
+
+impl StaleOnDrop<'_> {
+    pub(super) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StaleOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(engine) = self.0.take() {
+            engine.registry_stale.store(true, Ordering::SeqCst);
+        }
+    }
+}
 
 impl Engine {
     /// The registry in force.
@@ -20,15 +38,23 @@ impl Engine {
     }
 
     /// Loads an organisation into an empty store, as one atomic batch.
-    pub async fn init_org(&self, org: &OrgFile, actor: &str) -> Result<AppendOutcome, Error> {
+    ///
+    /// `actor` is recorded on the organisation's events as who loaded it:
+    /// an operator's staff id, or [`ActorId::System`] for automated setups.
+    /// Cancellation-safe: if the future is dropped after the append was
+    /// sent, the next command re-reads the registry first.
+    pub async fn init_org(&self, actor: &ActorId, org: &OrgFile) -> Result<AppendOutcome, Error> {
         let events = org.events()?;
         let mut req = AppendRequest::new(
             StreamId::new(ORG_STREAM)?,
             ExpectedVersion::NoStream,
-            actor,
+            actor.to_string(),
             events.iter().map(Event::to_data).collect(),
         );
         req.correlation_id = Some("init".into());
+        // Dropped between here and the refresh, the registry would miss the
+        // organisation: the guard marks it stale so the next command re-reads it.
+        let guard = StaleOnDrop(Some(self));
         let out = self.log.append(req).await.map_err(|e| match e {
             Error::Conflict { .. } => Error::InvalidInput(
                 "this store already has an organisation; use a new data directory".into(),
@@ -36,7 +62,16 @@ impl Engine {
             other => other,
         })?;
         self.refresh_registry().await?;
+        guard.disarm();
         Ok(out)
+    }
+
+    /// Re-reads the registry if a cancelled call may have left it behind.
+    pub(super) async fn refresh_registry_if_stale(&self) -> Result<(), Error> {
+        if self.registry_stale.load(Ordering::SeqCst) {
+            self.refresh_registry().await?;
+        }
+        Ok(())
     }
 
     /// Re-reads registry events appended since the registry was last loaded.
@@ -44,6 +79,7 @@ impl Engine {
         let stream = StreamId::new(ORG_STREAM)?;
         let have = self.registry().version;
         if self.log.stream_version(&stream).await? <= have {
+            self.registry_stale.store(false, Ordering::SeqCst);
             return Ok(());
         }
         let mut reg = (*self.registry()).clone();
@@ -61,6 +97,7 @@ impl Engine {
         }
         reg.reindex();
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reg);
+        self.registry_stale.store(false, Ordering::SeqCst);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use futures::stream::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{CommandOptions, Engine};
-use crate::domain::{Command, Event};
+use crate::domain::{ActorId, Command, Event};
 use crate::time::Timestamp;
 use crate::Error;
 
@@ -47,9 +47,9 @@ impl Engine {
         let mut report = TickReport::default();
         let mut checks = futures::stream::iter(due.into_iter().map(|id| async move {
             self.execute_at(
+                &ActorId::System,
                 Some(&id),
                 Command::CheckDeadlines,
-                "system",
                 CommandOptions::default(),
                 Some(now),
             )
