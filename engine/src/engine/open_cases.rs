@@ -2,7 +2,7 @@
 //! state, their next deadlines in time order, and the position ranges the
 //! engine appended itself (so catch-up need not read its own writes back).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::domain::Case;
@@ -14,10 +14,15 @@ use crate::time::Timestamp;
 pub(super) struct OpenCases {
     pub(super) cases: HashMap<String, Arc<Case>>,
     pub(super) deadlines: BTreeSet<(Timestamp, String)>,
-    /// Newest version put for each case, open or not: a command whose
-    /// acknowledgement arrives after a later command's must not put its
-    /// older state back (nor resurrect a case the later one closed).
-    latest: HashMap<String, u64>,
+    /// The final version of recently finished cases: a command whose
+    /// acknowledgement arrives after a later command's must not resurrect a
+    /// case the later one closed. (For open cases the entry in `cases`
+    /// carries the newest version.) Bounded: a late acknowledgement comes
+    /// within moments, and a resurrection past the bound heals itself: the
+    /// next command on it conflicts with the log and reloads the case.
+    finished: HashMap<String, u64>,
+    /// Ids in `finished`, oldest first, to forget beyond [`MAX_FINISHED`].
+    finished_order: VecDeque<String>,
     /// Position ranges (first → last) this engine appended and has already
     /// folded into `cases`: catch-up skips them instead of reading back its
     /// own writes, which otherwise costs a decode per event on every tick.
@@ -27,6 +32,9 @@ pub(super) struct OpenCases {
 /// Past this many remembered ranges the oldest are forgotten; forgetting is
 /// safe, it only makes catch-up read those positions.
 const MAX_OWN_RANGES: usize = 1 << 20;
+
+/// Finished cases remembered against late acknowledgements.
+const MAX_FINISHED: usize = 1 << 16;
 
 impl OpenCases {
     /// Notes that `outcome`'s positions are already reflected here.
@@ -70,23 +78,34 @@ impl OpenCases {
     /// Stores a case's newer state (an older one than already seen is
     /// ignored); a finished case leaves the view.
     pub(super) fn put(&mut self, case: Arc<Case>) {
-        let newest = self.latest.entry(case.id.clone()).or_insert(0);
-        if case.version < *newest {
+        if let Some(current) = self.cases.get(&case.id) {
+            if case.version < current.version {
+                return;
+            }
+        } else if self.finished.get(&case.id).is_some_and(|&v| case.version < v) {
             return;
         }
-        *newest = case.version;
         self.remove_entry(&case.id);
         if case.is_open() {
             if let Some(d) = case.next_deadline() {
                 self.deadlines.insert((d, case.id.clone()));
             }
             self.cases.insert(case.id.clone(), case);
+        } else {
+            if self.finished.insert(case.id.clone(), case.version).is_none() {
+                self.finished_order.push_back(case.id.clone());
+            }
+            while self.finished_order.len() > MAX_FINISHED {
+                if let Some(old) = self.finished_order.pop_front() {
+                    self.finished.remove(&old);
+                }
+            }
         }
     }
 
     /// Forgets a case so that the next load reads it from the log.
     pub(super) fn remove(&mut self, id: &str) {
-        self.latest.remove(id);
+        self.finished.remove(id);
         self.remove_entry(id);
     }
 
