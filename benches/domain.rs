@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use gridcase::engine::domain::decide::Context;
 use gridcase::engine::domain::{
-    decide, Actor, Case, Channel, Command, DeadlineClass, Event, Priority, RequestKind,
-    Satisfaction, Submission,
+    decide, Actor, ActorId, Case, CaseId, Channel, Command, DeadlineClass, Event, Priority,
+    RequestKind, Satisfaction, Submission,
 };
 use gridcase::engine::engine::CommandOptions;
 use gridcase::engine::log::{Durability, SledLog, SledOptions};
@@ -255,36 +255,31 @@ async fn store(org: &OrgFile) -> Store {
     let log = SledLog::open(dir.path(), options, Arc::new(clock.clone())).unwrap();
     let engine =
         Engine::new(Arc::new(log), Arc::new(clock), EngineOptions::default()).await.unwrap();
-    engine.init_org(org, "bench").await.unwrap();
+    engine.init_org(&ActorId::System, org).await.unwrap();
     Store { engine: Arc::new(engine), _dir: dir }
 }
 
-async fn engine_lifecycle(engine: &Engine, commands: &[(String, Command)]) {
-    let id = engine
-        .submit("resident:bench", report(GRID), CommandOptions::default())
-        .await
-        .unwrap()
-        .case
-        .id;
+async fn engine_lifecycle(engine: &Engine, commands: &[(ActorId, Command)]) {
+    let resident = ActorId::resident("bench").unwrap();
+    let r = engine.submit(&resident, report(GRID), CommandOptions::default()).await.unwrap();
+    let id = CaseId::new(r.case.id.as_str()).unwrap();
     for (actor, command) in commands {
-        engine.execute(&id, command.clone(), actor, CommandOptions::default()).await.unwrap();
+        engine.execute(actor, &id, command.clone(), CommandOptions::default()).await.unwrap();
     }
 }
 
 /// A claimed case whose history is `n` events long: submit, escalate,
 /// dispatch, claim, then extension request/refusal pairs.
-async fn long_case(engine: &Engine, n: usize) -> String {
+async fn long_case(engine: &Engine, n: usize) -> CaseId {
     assert!(n >= 4 && n % 2 == 0);
-    let id = engine
-        .submit("resident:bench", report(GRID), CommandOptions::default())
-        .await
-        .unwrap()
-        .case
-        .id;
+    let resident = ActorId::resident("bench").unwrap();
+    let r = engine.submit(&resident, report(GRID), CommandOptions::default()).await.unwrap();
+    let id = CaseId::new(r.case.id.as_str()).unwrap();
     let run = |actor: &'static str, command: Command| {
         let id = id.clone();
         async move {
-            engine.execute(&id, command, actor, CommandOptions::default()).await.unwrap();
+            let actor: ActorId = actor.parse().unwrap();
+            engine.execute(&actor, &id, command, CommandOptions::default()).await.unwrap();
         }
     };
     run("gw320902003005002", Command::Escalate { reason: "社区无法解决".into() }).await;
@@ -313,7 +308,8 @@ fn bench_engine(c: &mut Criterion) {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let org = tinghu();
     let s = rt.block_on(store(&org));
-    let commands = lifecycle_commands();
+    let commands: Vec<(ActorId, Command)> =
+        lifecycle_commands().into_iter().map(|(a, c)| (a.parse().unwrap(), c)).collect();
 
     let mut g = c.benchmark_group("lifecycle");
     g.throughput(Throughput::Elements(1));

@@ -29,7 +29,7 @@ async fn assert_view_is_the_logs(h: &TestEngine, ids: &[String]) {
     h.engine.catch_up().await.unwrap();
     assert_eq!(h.engine.open_case_ids(), open_by_fold(h, ids).await);
     for id in ids {
-        assert_eq!(h.engine.case(id).await.unwrap(), h.folded(id).await, "{id}");
+        assert_eq!(*h.engine.case(&case_id(id)).await.unwrap(), h.folded(id).await, "{id}");
     }
 }
 
@@ -113,7 +113,13 @@ async fn an_engine_starts_from_the_checkpoint() {
         .await
         .unwrap();
     assert!(second.open_case_ids().is_empty(), "not loaded before it is needed");
-    let b = second.submit(RESIDENT, street_light(), Default::default()).await.unwrap().case.id;
+    let b = second
+        .submit(&actor_id(RESIDENT), street_light(), Default::default())
+        .await
+        .unwrap()
+        .case
+        .id
+        .clone();
     second.catch_up().await.unwrap();
     assert_eq!(second.restored_from_checkpoint().await, Some(at));
     assert_eq!(second.open_case_ids(), vec![a, b]);

@@ -23,7 +23,7 @@ async fn tick_at(h: &TestEngine, t: Timestamp) -> TickReport {
 
 /// The events of a case's history after its first `skip`.
 async fn events_after(h: &TestEngine, id: &str, skip: usize) -> Vec<Event> {
-    h.engine.history(id).await.unwrap().into_iter().skip(skip).map(|(e, _)| e).collect()
+    h.engine.history(&case_id(id)).await.unwrap().into_iter().skip(skip).map(|(e, _)| e).collect()
 }
 
 async fn all_events(h: &TestEngine, id: &str) -> Vec<Event> {
@@ -54,7 +54,7 @@ async fn an_ignored_case_climbs_the_hierarchy_on_its_deadlines() {
             if from == C11 && to == S1 && *hold_until == at(72 * HOUR)),
         "{e:?}"
     );
-    let c = h.engine.case(&id).await.unwrap();
+    let c = h.engine.case(&case_id(&id)).await.unwrap();
     assert_eq!(
         (c.status, c.level, c.hold_until),
         (Status::Escalated, Level::Street, Some(at(72 * HOUR)))
@@ -69,7 +69,7 @@ async fn an_ignored_case_climbs_the_hierarchy_on_its_deadlines() {
             if from == S1 && departments == &vec![D01.to_string()] && lead == D01 && *claim_due == at(96 * HOUR)),
         "{e:?}"
     );
-    let c = h.engine.case(&id).await.unwrap();
+    let c = h.engine.case(&case_id(&id)).await.unwrap();
     assert_eq!((c.status, c.level), (Status::Dispatched, Level::Department));
 
     // Nobody claims it: the claim is marked overdue, once.
@@ -82,7 +82,7 @@ async fn an_ignored_case_climbs_the_hierarchy_on_its_deadlines() {
             due: at(96 * HOUR)
         }]
     );
-    assert!(h.engine.case(&id).await.unwrap().holder(D01).unwrap().claim_overdue);
+    assert!(h.engine.case(&case_id(&id)).await.unwrap().holder(D01).unwrap().claim_overdue);
 
     // The resolution deadline passes: marked overdue, once.
     assert_eq!(tick_at(&h, at(7 * DAY - 1)).await.events, 0);
@@ -92,12 +92,12 @@ async fn an_ignored_case_climbs_the_hierarchy_on_its_deadlines() {
         events_after(&h, &id, 4).await,
         vec![Event::CaseOverdue { what: OverdueKind::Resolution, due: at(7 * DAY) }]
     );
-    let c = h.engine.case(&id).await.unwrap();
+    let c = h.engine.case(&case_id(&id)).await.unwrap();
     assert!(c.overdue_marked && c.next_deadline().is_none());
     // Nothing is left to fire; the supervisor may now step in.
     assert_eq!(tick_at(&h, at(60 * DAY)).await.events, 0);
     h.ok(&id, "sup", Command::Supervise { note: "请立即处理".into() }).await;
-    assert_eq!(h.folded(&id).await, h.engine.case(&id).await.unwrap());
+    assert_eq!(h.folded(&id).await, *h.engine.case(&case_id(&id)).await.unwrap());
 }
 
 #[tokio::test]
@@ -204,9 +204,9 @@ async fn an_approved_extension_moves_the_resolution_deadline() {
     let until = at(10 * DAY);
     h.ok(&id, "d01a", Command::RequestExtension { until, reason: "等待配件".into() }).await;
     // A pending request does not move anything yet.
-    assert_eq!(h.engine.case(&id).await.unwrap().resolution_due, at(7 * DAY));
+    assert_eq!(h.engine.case(&case_id(&id)).await.unwrap().resolution_due, at(7 * DAY));
     h.ok(&id, "sup", Command::DecideExtension { approve: true, reason: String::new() }).await;
-    let version = h.engine.case(&id).await.unwrap().version as usize;
+    let version = h.engine.case(&case_id(&id)).await.unwrap().version as usize;
     assert_eq!(tick_at(&h, at(7 * DAY)).await.events, 0, "the old deadline no longer fires");
     assert_eq!(tick_at(&h, at(10 * DAY - 1)).await.events, 0);
     assert_eq!(tick_at(&h, at(10 * DAY)).await.overdue_marks, 1);
@@ -288,7 +288,7 @@ async fn a_reopened_case_gets_fresh_holds_and_deadlines() {
     assert_eq!(tick_at(&h, at(11 * DAY - 1)).await.events, 0, "the old deadlines are gone");
     let r = tick_at(&h, at(11 * DAY)).await;
     assert_eq!(r.escalations, 1);
-    assert_eq!(h.engine.case(&id).await.unwrap().hold_until, Some(at(12 * DAY)));
+    assert_eq!(h.engine.case(&case_id(&id)).await.unwrap().hold_until, Some(at(12 * DAY)));
 }
 
 #[tokio::test]
@@ -305,7 +305,7 @@ async fn ticking_twice_at_the_same_time_records_nothing_the_second_time() {
     // An earlier time after a later one records nothing either.
     assert_eq!(h.engine.tick(at(3 * DAY)).await.unwrap().events, 0);
     assert_eq!(h.head(), head);
-    assert_eq!(h.folded(&a).await, h.engine.case(&a).await.unwrap());
+    assert_eq!(h.folded(&a).await, *h.engine.case(&case_id(&a)).await.unwrap());
 }
 
 /// Three cases with staggered deadlines and a fourth handled by hand.
@@ -327,7 +327,10 @@ async fn staggered(h: &TestEngine) -> Vec<String> {
 async fn snapshot(h: &TestEngine, ids: &[String]) -> BTreeMap<String, (Vec<Event>, Case)> {
     let mut out = BTreeMap::new();
     for id in ids {
-        out.insert(id.clone(), (all_events(h, id).await, h.engine.case(id).await.unwrap()));
+        out.insert(
+            id.clone(),
+            (all_events(h, id).await, Case::clone(&h.engine.case(&case_id(id)).await.unwrap())),
+        );
     }
     out
 }
@@ -431,12 +434,17 @@ async fn hourly_ticks_and_one_big_tick_reach_the_same_states() {
         tick_at(&irregular, at(step)).await;
     }
     for id in &ids {
-        let a =
-            (all_events(&hourly, id).await, deadline_view(&hourly.engine.case(id).await.unwrap()));
-        let b = (all_events(&once, id).await, deadline_view(&once.engine.case(id).await.unwrap()));
+        let a = (
+            all_events(&hourly, id).await,
+            deadline_view(&hourly.engine.case(&case_id(id)).await.unwrap()),
+        );
+        let b = (
+            all_events(&once, id).await,
+            deadline_view(&once.engine.case(&case_id(id)).await.unwrap()),
+        );
         let c = (
             all_events(&irregular, id).await,
-            deadline_view(&irregular.engine.case(id).await.unwrap()),
+            deadline_view(&irregular.engine.case(&case_id(id)).await.unwrap()),
         );
         assert_eq!(a, b, "{id}: hourly vs once");
         assert_eq!(a, c, "{id}: hourly vs irregular");

@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use gridcase::engine::domain::decide::Context;
 use gridcase::engine::domain::{
-    decide, Actor, Case, Channel, Command, Contact, Event, Priority, Rejection, RequestKind, Rule,
-    Submission,
+    decide, Actor, ActorId, Case, CaseId, Channel, Command, Contact, Event, Priority, Rejection,
+    RequestKind, Rule, Submission,
 };
 use gridcase::engine::engine::{CommandOptions, CommandResult};
 use gridcase::engine::log::{Durability, EventLog, Position, SledLog, SledOptions};
@@ -106,6 +106,17 @@ pub fn actor(id: &str) -> Actor {
     }
     let s = registry().staff.get(id).unwrap_or_else(|| panic!("no staff {id:?} in the fixture"));
     Actor { id: s.id.clone(), role: s.role, unit: Some(s.unit.clone()), system: false }
+}
+
+/// The typed id of an actor given by its stored form (a staff id,
+/// `resident:…` or `system`), as test tables write them.
+pub fn actor_id(id: &str) -> ActorId {
+    id.parse().unwrap_or_else(|e| panic!("actor id {id:?}: {e}"))
+}
+
+/// The typed id of a case given as text.
+pub fn case_id(id: &str) -> CaseId {
+    CaseId::new(id).unwrap_or_else(|e| panic!("case id {id:?}: {e}"))
 }
 
 /// Every actor id of the fixture: all staff, two residents and the system.
@@ -391,7 +402,7 @@ impl TestEngine {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = ManualClock::new(t0());
         let engine = open_engine(dir.path(), &clock).await;
-        engine.init_org(&org_file(), "admin").await.expect("init org");
+        engine.init_org(&ActorId::System, &org_file()).await.expect("init org");
         TestEngine { engine, clock, dir }
     }
 
@@ -419,19 +430,22 @@ impl TestEngine {
     }
 
     /// Submits; panics on failure. Returns the new case id.
-    pub async fn submit(&self, actor_id: &str, s: Submission) -> String {
-        let r = self.engine.submit(actor_id, s, CommandOptions::default()).await;
-        r.unwrap_or_else(|e| panic!("submit by {actor_id} failed: {e}")).case.id
+    pub async fn submit(&self, actor: &str, s: Submission) -> String {
+        let r = self.engine.submit(&actor_id(actor), s, CommandOptions::default()).await;
+        r.unwrap_or_else(|e| panic!("submit by {actor} failed: {e}")).case.id.clone()
     }
 
-    /// Runs a command.
+    /// Runs a command. An actor or case id that does not parse is refused
+    /// as the API refuses it ([`Error::InvalidInput`]), before the engine.
     pub async fn run(
         &self,
         id: &str,
-        actor_id: &str,
+        actor: &str,
         command: Command,
     ) -> Result<CommandResult, Error> {
-        self.engine.execute(id, command, actor_id, CommandOptions::default()).await
+        let actor: ActorId = actor.parse()?;
+        let id = CaseId::new(id)?;
+        self.engine.execute(&actor, &id, command, CommandOptions::default()).await
     }
 
     /// Runs a command that must succeed.
@@ -466,13 +480,13 @@ impl TestEngine {
 
     /// A case rebuilt from its history in the log (`history` + `Case::fold`).
     pub async fn folded(&self, id: &str) -> Case {
-        let h = self.engine.history(id).await.expect("history");
+        let h = self.engine.history(&case_id(id)).await.expect("history");
         Case::fold(h.iter().map(|(e, r)| (e, r.actor.as_str(), r.recorded_at))).expect("fold")
     }
 
     /// The event types of a case's history, in order.
     pub async fn event_types(&self, id: &str) -> Vec<String> {
-        let h = self.engine.history(id).await.expect("history");
+        let h = self.engine.history(&case_id(id)).await.expect("history");
         h.into_iter().map(|(_, r)| r.event_type).collect()
     }
 
@@ -485,8 +499,10 @@ impl TestEngine {
             self.set_time(step.at);
             let result = match &step.command {
                 Command::Submit(s) => {
-                    let r =
-                        self.engine.submit(&step.actor, s.clone(), CommandOptions::default()).await;
+                    let r = self
+                        .engine
+                        .submit(&actor_id(&step.actor), s.clone(), CommandOptions::default())
+                        .await;
                     let r = r.unwrap_or_else(|e| panic!("replayed submit failed: {e}"));
                     id = r.case.id.clone();
                     assert_eq!(id, CASE_ID, "play() needs a fresh engine");
@@ -494,15 +510,15 @@ impl TestEngine {
                 }
                 Command::Merge { into } => {
                     // The merge target must exist and be open in the engine too.
-                    if matches!(self.engine.case(into).await, Err(Error::NotFound(_))) {
+                    if matches!(self.engine.case(&case_id(into)).await, Err(Error::NotFound(_))) {
                         assert_eq!(self.submit(RESIDENT, street_light()).await, *into);
                     }
                     self.ok(&id, &step.actor, step.command.clone()).await
                 }
                 Command::CheckDeadlines => {
-                    let before = self.engine.case(&id).await.expect("case").version;
+                    let before = self.engine.case(&case_id(&id)).await.expect("case").version;
                     self.engine.tick(step.at).await.expect("tick");
-                    let h = self.engine.history(&id).await.expect("history");
+                    let h = self.engine.history(&case_id(&id)).await.expect("history");
                     let events =
                         h.into_iter().skip(before as usize).map(|(e, _)| e).collect::<Vec<_>>();
                     assert_eq!(events, step.events, "replayed tick at {}", step.at);
@@ -513,7 +529,7 @@ impl TestEngine {
             assert_eq!(result.events, step.events, "replayed {:?} by {}", step.command, step.actor);
         }
         assert_eq!(
-            self.engine.case(&id).await.expect("case"),
+            *self.engine.case(&case_id(&id)).await.expect("case"),
             story.case(),
             "engine state after play"
         );

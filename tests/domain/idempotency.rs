@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use gridcase::engine::domain::{Command, Event, Rule, Satisfaction, Status};
+use gridcase::engine::domain::{ActorId, Command, Event, Rule, Satisfaction, Status};
 use gridcase::engine::engine::{CommandOptions, CommandResult};
 use gridcase::engine::log::{
     AppendOutcome, AppendRequest, EventLog, Hash, LogHead, Position, RecordedEvent, SledLog,
@@ -50,11 +50,22 @@ async fn dispatched(h: &TestEngine, departments: &[&str]) -> String {
 async fn a_retried_claim_is_deduplicated_although_claiming_again_would_be_refused() {
     let h = TestEngine::start().await;
     let id = dispatched(&h, &[D01]).await;
-    let first = h.engine.execute(&id, Command::Claim, "d01a", keyed("claim-1")).await.unwrap();
+    let first = h
+        .engine
+        .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, keyed("claim-1"))
+        .await
+        .unwrap();
     assert!(!first.deduplicated && first.events.len() == 1);
     let head = h.head();
-    let again = h.engine.execute(&id, Command::Claim, "d01a", keyed("claim-1")).await.unwrap();
-    assert!(again.deduplicated && again.events.is_empty(), "{again:?}");
+    let again = h
+        .engine
+        .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, keyed("claim-1"))
+        .await
+        .unwrap();
+    // A replay describes the first call: its events, its records, its case.
+    assert!(again.deduplicated, "{again:?}");
+    assert_eq!(again.events, first.events);
+    assert_eq!(again.records, first.records);
     assert_eq!(again.case, first.case);
     let (o1, o2) = (first.outcome.unwrap(), again.outcome.unwrap());
     assert_eq!(
@@ -70,9 +81,11 @@ async fn a_retried_claim_is_deduplicated_although_claiming_again_would_be_refuse
 #[tokio::test]
 async fn a_retried_submission_returns_the_same_case() {
     let h = TestEngine::start().await;
-    let first = h.engine.submit(RESIDENT, street_light(), keyed("app-req-7f3a")).await.unwrap();
+    let first =
+        h.engine.submit(&actor_id(RESIDENT), street_light(), keyed("app-req-7f3a")).await.unwrap();
     let head = h.head();
-    let again = h.engine.submit(RESIDENT, street_light(), keyed("app-req-7f3a")).await.unwrap();
+    let again =
+        h.engine.submit(&actor_id(RESIDENT), street_light(), keyed("app-req-7f3a")).await.unwrap();
     assert!(again.deduplicated);
     assert_eq!(again.case.id, first.case.id);
     assert_eq!(h.head(), head);
@@ -87,7 +100,7 @@ async fn a_key_reused_for_another_request_is_refused() {
     let h = TestEngine::start().await;
     let a = dispatched(&h, &[D01, D02]).await;
     let b = dispatched(&h, &[D01]).await;
-    h.engine.execute(&a, Command::Claim, "d01a", keyed("k")).await.unwrap();
+    h.engine.execute(&actor_id("d01a"), &case_id(&a), Command::Claim, keyed("k")).await.unwrap();
     let head = h.head();
     let mismatches = [
         (a.as_str(), Command::Return { reason: "不属于本单位".into() }, "d01a"),
@@ -97,18 +110,19 @@ async fn a_key_reused_for_another_request_is_refused() {
     ];
     for (id, command, who) in mismatches {
         let name = command.name();
-        let r = h.engine.execute(id, command, who, keyed("k")).await;
+        let r = h.engine.execute(&actor_id(who), &case_id(id), command, keyed("k")).await;
         assert!(
             matches!(&r, Err(Error::IdempotencyMismatch { key }) if key == "k"),
             "{name} by {who} on {id}: {r:?}"
         );
     }
-    let r = h.engine.submit(RESIDENT, street_light(), keyed("k")).await;
+    let r = h.engine.submit(&actor_id(RESIDENT), street_light(), keyed("k")).await;
     assert!(matches!(r, Err(Error::IdempotencyMismatch { .. })), "{r:?}");
     assert_eq!(h.head(), head, "a mismatched key appended");
     // Malformed keys are refused before anything happens.
     for key in [String::new(), "k".repeat(201)] {
-        let r = h.engine.execute(&a, Command::Claim, "d02a", keyed(&key)).await;
+        let r =
+            h.engine.execute(&actor_id("d02a"), &case_id(&a), Command::Claim, keyed(&key)).await;
         assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
     }
     assert_eq!(h.head(), head);
@@ -120,13 +134,23 @@ async fn a_refused_command_does_not_use_up_its_key() {
     let id = dispatched(&h, &[D01]).await;
     let r = h
         .engine
-        .execute(&id, Command::Resolve { note: "已修复".into() }, "d01a", keyed("resolve-1"))
+        .execute(
+            &actor_id("d01a"),
+            &case_id(&id),
+            Command::Resolve { note: "已修复".into() },
+            keyed("resolve-1"),
+        )
         .await;
     assert!(matches!(r, Err(Error::Rejected(ref r)) if r.rule == Rule::InvalidTransition), "{r:?}");
     h.ok(&id, "d01a", Command::Claim).await;
     let ok = h
         .engine
-        .execute(&id, Command::Resolve { note: "已修复".into() }, "d01a", keyed("resolve-1"))
+        .execute(
+            &actor_id("d01a"),
+            &case_id(&id),
+            Command::Resolve { note: "已修复".into() },
+            keyed("resolve-1"),
+        )
         .await
         .unwrap();
     assert!(!ok.deduplicated && ok.case.status == Status::Resolved);
@@ -136,18 +160,29 @@ async fn a_refused_command_does_not_use_up_its_key() {
 async fn keys_survive_a_restart() {
     let h = TestEngine::start().await;
     let id = dispatched(&h, &[D01]).await;
-    let first =
-        h.engine.execute(&id, Command::Claim, "d01a", keyed("claim-after-restart")).await.unwrap();
+    let first = h
+        .engine
+        .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, keyed("claim-after-restart"))
+        .await
+        .unwrap();
     let h = h.reopen().await;
     let head = h.head();
-    let again =
-        h.engine.execute(&id, Command::Claim, "d01a", keyed("claim-after-restart")).await.unwrap();
+    let again = h
+        .engine
+        .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, keyed("claim-after-restart"))
+        .await
+        .unwrap();
     assert!(again.deduplicated);
     assert_eq!(again.case, first.case);
     assert_eq!(h.head(), head);
     let r = h
         .engine
-        .execute(&id, Command::Return { reason: "x".into() }, "d01a", keyed("claim-after-restart"))
+        .execute(
+            &actor_id("d01a"),
+            &case_id(&id),
+            Command::Return { reason: "x".into() },
+            keyed("claim-after-restart"),
+        )
         .await;
     assert!(matches!(r, Err(Error::IdempotencyMismatch { .. })), "{r:?}");
 }
@@ -156,11 +191,14 @@ async fn keys_survive_a_restart() {
 async fn an_expected_version_mismatch_is_a_conflict_and_appends_nothing() {
     let h = TestEngine::start().await;
     let id = dispatched(&h, &[D01]).await;
-    let v = h.engine.case(&id).await.unwrap().version;
+    let v = h.engine.case(&case_id(&id)).await.unwrap().version;
     assert_eq!(v, 3);
     let head = h.head();
     for stale in [1, v - 1, v + 1] {
-        let r = h.engine.execute(&id, Command::Claim, "d01a", at_version(stale)).await;
+        let r = h
+            .engine
+            .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, at_version(stale))
+            .await;
         match r {
             Err(Error::Conflict { expected, actual, .. }) => {
                 assert_eq!(actual, v);
@@ -170,15 +208,19 @@ async fn an_expected_version_mismatch_is_a_conflict_and_appends_nothing() {
         }
         assert_eq!(h.head(), head);
     }
-    let r = h.engine.execute(&id, Command::Claim, "d01a", at_version(v)).await.unwrap();
+    let r = h
+        .engine
+        .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, at_version(v))
+        .await
+        .unwrap();
     assert_eq!(r.case.version, v + 1);
     // The version a client saw is the version it may act on next.
     let r = h
         .engine
         .execute(
-            &id,
+            &actor_id("d01a"),
+            &case_id(&id),
             Command::Resolve { note: "已修复".into() },
-            "d01a",
             at_version(r.case.version),
         )
         .await;
@@ -215,7 +257,7 @@ async fn check_versions(
     id: &str,
     results: &[(String, Result<CommandResult, Error>)],
 ) {
-    let history = h.engine.history(id).await.unwrap();
+    let history = h.engine.history(&case_id(id)).await.unwrap();
     let versions: Vec<u64> = history.iter().map(|(_, r)| r.version).collect();
     assert_eq!(versions, (1..=history.len() as u64).collect::<Vec<_>>());
     let mut seen = BTreeSet::new();
@@ -237,8 +279,8 @@ async fn check_versions(
     // `a_slow_acknowledgement_does_not_leave_a_stale_case_in_memory`);
     // following the log must bring it up to date.
     h.engine.catch_up().await.unwrap();
-    let live = h.engine.case(id).await.unwrap();
-    assert_eq!(live, h.folded(id).await, "after catch-up: live state == history + fold");
+    let live = h.engine.case(&case_id(id)).await.unwrap();
+    assert_eq!(*live, h.folded(id).await, "after catch-up: live state == history + fold");
     assert_eq!(live.version, history.len() as u64);
 }
 
@@ -272,7 +314,7 @@ async fn concurrent_claims_and_resolutions_retry_against_the_newest_state() {
         let results = concurrently(&h, &id, resolves).await;
         check_versions(&h, &id, &results).await;
         assert_eq!(results.iter().filter(|(_, r)| r.is_err()).count(), 1, "round {round}");
-        let history = h.engine.history(&id).await.unwrap();
+        let history = h.engine.history(&case_id(&id)).await.unwrap();
         let completes: Vec<bool> = history
             .iter()
             .filter_map(|(e, _)| match e {
@@ -322,7 +364,9 @@ async fn concurrent_duplicates_with_one_key_append_once() {
     for _ in 0..6 {
         let (h, id) = (h.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
-            h.engine.execute(&id, Command::Claim, "d01a", keyed("dup-claim")).await
+            h.engine
+                .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, keyed("dup-claim"))
+                .await
         }));
     }
     let mut fresh = 0;
@@ -431,17 +475,23 @@ async fn gated() -> Gated {
         GatedLog { inner, after_append: after_append.clone(), after_lookup: after_lookup.clone() };
     let engine =
         Engine::new(Arc::new(log), Arc::new(clock), EngineOptions::default()).await.unwrap();
-    engine.init_org(&org_file(), "admin").await.unwrap();
+    engine.init_org(&ActorId::System, &org_file()).await.unwrap();
     Gated { engine: Arc::new(engine), after_append, after_lookup, _dir: dir }
 }
 
 async fn gated_dispatched(g: &Gated) -> String {
     let e = &g.engine;
-    let id = e.submit(RESIDENT, street_light(), CommandOptions::default()).await.unwrap().case.id;
+    let id = e
+        .submit(&actor_id(RESIDENT), street_light(), CommandOptions::default())
+        .await
+        .unwrap()
+        .case
+        .id
+        .clone();
     e.execute(
-        &id,
+        &actor_id("cs11"),
+        &case_id(&id),
         Command::Escalate { reason: "社区无法解决".into() },
-        "cs11",
         CommandOptions::default(),
     )
     .await
@@ -451,7 +501,7 @@ async fn gated_dispatched(g: &Gated) -> String {
         lead: None,
         note: String::new(),
     };
-    e.execute(&id, d, "ss1", CommandOptions::default()).await.unwrap();
+    e.execute(&actor_id("ss1"), &case_id(&id), d, CommandOptions::default()).await.unwrap();
     id
 }
 
@@ -467,27 +517,35 @@ async fn a_slow_acknowledgement_does_not_leave_a_stale_case_in_memory() {
     let a = {
         let (e, id) = (g.engine.clone(), id.clone());
         tokio::spawn(async move {
-            e.execute(&id, Command::Claim, "d01a", CommandOptions::default()).await
+            e.execute(&actor_id("d01a"), &case_id(&id), Command::Claim, CommandOptions::default())
+                .await
         })
     };
     g.after_append.reached.notified().await;
     // A's claim is committed (version 4); B decides on the cached version 3,
     // conflicts, reloads and commits version 5.
-    let b = g.engine.execute(&id, Command::Claim, "d02a", CommandOptions::default()).await.unwrap();
+    let b = g
+        .engine
+        .execute(&actor_id("d02a"), &case_id(&id), Command::Claim, CommandOptions::default())
+        .await
+        .unwrap();
     assert_eq!(b.case.version, 5);
     g.after_append.release.notify_one();
     let a = a.await.unwrap().unwrap();
     assert_eq!(a.case.version, 4);
-    let live = g.engine.case(&id).await.unwrap();
+    let live = g.engine.case(&case_id(&id)).await.unwrap();
     assert_eq!(live.version, 5, "the engine serves a stale case: {:?}", live.holders);
     // Worse than a stale read: a command valid on the newest state is
     // refused when decided on the stale one (a refusal appends nothing, so no
     // conflict corrects it). D02 has claimed: its resolution must pass.
     let resolve = Command::Resolve { note: "已处理".into() };
-    let r = g.engine.execute(&id, resolve, "d02a", CommandOptions::default()).await;
+    let r = g
+        .engine
+        .execute(&actor_id("d02a"), &case_id(&id), resolve, CommandOptions::default())
+        .await;
     assert!(r.is_ok(), "{r:?}");
     // And a client acting on the version it was given must not get a spurious conflict.
-    let r = g.engine.execute(&id, Command::Claim, "d01b", at_version(6)).await;
+    let r = g.engine.execute(&actor_id("d01b"), &case_id(&id), Command::Claim, at_version(6)).await;
     assert!(matches!(r, Err(Error::Rejected(_))), "{r:?}");
 }
 
@@ -501,12 +559,16 @@ async fn a_duplicate_in_flight_gets_the_first_result_not_a_rejection() {
     g.after_lookup.armed.store(true, Ordering::SeqCst);
     let retry = {
         let (e, id) = (g.engine.clone(), id.clone());
-        tokio::spawn(
-            async move { e.execute(&id, Command::Claim, "d01a", keyed("claim-once")).await },
-        )
+        tokio::spawn(async move {
+            e.execute(&actor_id("d01a"), &case_id(&id), Command::Claim, keyed("claim-once")).await
+        })
     };
     g.after_lookup.reached.notified().await;
-    let first = g.engine.execute(&id, Command::Claim, "d01a", keyed("claim-once")).await.unwrap();
+    let first = g
+        .engine
+        .execute(&actor_id("d01a"), &case_id(&id), Command::Claim, keyed("claim-once"))
+        .await
+        .unwrap();
     assert!(!first.deduplicated);
     let head = g.engine.log().head();
     g.after_lookup.release.notify_one();
@@ -530,26 +592,31 @@ async fn catch_up_takes_in_another_engines_commands_between_its_own() {
         .unwrap();
     other
         .execute(
-            &x,
+            &actor_id("cs11"),
+            &case_id(&x),
             Command::Escalate { reason: "社区无法解决".into() },
-            "cs11",
             Default::default(),
         )
         .await
         .unwrap();
     let y = h.submit(RESIDENT, street_light()).await;
-    let z =
-        other.submit(RESIDENT, street_light(), CommandOptions::default()).await.unwrap().case.id;
+    let z = other
+        .submit(&actor_id(RESIDENT), street_light(), CommandOptions::default())
+        .await
+        .unwrap()
+        .case
+        .id
+        .clone();
     h.ok(&y, "cs11", Command::Escalate { reason: "需要街道协调".into() }).await;
     h.engine.catch_up().await.unwrap();
     for id in [&x, &y, &z] {
-        assert_eq!(h.engine.case(id).await.unwrap(), h.folded(id).await, "{id}");
+        assert_eq!(*h.engine.case(&case_id(id)).await.unwrap(), h.folded(id).await, "{id}");
     }
-    assert_eq!(h.engine.case(&x).await.unwrap().status, Status::Escalated);
+    assert_eq!(h.engine.case(&case_id(&x)).await.unwrap().status, Status::Escalated);
     let mut open = vec![x.clone(), y.clone(), z.clone()];
     open.sort();
     assert_eq!(h.engine.open_case_ids(), open);
     // And the other way round.
     other.catch_up().await.unwrap();
-    assert_eq!(other.case(&y).await.unwrap(), h.folded(&y).await);
+    assert_eq!(*other.case(&case_id(&y)).await.unwrap(), h.folded(&y).await);
 }

@@ -313,8 +313,15 @@ async fn the_engine_refuses_the_same_commands_with_the_same_rule_and_appends_not
                 // Through the engine a submission always opens a new case;
                 // `execute` refuses a Submit on an existing one.
                 let before = h.head();
-                let err =
-                    h.engine.execute(&id, Command::Submit(sub), who, Default::default()).await;
+                let err = h
+                    .engine
+                    .execute(
+                        &actor_id(who),
+                        &case_id(&id),
+                        Command::Submit(sub),
+                        Default::default(),
+                    )
+                    .await;
                 assert!(matches!(err, Err(Error::InvalidInput(_))), "{err:?}");
                 assert_eq!(h.head(), before);
                 continue;
@@ -323,7 +330,7 @@ async fn the_engine_refuses_the_same_commands_with_the_same_rule_and_appends_not
             assert_eq!(r.state, Some(case.status), "{s:?}/{k:?}: {r}");
         }
         // Nothing changed the case.
-        assert_eq!(h.engine.case(&id).await.unwrap(), case, "{s:?}");
+        assert_eq!(*h.engine.case(&case_id(&id)).await.unwrap(), case, "{s:?}");
         assert_eq!(h.folded(&id).await, case, "{s:?}");
     }
 }

@@ -5,6 +5,7 @@
 //! engine's idempotency and concurrency guarantees.
 #![allow(clippy::unwrap_used)]
 
+mod cancellation;
 mod checkpoint;
 mod deadlines;
 mod fixture;

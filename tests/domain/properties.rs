@@ -479,7 +479,7 @@ fn outcome_of(
                 assert_eq!(o.last_version, r.case.version, "the outcome's version is the case's");
                 assert_eq!(o.last_position - o.first_position + 1, r.events.len() as u64);
             }
-            (Outcome::Accepted(r.events), Some(r.case))
+            (Outcome::Accepted(r.events), Some(Case::clone(&r.case)))
         }
         Err(Error::Rejected(r)) => (Outcome::Refused(r.rule), None),
         Err(e) => panic!("unexpected engine error: {e}"),
@@ -496,7 +496,7 @@ async fn run_with_engine(actions: &[Action]) {
                 let who = pick(&all, who);
                 let s = build_submission(category, location, priority);
                 let head = h.head();
-                let r = h.engine.submit(&who, s.clone(), Default::default()).await;
+                let r = h.engine.submit(&actor_id(&who), s.clone(), Default::default()).await;
                 let id =
                     r.as_ref().map(|r| r.case.id.clone()).unwrap_or_else(|_| "GC9999999".into());
                 let (got, live) = outcome_of(r);
@@ -547,16 +547,16 @@ async fn run_with_engine(actions: &[Action]) {
     // Live, folded and model states agree for every case.
     let mut states = BTreeMap::new();
     for id in m.ids() {
-        let live = h.engine.case(&id).await.unwrap();
-        assert_eq!(live, m.case(&id).unwrap(), "{id}");
-        assert_eq!(h.folded(&id).await, live, "{id}: history + fold");
+        let live = h.engine.case(&case_id(&id)).await.unwrap();
+        assert_eq!(*live, m.case(&id).unwrap(), "{id}");
+        assert_eq!(h.folded(&id).await, *live, "{id}: history + fold");
         states.insert(id, live);
     }
     // A restart rebuilds the same states.
     let h = h.reopen().await;
     h.engine.catch_up().await.unwrap();
     for (id, want) in &states {
-        assert_eq!(&h.engine.case(id).await.unwrap(), want, "{id} after a restart");
+        assert_eq!(&h.engine.case(&case_id(id)).await.unwrap(), want, "{id} after a restart");
     }
     let open: Vec<String> = states.values().filter(|c| c.is_open()).map(|c| c.id.clone()).collect();
     assert_eq!(h.engine.open_case_ids(), open, "open cases after a restart");
@@ -564,7 +564,7 @@ async fn run_with_engine(actions: &[Action]) {
     let (fresh, _dir) = replay_into_fresh_store(h.log().as_ref()).await;
     assert_eq!(*fresh.registry(), *h.engine.registry());
     for (id, want) in &states {
-        assert_eq!(&fresh.case(id).await.unwrap(), want, "{id} in the replayed store");
+        assert_eq!(&fresh.case(&case_id(id)).await.unwrap(), want, "{id} in the replayed store");
     }
 }
 

@@ -35,14 +35,14 @@ impl Run {
         assert_eq!(got, new_types, "events of this step");
         self.types.extend_from_slice(new_types);
         self.check(&r.case).await;
-        r.case
+        Case::clone(&r.case)
     }
 
     async fn check(&self, live: &Case) {
         assert_eq!(self.h.event_types(&self.id).await, self.types, "history so far");
         assert_eq!(live.version as usize, self.types.len());
         assert_eq!(
-            &self.h.engine.case(&self.id).await.unwrap(),
+            &*self.h.engine.case(&case_id(&self.id)).await.unwrap(),
             live,
             "engine.case == command result"
         );
@@ -60,7 +60,7 @@ async fn the_seeds_chain_from_report_to_closure() {
     // 居民点单: a resident of 五星社区 reports sewage discharged next to building 1.
     let mut report = submission("sewage", "五星社区第一网格1号楼");
     report.description = "1号楼旁边有商户向雨水管直排污水，气味很大".into();
-    let r = h.engine.submit(OTHER_RESIDENT, report, Default::default()).await.unwrap();
+    let r = h.engine.submit(&actor_id(OTHER_RESIDENT), report, Default::default()).await.unwrap();
     let id = r.case.id.clone();
     let mut run = Run { h, id, types: vec!["CaseSubmitted"] };
     run.check(&r.case).await;
@@ -194,10 +194,10 @@ async fn the_seeds_chain_from_report_to_closure() {
     let h = &run.h;
     assert_eq!(h.engine.tick(at(60 * DAY)).await.unwrap().events, 0);
     // After a restart the closed case is rebuilt from the log, identical.
-    let live = h.engine.case(&run.id).await.unwrap();
+    let live = h.engine.case(&case_id(&run.id)).await.unwrap();
     let id = run.id.clone();
     let h = run.h.reopen().await;
-    assert_eq!(h.engine.case(&id).await.unwrap(), live);
+    assert_eq!(h.engine.case(&case_id(&id)).await.unwrap(), live);
 }
 
 /// Joint handling led by the department named second: a reopen must send

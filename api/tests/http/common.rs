@@ -108,7 +108,10 @@ impl TestServer {
         let engine = Engine::new(Arc::new(log), Arc::new(clock.clone()), EngineOptions::default())
             .await
             .unwrap();
-        engine.init_org(&OrgFile::parse(ORG).unwrap(), "init").await.unwrap();
+        engine
+            .init_org(&gridcase_engine::domain::ActorId::System, &OrgFile::parse(ORG).unwrap())
+            .await
+            .unwrap();
         let store = KeyStore::load(dir.path().join("api_keys.toml")).unwrap();
         let mut keys = HashMap::new();
         for a in ACTORS {

@@ -72,7 +72,7 @@ impl Engine {
                 let keep = match r {
                     Ok(rec) => {
                         stream.as_deref().is_none_or(|s| rec.stream == s)
-                            && (types.is_empty() || types.iter().any(|t| *t == rec.event_type))
+                            && (types.is_empty() || types.contains(&rec.event_type))
                     }
                     Err(_) => true,
                 };

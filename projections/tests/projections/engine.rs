@@ -19,7 +19,8 @@ async fn histories(engine: &gridcase_engine::Engine) -> Vec<Vec<(Event, Recorded
     let mut out = Vec::new();
     for stream in engine.log().streams_with_prefix(CASE_STREAM_PREFIX).await.unwrap() {
         let id = stream.strip_prefix(CASE_STREAM_PREFIX).unwrap();
-        out.push(engine.history(id).await.unwrap());
+        let id = gridcase_engine::domain::CaseId::new(id).unwrap();
+        out.push(engine.history(&id).await.unwrap());
     }
     out
 }

@@ -14,12 +14,13 @@ use std::sync::Arc;
 
 use gridcase_engine::domain::event::OverdueKind;
 use gridcase_engine::domain::{
-    Case, DeadlinePolicy, Event, HopReason, Level, Priority, Satisfaction,
+    ActorId, Case, CaseId, DeadlinePolicy, Event, HopReason, Level, Priority, Satisfaction,
 };
+use gridcase_engine::engine::{CommandOptions, CommandResult};
 use gridcase_engine::log::{EventLog, RecordedEvent, SledLog, SledOptions, CODEC_POSTCARD};
 use gridcase_engine::org::{OrgFile, ORG_STREAM};
 use gridcase_engine::time::{Clock, ManualClock, Timestamp, DAY_MS, HOUR_MS};
-use gridcase_engine::{Engine, EngineOptions};
+use gridcase_engine::{Engine, EngineOptions, Error};
 use gridcase_projections::{Period, ProjectionSet};
 
 /// Monday 2026-03-02 00:00 at +08:00.
@@ -616,7 +617,7 @@ pub async fn engine(
         Arc::new(SledLog::open(dir, opts, Arc::new(clock.clone())).unwrap());
     let engine =
         Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default()).await.unwrap();
-    engine.init_org(&OrgFile::parse(ORG).unwrap(), "admin").await.unwrap();
+    engine.init_org(&ActorId::System, &OrgFile::parse(ORG).unwrap()).await.unwrap();
     (Arc::new(engine), clock, log)
 }
 
@@ -641,12 +642,23 @@ fn staff(unit: &str) -> &'static str {
     }
 }
 
+/// Runs `command` on case `id` as `actor`, both given in their stored form;
+/// an id that does not parse is an error like any other refused command.
+async fn execute_as(
+    engine: &Engine,
+    actor: &str,
+    id: &str,
+    command: gridcase_engine::domain::Command,
+) -> Result<CommandResult, Error> {
+    let actor: ActorId = actor.parse()?;
+    engine.execute(&actor, &CaseId::new(id)?, command, CommandOptions::default()).await
+}
+
 /// Drives the engine through `ops`: commands by the right actors (or
 /// sometimes the wrong ones), clock moves and deadline ticks. Refused
 /// commands are part of the game; any other error fails the test.
 pub async fn drive(engine: &Engine, clock: &ManualClock, ops: &[Op]) {
     use gridcase_engine::domain::{Channel, Command, RequestKind, Status, Submission};
-    use gridcase_engine::engine::CommandOptions;
     let grids = ["G1", "G2", "G3", "G4"];
     let cats = ["lighting", "sanitation", "noise"];
     let depts = ["D01", "D02", "D03"];
@@ -680,7 +692,11 @@ pub async fn drive(engine: &Engine, clock: &ManualClock, ops: &[Op]) {
             };
             let actor =
                 if by_worker { staff(grid).to_string() } else { format!("resident:r{}", pick % 4) };
-            match engine.submit(&actor, submission, CommandOptions::default()).await {
+            let submitted = match actor.parse::<ActorId>() {
+                Ok(actor) => engine.submit(&actor, submission, CommandOptions::default()).await,
+                Err(e) => Err(e),
+            };
+            match submitted {
                 Ok(r) => {
                     ids.push(r.case.id.clone());
                     Ok(())
@@ -690,7 +706,7 @@ pub async fn drive(engine: &Engine, clock: &ManualClock, ops: &[Op]) {
         } else {
             // Work mostly on recent cases, so that they get far in their lifecycle.
             let id = ids[ids.len() - 1 - p % ids.len().min(4)].clone();
-            let case = engine.case(&id).await.unwrap();
+            let case = engine.case(&CaseId::new(id.as_str()).unwrap()).await.unwrap();
             let holder = case
                 .holders
                 .iter()
@@ -766,26 +782,24 @@ pub async fn drive(engine: &Engine, clock: &ManualClock, ops: &[Op]) {
                 17 => (Command::Supervise { note: "hurry".into() }, "sup".into()),
                 18 => {
                     let until = case.resolution_due.plus_ms(3 * DAY_MS);
-                    let r = engine
-                        .execute(
-                            &id,
-                            Command::RequestExtension { until, reason: "works".into() },
-                            staff(&holder),
-                            CommandOptions::default(),
-                        )
-                        .await;
+                    let r = execute_as(
+                        engine,
+                        staff(&holder),
+                        &id,
+                        Command::RequestExtension { until, reason: "works".into() },
+                    )
+                    .await;
                     if r.is_ok() {
                         let approver =
                             if holder == case.community { staff(&case.street) } else { "sup" };
                         let approve = pick % 3 != 0;
-                        let _ = engine
-                            .execute(
-                                &id,
-                                Command::DecideExtension { approve, reason: "no".into() },
-                                approver,
-                                CommandOptions::default(),
-                            )
-                            .await;
+                        let _ = execute_as(
+                            engine,
+                            approver,
+                            &id,
+                            Command::DecideExtension { approve, reason: "no".into() },
+                        )
+                        .await;
                     }
                     (Command::Supervise { note: "hurry".into() }, "sup".into())
                 }
@@ -794,7 +808,7 @@ pub async fn drive(engine: &Engine, clock: &ManualClock, ops: &[Op]) {
             if matches!(command, Command::CheckDeadlines) {
                 engine.tick(clock.now()).await.map(|_| ())
             } else {
-                engine.execute(&id, command, &actor, CommandOptions::default()).await.map(|_| ())
+                execute_as(engine, &actor, &id, command).await.map(|_| ())
             }
         };
         match result {
