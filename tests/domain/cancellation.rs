@@ -6,7 +6,6 @@
 
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use gridcase::engine::domain::{Command, Status};
@@ -34,7 +33,7 @@ async fn settle(h: &TestEngine) {
 async fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> bool {
     let mut fut = pin!(fut);
     for _ in 0..polls {
-        if let Poll::Ready(_) = futures::poll!(fut.as_mut()) {
+        if futures::poll!(fut.as_mut()).is_ready() {
             return true;
         }
         tokio::task::yield_now().await;
