@@ -26,18 +26,21 @@ pub fn case_key(rec: &gridcase_engine::log::RecordedEvent) -> Option<CaseKey> {
     case_id(&rec.stream).map(CaseKey::new)
 }
 
-/// A case id as a map key that compares in one machine instruction.
+/// A case id as a map key that compares in two machine instructions.
 ///
 /// Per-case maps are searched on every event, and comparing `String`s
-/// there was a fifth of the fold's time. The first 16 bytes are kept as a
-/// big-endian integer (zero-padded) and the rest as bytes; since stream
-/// names hold no NUL byte, ordering by (head, tail) is exactly the
+/// there was a fifth of the fold's time. The first 16 bytes are kept as two
+/// big-endian integers (zero-padded) and the rest as bytes; since stream
+/// names hold no NUL byte, ordering by (hi, lo, tail) is exactly the
 /// byte-wise order of the ids, and the key serialises as the id itself, so
 /// the state's bytes are what a `BTreeMap<String, _>` would give. Ids of
-/// up to 16 bytes (the engine's are 9) need no heap allocation.
+/// up to 16 bytes (the engine's are 9) need no heap allocation, and the
+/// key is 32 bytes with 8-byte alignment (a `u128` would pad every map
+/// entry holding one to 16).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CaseKey {
-    head: u128,
+    hi: u64,
+    lo: u64,
     tail: Box<[u8]>,
 }
 
@@ -48,12 +51,21 @@ impl CaseKey {
         let n = bytes.len().min(16);
         let mut head = [0u8; 16];
         head[..n].copy_from_slice(&bytes[..n]);
-        CaseKey { head: u128::from_be_bytes(head), tail: bytes[n..].into() }
+        let (hi, lo) = head.split_at(8);
+        let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+        CaseKey { hi: word(hi), lo: word(lo), tail: bytes[n..].into() }
+    }
+
+    /// Heap bytes of the part of the id past 16 bytes (0 for shorter ids).
+    pub fn tail_len(&self) -> usize {
+        self.tail.len()
     }
 
     /// The case id.
     pub fn id(&self) -> String {
-        let head = self.head.to_be_bytes();
+        let mut head = [0u8; 16];
+        head[..8].copy_from_slice(&self.hi.to_be_bytes());
+        head[8..].copy_from_slice(&self.lo.to_be_bytes());
         let n = head.iter().position(|b| *b == 0).unwrap_or(16);
         let mut bytes = head[..n].to_vec();
         bytes.extend_from_slice(&self.tail);
@@ -92,10 +104,6 @@ impl Hasher for FxHasher {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(SEED);
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.write_u64(n as u64);
-        self.write_u64((n >> 64) as u64);
     }
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
@@ -158,11 +166,6 @@ impl<V> CaseMap<V> {
     }
     pub(crate) fn remove(&mut self, key: &CaseKey) -> Option<V> {
         self.0.remove(key)
-    }
-    /// Bytes the table itself takes (entries and control bytes, not what
-    /// the values point to).
-    pub(crate) fn table_bytes(&self) -> usize {
-        self.0.capacity() * (std::mem::size_of::<(CaseKey, V)>() + 1)
     }
 }
 

@@ -13,21 +13,25 @@
 //! holders as one interned list, the texts (description, location, last
 //! note, the case it was merged into) in one allocation, and the record
 //! sits in one vector sorted by submission time, found by id through a
-//! hash table of positions. About 230 bytes a case plus its texts (the
-//! projections test `the_listing_is_small` measures it).
+//! hash table of positions into it (5 bytes a case: the id is only in the
+//! record). 128 bytes a case plus its texts; the projections test
+//! `the_listing_is_small` counts it.
 //!
 //! A case the set has evicted (closed and past its reopen window) and that
 //! changes anyway (a reopen after the policy lengthened the window) keeps
 //! its listed state: without the folded case there is nothing to copy.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault};
+
+use hashbrown::HashTable;
 
 use gridcase_engine::domain::{Case, Channel, Event, Level, Priority, RequestKind, Status};
 use gridcase_engine::log::RecordedEvent;
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::casemap::{case_key, CaseKey, CaseMap};
+use crate::casemap::{case_key, CaseKey, FxHasher};
 use crate::projection::Projection;
 
 /// An interned code: an index into [`Names`].
@@ -204,6 +208,61 @@ fn updated(case: &Case) -> Timestamp {
     case.closed_at.filter(|_| case.status.is_final()).unwrap_or(case.updated_at)
 }
 
+/// The positions in `records`, hashed by the ids of the records they point
+/// at: the ids are not stored twice. Every entry is a distinct position,
+/// so an entry is found by its key's hash and its position when records
+/// move.
+#[derive(Clone, Default)]
+struct Slots(HashTable<u32>);
+
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Slots({})", self.0.len())
+    }
+}
+
+/// Derived from `records`: equal whenever the records are.
+impl PartialEq for Slots {
+    fn eq(&self, _: &Slots) -> bool {
+        true
+    }
+}
+
+impl Eq for Slots {}
+
+fn hash(key: &CaseKey) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(key)
+}
+
+impl Slots {
+    /// The position of `key`'s record.
+    fn find(&self, records: &[Listed], key: &CaseKey) -> Option<u32> {
+        self.0.find(hash(key), |s| records.get(*s as usize).is_some_and(|r| &r.key == key)).copied()
+    }
+
+    /// Adds `key` at `slot`; `records` must already hold every record the
+    /// table points at (a growing table rehashes them).
+    fn insert(&mut self, records: &[Listed], key: &CaseKey, slot: u32) {
+        self.0.insert_unique(hash(key), slot, |s| {
+            records.get(*s as usize).map_or(0, |r| hash(&r.key))
+        });
+    }
+
+    /// `key`'s record moved from `from` to `to`.
+    fn moved(&mut self, key: &CaseKey, from: u32, to: u32) {
+        if let Some(s) = self.0.find_mut(hash(key), |s| *s == from) {
+            *s = to;
+        }
+    }
+
+    /// `key`'s record at `slot` is gone.
+    fn remove(&mut self, key: &CaseKey, slot: u32) {
+        if let Ok(e) = self.0.find_entry(hash(key), |s| *s == slot) {
+            e.remove();
+        }
+    }
+}
+
 /// The case listing (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "CasesWire")]
@@ -214,7 +273,7 @@ pub struct Cases {
     records: Vec<Listed>,
     /// Where each case is in `records`; rebuilt on load.
     #[serde(skip)]
-    slots: CaseMap<u32>,
+    slots: Slots,
 }
 
 /// What is serialised of [`Cases`]: everything but the id index.
@@ -227,9 +286,9 @@ struct CasesWire {
 
 impl From<CasesWire> for Cases {
     fn from(w: CasesWire) -> Cases {
-        let mut slots = CaseMap::default();
+        let mut slots = Slots::default();
         for (i, r) in w.records.iter().enumerate() {
-            slots.insert(r.key.clone(), i as u32);
+            slots.insert(&w.records, &r.key, i as u32);
         }
         Cases { names: w.names, lists: w.lists, records: w.records, slots }
     }
@@ -247,7 +306,7 @@ impl Projection for Cases {
     ) {
         let (Some(after), Some(key)) = (after, case_key(rec)) else { return };
         let note = note_of(event);
-        match (before, self.slots.get(&key).copied()) {
+        match (before, self.slots.find(&self.records, &key)) {
             (Some(_), Some(slot)) => self.update(slot as usize, after, note),
             // A new case (or, in a hand-written log, a stream submitted
             // again after the set forgot it: the new case replaces the old).
@@ -301,25 +360,26 @@ impl Cases {
         // one almost always goes last. Equal times are ordered by id.
         let at =
             self.records.partition_point(|x| (x.submitted_at, &x.key) <= (r.submitted_at, &r.key));
-        self.slots.insert(r.key.clone(), at as u32);
         self.records.insert(at, r);
-        self.renumber(at + 1);
+        // The records after it moved up by one (almost always none): last
+        // first, so that no two entries ever hold the same position.
+        for i in (at + 1..self.records.len()).rev() {
+            self.slots.moved(&self.records[i].key, i as u32 - 1, i as u32);
+        }
+        let key = self.records[at].key.clone();
+        self.slots.insert(&self.records, &key, at as u32);
     }
 
     fn remove(&mut self, slot: usize) {
-        if slot < self.records.len() {
-            let r = self.records.remove(slot);
-            self.slots.remove(&r.key);
-            self.renumber(slot);
+        if slot >= self.records.len() {
+            return;
         }
-    }
-
-    /// Points the ids of the records from `from` on at their new places.
-    fn renumber(&mut self, from: usize) {
-        for (i, r) in self.records.iter().enumerate().skip(from) {
-            if let Some(s) = self.slots.get_mut(&r.key) {
-                *s = i as u32;
-            }
+        let r = self.records.remove(slot);
+        self.slots.remove(&r.key, slot as u32);
+        // The records after it moved down by one: first first, for the
+        // same reason as in `insert`.
+        for i in slot..self.records.len() {
+            self.slots.moved(&self.records[i].key, i as u32 + 1, i as u32);
         }
     }
 
@@ -364,7 +424,7 @@ impl Cases {
 
     /// A case by id.
     pub fn get(&self, id: &str) -> Option<ListedCase<'_>> {
-        let slot = *self.slots.get(&CaseKey::new(id))?;
+        let slot = self.slots.find(&self.records, &CaseKey::new(id))?;
         self.records.get(slot as usize).map(|r| self.view(r))
     }
 
@@ -380,15 +440,19 @@ impl Cases {
         self.records[start..end].iter().map(move |r| self.view(r))
     }
 
-    /// Bytes this listing holds on the heap, counted from its capacities:
-    /// the records, their texts, the id table and the interned codes (the
-    /// allocator's own overhead per allocation is not included).
+    /// Bytes this listing holds on the heap: the records, their texts and
+    /// ids longer than 16 bytes, the id table and the interned codes (the
+    /// allocator's own overhead per allocation is not included). The
+    /// records vector counts by length: its spare capacity, up to as much
+    /// again after a doubling, is address space the process has not
+    /// touched yet rather than memory it holds.
     pub fn heap_bytes(&self) -> usize {
-        let records = self.records.capacity() * std::mem::size_of::<Listed>();
-        let texts: usize = self.records.iter().map(|r| r.texts.len()).sum();
-        let names: usize = self.names.list.iter().map(|n| 2 * (n.len() + 24)).sum();
-        let lists: usize = self.lists.list.iter().map(|l| 2 * (4 * l.len() + 24)).sum();
-        records + texts + self.slots.table_bytes() + names + lists
+        let records = self.records.len() * std::mem::size_of::<Listed>();
+        let texts: usize = self.records.iter().map(|r| r.texts.len() + r.key.tail_len()).sum();
+        let names: usize = self.names.list.iter().map(|n| 2 * n.len() + 40).sum();
+        let lists: usize = self.lists.list.iter().map(|l| 8 * l.len() + 40).sum();
+        let slots = self.slots.0.capacity() * (std::mem::size_of::<u32>() + 1);
+        records + texts + slots + names + lists
     }
 }
 
@@ -505,5 +569,87 @@ impl<'a> ListedCase<'a> {
         !self.r.status.is_final()
             && self.r.status != Status::Resolved
             && now > self.r.resolution_due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use gridcase_engine::log::CODEC_POSTCARD;
+
+    use super::*;
+
+    fn submitted(id: &str, t: i64) -> (RecordedEvent, Event, Case) {
+        let event = Event::CaseSubmitted {
+            case_id: id.into(),
+            channel: Channel::App,
+            kind: RequestKind::Help,
+            category: "lighting".into(),
+            priority: Priority::Normal,
+            description: format!("problem {id}"),
+            location: "G1".into(),
+            grid: "G1".into(),
+            micro_grid: None,
+            community: "C1".into(),
+            street: "S1".into(),
+            contact: None,
+            found_on_patrol: false,
+            response_due: Timestamp(t + 1),
+            resolution_due: Timestamp(t + 2),
+            hold_until: Timestamp(t + 1),
+        };
+        let data = event.to_data();
+        let rec = RecordedEvent {
+            position: 1,
+            stream: format!("case-{id}"),
+            version: 1,
+            event_type: data.event_type,
+            schema_version: data.schema_version,
+            recorded_at: Timestamp(t),
+            actor: "r".into(),
+            correlation_id: None,
+            causation_id: None,
+            idempotency: None,
+            payload_codec: CODEC_POSTCARD,
+            payload: data.payload,
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        };
+        let case = Case::start(&event, "r", Timestamp(t)).unwrap();
+        (rec, event, case)
+    }
+
+    fn ids(c: &Cases) -> Vec<String> {
+        c.submitted_between(Timestamp(0), Timestamp(100)).map(|l| l.id()).collect()
+    }
+
+    /// Records out of order (equal times, ids descending; an earlier time
+    /// last) land in (time, id) order and every id still finds its record;
+    /// a stream submitted again replaces its case, and a reload rebuilds
+    /// the id table.
+    #[test]
+    fn out_of_order_inserts_and_replacements_keep_the_index() {
+        let mut c = Cases::default();
+        for (id, t) in [("c9", 10), ("c5", 10), ("c7", 10), ("c1", 20), ("c0", 5), ("c3", 10)] {
+            let (rec, ev, case) = submitted(id, t);
+            c.apply(&rec, &ev, None, Some(&case));
+        }
+        assert_eq!(ids(&c), ["c0", "c3", "c5", "c7", "c9", "c1"]);
+        for id in ["c0", "c1", "c3", "c5", "c7", "c9"] {
+            assert_eq!(c.get(id).unwrap().id(), id);
+        }
+        let (rec, ev, case) = submitted("c3", 30);
+        c.apply(&rec, &ev, None, Some(&case));
+        assert_eq!(ids(&c), ["c0", "c5", "c7", "c9", "c1", "c3"]);
+        assert_eq!(c.get("c3").unwrap().submitted_at(), Timestamp(30));
+        assert!(c.get("c4").is_none());
+        let back: Cases = postcard::from_bytes(&postcard::to_allocvec(&c).unwrap()).unwrap();
+        for id in ["c0", "c1", "c3", "c5", "c7", "c9"] {
+            assert_eq!(back.get(id).unwrap().description(), format!("problem {id}"));
+        }
+        let newest: Vec<String> =
+            c.submitted_between(Timestamp(10), Timestamp(20)).rev().map(|l| l.id()).collect();
+        assert_eq!(newest, ["c1", "c9", "c7", "c5"]);
     }
 }
