@@ -35,6 +35,7 @@ fn fold(history: &[(Event, RecordedEvent)]) -> Option<Case> {
 fn last_note(history: &[(Event, RecordedEvent)]) -> Option<String> {
     history
         .iter()
+        .rev()
         .filter_map(|(e, _)| match e {
             Event::CaseRejected { reason }
             | Event::CaseWithdrawn { reason }
@@ -49,8 +50,7 @@ fn last_note(history: &[(Event, RecordedEvent)]) -> Option<String> {
             _ => None,
         })
         .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-        .last()
+        .find(|n| !n.is_empty())
 }
 
 /// Checks the set (applied up to `at`) against folding each case's
