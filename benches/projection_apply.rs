@@ -18,11 +18,14 @@
 //! memory, records and decoded events, for the timed runs.
 //!
 //! Groups (times are per event for `apply*`):
-//! - `apply/decoded`: `ProjectionSet::apply_decoded`, the registry and all
-//!   four projections, on already decoded events: the fold alone;
+//! - `apply/decoded`: `ProjectionSet::apply_decoded`, the registry, the one
+//!   per-case fold (`Case::apply`, retention) and all five projections, on
+//!   already decoded events: the fold alone;
 //! - `apply/record`: `ProjectionSet::apply_record`, adding the chain check
 //!   and the payload decode: what the runner does per record it reads;
-//! - `apply_one/{backlog,rates,chains,overdue}`: each projection alone;
+//! - `apply_one/{backlog,rates,chains,overdue,cases}`: each projection
+//!   alone, handed the case states before and after each event (computed
+//!   outside the timing by folding the window with `Case::apply`);
 //! - `state/{digests,to_bytes,from_bytes}`: the per-projection and combined
 //!   digests of the warm state, and encoding and decoding it as a snapshot.
 //!
@@ -41,13 +44,13 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use gridcase_engine::domain::Event;
+use gridcase_engine::domain::{Case, Event};
 use gridcase_engine::log::{
     decode_record, encode_record, Envelope, Hash, RecordedEvent, CODEC_POSTCARD, GENESIS_HASH,
 };
 use gridcase_engine::org::ORG_STREAM;
 use gridcase_engine::time::DAY_MS;
-use gridcase_projections::{Config, Projection, ProjectionSet};
+use gridcase_projections::{case_id, Config, Projection, ProjectionSet};
 
 #[path = "support/district.rs"]
 mod district;
@@ -226,19 +229,45 @@ fn fixture() -> Fixture {
     let days =
         (window[WINDOW - 1].0.recorded_at.0 - window[0].0.recorded_at.0) as f64 / DAY_MS as f64;
     println!(
-        "setup {:.1?}: warm state after {} events ({warm_days} days, {} cases); tracked cases: \
-         backlog {} rates {} chains {} overdue {}; rate rows {}",
+        "setup {:.1?}: warm state after {} events ({warm_days} days, {} cases); tracked cases {}; \
+         rate rows {}; listed cases {} ({:.0} B each)",
         began.elapsed(),
         warm.position(),
         log.cases,
-        warm.backlog().tracked_cases(),
-        warm.rates().tracked_cases(),
-        warm.chains().tracked_cases(),
-        warm.overdue().tracked_cases(),
+        warm.tracked_cases(),
         warm.rates().rows(),
+        warm.cases().len(),
+        warm.cases().heap_bytes() as f64 / warm.cases().len().max(1) as f64,
     );
     println!("timed window: {WINDOW} events over {days:.1} days; mix {mix:?}");
     Fixture { warm, window }
+}
+
+/// The case states before and after each event of the window, as the set
+/// hands them to its projections, folded from the warm set's live cases.
+type Change = (Option<Case>, Option<Case>);
+
+fn changes(warm: &ProjectionSet, window: &[(RecordedEvent, Event)]) -> Vec<Change> {
+    let mut live: HashMap<String, Case> = HashMap::new();
+    window
+        .iter()
+        .map(|(rec, event)| {
+            let Some(id) = case_id(&rec.stream) else { return (None, None) };
+            let before = live.get(id).cloned().or_else(|| warm.case(id).cloned());
+            let after = match &before {
+                Some(b) => {
+                    let mut a = b.clone();
+                    a.apply(event, rec.recorded_at);
+                    Some(a)
+                }
+                None => Case::start(event, &rec.actor, rec.recorded_at),
+            };
+            if let Some(a) = &after {
+                live.insert(id.to_string(), a.clone());
+            }
+            (before, after)
+        })
+        .collect()
 }
 
 /// Times `apply` over the window from a copy of `warm`, continuing across
@@ -249,7 +278,7 @@ fn bench_fold<S: Clone>(
     name: &str,
     warm: &S,
     window: &[(RecordedEvent, Event)],
-    apply: impl Fn(&mut S, &RecordedEvent, &Event),
+    apply: impl Fn(&mut S, usize),
 ) {
     let mut state = warm.clone();
     let mut next = 0;
@@ -264,8 +293,8 @@ fn bench_fold<S: Clone>(
                 }
                 let n = left.min(window.len() - next);
                 let start = Instant::now();
-                for (rec, event) in &window[next..next + n] {
-                    apply(&mut state, rec, event);
+                for i in next..next + n {
+                    apply(&mut state, i);
                 }
                 total += start.elapsed();
                 next += n;
@@ -280,20 +309,29 @@ fn bench_fold<S: Clone>(
 fn benches(c: &mut Criterion) {
     let Fixture { warm, window } = fixture();
 
+    let w = &window;
     let mut g = c.benchmark_group("apply");
     g.throughput(Throughput::Elements(1));
-    bench_fold(&mut g, "decoded", &warm, &window, |s, rec, event| s.apply_decoded(rec, event));
-    bench_fold(&mut g, "record", &warm, &window, |s, rec, _| {
-        s.apply_record(rec).expect("window records follow the warm state")
+    bench_fold(&mut g, "decoded", &warm, w, |s, i| s.apply_decoded(&w[i].0, &w[i].1));
+    bench_fold(&mut g, "record", &warm, w, |s, i| {
+        s.apply_record(&w[i].0).expect("window records follow the warm state")
     });
     g.finish();
 
+    // Each projection alone, on the states the set would hand it. Evictions
+    // are left out (the window is shorter than the reopen window, and an
+    // excluded case's record is dropped by the set, not the projection).
+    let ch = changes(&warm, w);
+    fn one<P: Projection>(p: &mut P, w: &[(RecordedEvent, Event)], ch: &[Change], i: usize) {
+        p.apply(&w[i].0, &w[i].1, ch[i].0.as_ref(), ch[i].1.as_ref());
+    }
     let mut g = c.benchmark_group("apply_one");
     g.throughput(Throughput::Elements(1));
-    bench_fold(&mut g, "backlog", warm.backlog(), &window, |p, rec, e| p.apply(rec, e));
-    bench_fold(&mut g, "rates", warm.rates(), &window, |p, rec, e| p.apply(rec, e));
-    bench_fold(&mut g, "chains", warm.chains(), &window, |p, rec, e| p.apply(rec, e));
-    bench_fold(&mut g, "overdue", warm.overdue(), &window, |p, rec, e| p.apply(rec, e));
+    bench_fold(&mut g, "backlog", warm.backlog(), w, |p, i| one(p, w, &ch, i));
+    bench_fold(&mut g, "rates", warm.rates(), w, |p, i| one(p, w, &ch, i));
+    bench_fold(&mut g, "chains", warm.chains(), w, |p, i| one(p, w, &ch, i));
+    bench_fold(&mut g, "overdue", warm.overdue(), w, |p, i| one(p, w, &ch, i));
+    bench_fold(&mut g, "cases", warm.cases(), w, |p, i| one(p, w, &ch, i));
     g.finish();
 
     let bytes = warm.to_bytes().expect("encode the warm state");

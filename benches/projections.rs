@@ -17,8 +17,9 @@
 //! 4. the library's `rebuild` (read/decode and fold pipelined on two tasks),
 //!    with peak memory (VmHWM, reset before the pass);
 //!
-//! plus BLAKE3 alone over a sample of canonical record bytes, the digest
-//! and the saved state's size.
+//! "Apply" is the set's one per-case fold (`Case::apply`, retention) and
+//! every projection, the case listing included. Then BLAKE3 alone over a
+//! sample of canonical record bytes, the digest and the saved state's size.
 //!
 //! Run: `cargo bench --bench projections` (10 million events), or
 //! `GRIDCASE_BENCH_EVENTS=200000 cargo bench --bench projections` for a
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gridcase_engine::domain::event::OverdueKind;
-use gridcase_engine::domain::{Event, HopReason, Level, Satisfaction};
+use gridcase_engine::domain::{Case, Event, HopReason, Level, Satisfaction};
 use gridcase_engine::log::{
     encode_record, AppendRequest, ChainVerifier, Durability, Envelope, EventLog, ExpectedVersion,
     SledLog, SledOptions, StreamId, CODEC_POSTCARD,
@@ -42,6 +43,7 @@ use gridcase_engine::log::{
 use gridcase_engine::org::ORG_STREAM;
 use gridcase_engine::time::{ManualClock, Timestamp, DAY_MS, HOUR_MS};
 use gridcase_projections::backlog::Backlog;
+use gridcase_projections::cases::Cases;
 use gridcase_projections::chains::Chains;
 use gridcase_projections::overdue::Overdue;
 use gridcase_projections::rates::Rates;
@@ -418,24 +420,50 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
         .map(|r| Event::from_recorded(r).map(|e| (r.clone(), e)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.0)?;
+    // The case states before and after each event, as the set hands them
+    // to its projections (without evictions: the sample is the log's start).
+    let mut live: std::collections::HashMap<String, Case> = std::collections::HashMap::new();
+    let changes: Vec<(Option<Case>, Option<Case>)> = decoded
+        .iter()
+        .map(|(rec, ev)| {
+            let Some(id) = gridcase_projections::case_id(&rec.stream) else { return (None, None) };
+            let before = live.get(id).cloned();
+            let after = match &before {
+                Some(b) => {
+                    let mut a = b.clone();
+                    a.apply(ev, rec.recorded_at);
+                    Some(a)
+                }
+                None => Case::start(ev, &rec.actor, rec.recorded_at),
+            };
+            if let Some(a) = &after {
+                live.insert(id.to_string(), a.clone());
+            }
+            (before, after)
+        })
+        .collect();
+    drop(live);
     fn alone<P: Projection + Default>(
         decoded: &[(gridcase_engine::log::RecordedEvent, Event)],
+        changes: &[(Option<Case>, Option<Case>)],
     ) -> Duration {
         let mut p = P::default();
         let t = Instant::now();
-        for (rec, ev) in decoded {
-            p.apply(rec, ev);
+        for ((rec, ev), (before, after)) in decoded.iter().zip(changes) {
+            p.apply(rec, ev, before.as_ref(), after.as_ref());
         }
         let d = t.elapsed();
         std::hint::black_box(&p);
         d
     }
     let n = decoded.len() as u64;
-    println!("  apply alone, {n} events in memory:");
-    println!("    backlog {}", rate(n, alone::<Backlog>(&decoded)));
-    println!("    rates   {}", rate(n, alone::<Rates>(&decoded)));
-    println!("    chains  {}", rate(n, alone::<Chains>(&decoded)));
-    println!("    overdue {}", rate(n, alone::<Overdue>(&decoded)));
+    println!("  apply alone, {n} events in memory (given the case before and after):");
+    println!("    backlog {}", rate(n, alone::<Backlog>(&decoded, &changes)));
+    println!("    rates   {}", rate(n, alone::<Rates>(&decoded, &changes)));
+    println!("    chains  {}", rate(n, alone::<Chains>(&decoded, &changes)));
+    println!("    overdue {}", rate(n, alone::<Overdue>(&decoded, &changes)));
+    println!("    cases   {}", rate(n, alone::<Cases>(&decoded, &changes)));
+    drop(changes);
     let mut all = ProjectionSet::new(config);
     let t = Instant::now();
     for (rec, ev) in &decoded {
@@ -489,12 +517,12 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
     let saved = store.save(&set)?;
     println!("state saved in {:.2?}: {:.1} MB", t.elapsed(), saved as f64 / 1e6);
     println!(
-        "tracked cases: backlog {} rates {} chains {} overdue {}; rate rows {}",
-        set.backlog().tracked_cases(),
-        set.rates().tracked_cases(),
-        set.chains().tracked_cases(),
-        set.overdue().tracked_cases(),
-        set.rates().rows()
+        "tracked cases {}; rate rows {}; listed cases {} ({:.0} B each, {:.1} MB)",
+        set.tracked_cases(),
+        set.rates().rows(),
+        set.cases().len(),
+        set.cases().heap_bytes() as f64 / set.cases().len().max(1) as f64,
+        set.cases().heap_bytes() as f64 / 1e6,
     );
     let month = set.rates().periods(gridcase_projections::PeriodKind::Month);
     if let Some(m) = month.get(month.len().saturating_sub(2)) {

@@ -664,11 +664,12 @@ pub struct StatsResponse {
     pub head_hash: String,
     /// Open cases known to the engine.
     pub open_cases: usize,
-    /// Cases in the Open311 index.
+    /// Cases in the Open311 listing (every case ever submitted).
     pub indexed_cases: usize,
     /// Position the projections have applied.
     pub projection_position: u64,
-    /// Position the Open311 index has applied.
+    /// Position the Open311 listing has applied (the projections' position:
+    /// the listing is one of them).
     pub index_position: u64,
     /// Registry size.
     pub registry: RegistryStats,

@@ -10,8 +10,9 @@
 //!
 //! Callers authenticate with API keys ([`keys`], [`auth`]); what an actor
 //! may do is decided by the engine's rules, never by the HTTP layer.
-//! [`server::Server`] runs it all together with deadline ticks, the live
-//! projection follower and the Open311 case index ([`index`]), and exposes
+//! [`server::Server`] runs it all together with deadline ticks and one
+//! live follower of the log, which feeds the projections and with them the
+//! case listing Open311 reads (`gridcase_projections::cases`), and exposes
 //! Prometheus metrics ([`metrics`]).
 //!
 //! **Architecture Invariant:** the API writes to the store only through
@@ -26,7 +27,6 @@ pub mod dto;
 mod error;
 pub mod events;
 pub mod extract;
-pub mod index;
 pub mod keys;
 pub mod metrics;
 pub mod native;

@@ -3,7 +3,8 @@
 //! A handful of families do not justify a metrics framework: request counts
 //! and latency histograms per (method, route template, status), the append
 //! latency of commands, live SSE clients, and the lags of the projections
-//! and the Open311 index (computed at scrape time from the log's head).
+//! and the Open311 listing (one of them; computed at scrape time from the
+//! log's head).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -55,7 +56,8 @@ pub struct Lags {
     pub projections: u64,
     /// Seconds since the oldest record the projections have not applied was recorded.
     pub projection_lag_seconds: f64,
-    /// The Open311 index's position.
+    /// The Open311 listing's position (the projections' since the listing
+    /// is one of them; kept as its own figure for existing dashboards).
     pub index: u64,
 }
 

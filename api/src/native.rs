@@ -111,8 +111,8 @@ pub(crate) async fn run(
     let events: Vec<EventView> =
         result.records.iter().zip(&result.events).map(|(r, e)| EventView::new(r, e, p)).collect();
     let case = result.case;
-    // Read-your-writes for Open311 listings, which are served from the index.
-    state.index.wait_for(outcome.last_position, state.options.write_visibility_wait).await;
+    // Read-your-writes for reports and Open311 listings, served from the projections.
+    state.wait_for_projections(outcome.last_position, state.options.write_visibility_wait).await;
     let reg = state.engine.registry();
     let body = CommandResponse {
         case: CaseView::new(&case, &reg, p),
@@ -777,9 +777,10 @@ pub async fn stats(
         head_position: head.position,
         head_hash: hex(&head.hash),
         open_cases: state.engine.open_case_ids().len(),
-        indexed_cases: state.index.len(),
+        indexed_cases: state.projections.read().unwrap_or_else(|p| p.into_inner()).cases().len(),
         projection_position: state.projection_position(),
-        index_position: state.index.position(),
+        // The Open311 listing is a projection: it is where they are.
+        index_position: state.projection_position(),
         registry: RegistryStats {
             units: reg.units.len(),
             staff: reg.staff.len(),

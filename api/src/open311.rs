@@ -30,8 +30,9 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use gridcase_engine::domain::CaseId;
-use gridcase_engine::domain::{Case, Command, Contact, Priority, RequestKind, Status, Submission};
+use gridcase_engine::domain::{
+    CaseId, Command, Contact, Priority, RequestKind, Status, Submission,
+};
 use gridcase_engine::org::{Registry, Role};
 use gridcase_engine::time::{Timestamp, DAY_MS};
 use serde::{Deserialize, Serialize};
@@ -41,9 +42,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{authenticate, Principal};
 use crate::error::ErrorInfo;
 use crate::extract::{read_body, QueryParams};
-use crate::index::Indexed;
 use crate::server::AppState;
 use crate::ApiError;
+use gridcase_projections::cases::ListedCase;
 
 /// The spec's largest page and default window.
 const MAX_RESULTS: usize = 1000;
@@ -568,14 +569,13 @@ fn is_closed(s: Status) -> bool {
     s.is_final() || s == Status::Resolved
 }
 
-fn status_notes(case: &Case, note: Option<&str>, reg: &Registry) -> String {
-    let holders = || {
-        case.holders.iter().map(|h| reg.name_of(&h.unit).to_string()).collect::<Vec<_>>().join(", ")
-    };
-    let base = match case.status {
-        Status::Submitted => format!("registered with {}", reg.name_of(&case.community)),
+fn status_notes(case: &ListedCase<'_>, reg: &Registry) -> String {
+    let holders =
+        || case.holders().map(|h| reg.name_of(h).to_string()).collect::<Vec<_>>().join(", ");
+    let base = match case.status() {
+        Status::Submitted => format!("registered with {}", reg.name_of(case.community())),
         Status::Assigned => {
-            format!("assigned to a grid worker of {}", reg.name_of(&case.community))
+            format!("assigned to a grid worker of {}", reg.name_of(case.community()))
         }
         Status::Escalated => format!("escalated to {}", holders()),
         Status::Dispatched => format!("dispatched to {}", holders()),
@@ -583,13 +583,13 @@ fn status_notes(case: &Case, note: Option<&str>, reg: &Registry) -> String {
         Status::Closed => "closed after the callback".to_string(),
         Status::Rejected => "rejected as invalid".to_string(),
         Status::Merged => {
-            format!("duplicate of {}", case.merged_into.as_deref().unwrap_or("another request"))
+            format!("duplicate of {}", case.merged_into().unwrap_or("another request"))
         }
         Status::Withdrawn => "withdrawn by the resident".to_string(),
     };
-    match note {
+    match case.note() {
         Some(n)
-            if !matches!(case.status, Status::Submitted | Status::Assigned | Status::Merged) =>
+            if !matches!(case.status(), Status::Submitted | Status::Assigned | Status::Merged) =>
         {
             format!("{base}: {n}")
         }
@@ -597,67 +597,60 @@ fn status_notes(case: &Case, note: Option<&str>, reg: &Registry) -> String {
     }
 }
 
-fn service_request(ix: &Indexed, reg: &Registry) -> ServiceRequest {
-    let case = &ix.case;
-    let closed = is_closed(case.status);
-    let agency = case
-        .holders
-        .iter()
-        .map(|h| reg.name_of(&h.unit).to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+/// A listed case as Open311 shows it; with `now`, also its
+/// `extended_attributes` (the notes need the history: [`add_notes`]).
+fn service_request(
+    case: &ListedCase<'_>,
+    reg: &Registry,
+    now: Option<Timestamp>,
+) -> ServiceRequest {
+    let closed = is_closed(case.status());
+    let agency = case.holders().map(|h| reg.name_of(h).to_string()).collect::<Vec<_>>().join(", ");
     ServiceRequest {
-        service_request_id: case.id.clone(),
+        service_request_id: case.id(),
         status: if closed { "closed" } else { "open" }.into(),
-        status_notes: Some(status_notes(case, ix.note.as_deref(), reg)),
+        status_notes: Some(status_notes(case, reg)),
         service_name: reg
             .categories
-            .get(&case.category)
+            .get(case.category())
             .map(|c| c.name.clone())
-            .unwrap_or_else(|| case.category.clone()),
-        service_code: case.category.clone(),
-        description: case.description.clone(),
+            .unwrap_or_else(|| case.category().to_string()),
+        service_code: case.category().to_string(),
+        description: case.description().to_string(),
         agency_responsible: (!agency.is_empty()).then_some(agency),
-        service_notice: (!closed).then(|| format!("to be resolved by {}", case.resolution_due)),
-        requested_datetime: case.submitted_at.to_rfc3339(),
-        updated_datetime: case
-            .closed_at
-            .filter(|_| case.status.is_final())
-            .unwrap_or(case.updated_at)
-            .to_rfc3339(),
-        expected_datetime: Some(case.resolution_due.to_rfc3339()),
-        address: case.location.clone(),
-        address_id: Some(case.micro_grid.clone().unwrap_or_else(|| case.grid.clone())),
+        service_notice: (!closed).then(|| format!("to be resolved by {}", case.resolution_due())),
+        requested_datetime: case.submitted_at().to_rfc3339(),
+        updated_datetime: case.updated_at().to_rfc3339(),
+        expected_datetime: Some(case.resolution_due().to_rfc3339()),
+        address: case.location().to_string(),
+        address_id: Some(case.micro_grid().unwrap_or(case.grid()).to_string()),
         zipcode: None,
         lat: None,
         long: None,
         media_url: None,
-        extended_attributes: None,
+        extended_attributes: now.map(|now| ExtendedAttributes {
+            gridcase_status: case.status().as_str().into(),
+            level: case.level().as_str().into(),
+            holders: case.holders().map(str::to_string).collect(),
+            kind: case.kind().as_str().into(),
+            priority: case.priority().as_str().into(),
+            channel: case.channel().as_str().into(),
+            grid: case.grid().to_string(),
+            community: case.community().to_string(),
+            street: case.street().to_string(),
+            overdue: case.is_overdue(now),
+            reopen_count: case.reopen_count(),
+            version: case.version(),
+        }),
         notes: None,
     }
 }
 
-async fn extend(
-    state: &AppState,
-    r: &mut ServiceRequest,
-    case: &Case,
-    now: Timestamp,
-) -> Result<(), ApiError> {
-    r.extended_attributes = Some(ExtendedAttributes {
-        gridcase_status: case.status.as_str().into(),
-        level: case.level.as_str().into(),
-        holders: case.holder_units(),
-        kind: case.kind.as_str().into(),
-        priority: case.priority.as_str().into(),
-        channel: case.channel.as_str().into(),
-        grid: case.grid.clone(),
-        community: case.community.clone(),
-        street: case.street.clone(),
-        overdue: case.is_overdue(now),
-        reopen_count: case.reopen_count,
-        version: case.version,
-    });
-    let history = state.engine.history(&CaseId::new(case.id.clone())?).await?;
+/// Adds the case history as `notes` (with `extensions=true`; `ended`: the
+/// case is closed, rejected, merged or withdrawn). Read from the log after
+/// the listing's lock is released.
+async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Result<(), ApiError> {
+    let history = state.engine.history(&CaseId::new(r.service_request_id.clone())?).await?;
     let reg = state.engine.registry();
     let entries = gridcase_projections::timeline::timeline(&history, &reg);
     let last = entries.len().saturating_sub(1);
@@ -669,7 +662,7 @@ async fn extend(
                 datetime: e.at.to_rfc3339(),
                 kind: if i == 0 {
                     "opened"
-                } else if i == last && case.status.is_final() {
+                } else if i == last && ended {
                     "closed"
                 } else {
                     "activity"
@@ -766,8 +759,12 @@ async fn list_requests(
     let page = parse_count("page", nonempty(&q.page), 1, 1_000_000)?;
     let page_size = parse_count("page_size", nonempty(&q.page_size), MAX_RESULTS, MAX_RESULTS)?;
     let ids = list(nonempty(&q.service_request_id));
-    let to_request = |ix: &Indexed| service_request(ix, &reg);
-    let mut found: Vec<ServiceRequest> = if !ids.is_empty() {
+    // Extended attributes are built with the rest under the listing's lock;
+    // the notes (the history) are read after it.
+    let ext_now = extensions.then_some(now);
+    let to_request =
+        |c: ListedCase<'_>| (service_request(&c, &reg, ext_now), c.status().is_final());
+    let mut found: Vec<(ServiceRequest, bool)> = if !ids.is_empty() {
         if ids.len() > MAX_RESULTS {
             return Err(ApiError::bad_request(
                 "invalid_query",
@@ -776,7 +773,8 @@ async fn list_requests(
         }
         let page_ids: Vec<&str> =
             ids.iter().copied().skip((page - 1) * page_size).take(page_size).collect();
-        state.index.map_ids(&page_ids, to_request)
+        let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
+        page_ids.iter().filter_map(|id| set.cases().get(id)).map(to_request).collect()
     } else {
         let codes = list(nonempty(&q.service_code));
         for c in &codes {
@@ -815,20 +813,27 @@ async fn list_requests(
         }
         let want_open = statuses.is_empty() || statuses.contains(&"open");
         let want_closed = statuses.is_empty() || statuses.contains(&"closed");
-        let keep = |ix: &Indexed| {
-            let closed = is_closed(ix.case.status);
+        let keep = |c: &ListedCase<'_>| {
+            let closed = is_closed(c.status());
             (if closed { want_closed } else { want_open })
-                && (codes.is_empty() || codes.contains(&ix.case.category.as_str()))
+                && (codes.is_empty() || codes.contains(&c.category()))
         };
-        state.index.range(from, to, (page - 1) * page_size, page_size, keep, to_request)
+        let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
+        set.cases()
+            .submitted_between(from, to)
+            .rev()
+            .filter(keep)
+            .skip((page - 1) * page_size)
+            .take(page_size)
+            .map(to_request)
+            .collect()
     };
     if extensions {
-        for r in &mut found {
-            if let Some(ix) = state.index.get(&r.service_request_id) {
-                extend(&state, r, &ix.case, now).await?;
-            }
+        for (r, ended) in &mut found {
+            add_notes(&state, r, *ended).await?;
         }
     }
+    let found: Vec<ServiceRequest> = found.into_iter().map(|(r, _)| r).collect();
     reply(format, StatusCode::OK, "service_requests", &found)
 }
 
@@ -874,14 +879,18 @@ pub async fn request(
     let (id, format) = split_format(&file)?;
     check_jurisdiction(&state, q.jurisdiction_id.as_deref())?;
     let extensions = parse_bool("extensions", nonempty(&q.extensions))?;
-    let ix = state
-        .index
-        .get(id)
-        .ok_or_else(|| ApiError::NotFound(format!("service_request_id {id:?} was not found")))?;
     let now = state.engine.clock().now();
-    let mut r = service_request(&ix, &state.engine.registry());
+    let reg = state.engine.registry();
+    let found = {
+        let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
+        set.cases()
+            .get(id)
+            .map(|c| (service_request(&c, &reg, extensions.then_some(now)), c.status().is_final()))
+    };
+    let (mut r, ended) = found
+        .ok_or_else(|| ApiError::NotFound(format!("service_request_id {id:?} was not found")))?;
     if extensions {
-        extend(&state, &mut r, &ix.case, now).await?;
+        add_notes(&state, &mut r, ended).await?;
     }
     reply(format, StatusCode::OK, "service_requests", &vec![r])
 }

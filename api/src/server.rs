@@ -1,6 +1,7 @@
 //! Assembling and running the server: shared state, the route table, the
-//! middleware stack, and the background work (deadline ticks, the live
-//! projection follower, the Open311 case index).
+//! middleware stack, and the background work (deadline ticks and the one
+//! live follower, which feeds the projections and the Open311 case listing
+//! alike).
 //!
 //! Middleware, outermost first: request id (set, then echoed in
 //! `X-Request-Id`), tracing span, metrics, error rendering, panic catching,
@@ -39,7 +40,6 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ErrorInfo;
-use crate::index::CaseIndex;
 use crate::keys::KeyStore;
 use crate::metrics::{Lags, Metrics};
 use crate::{events, native, open311, openapi, ApiError};
@@ -61,7 +61,8 @@ pub struct ServerOptions {
     pub projection_store: Option<PathBuf>,
     /// Projection configuration (the district's UTC offset).
     pub projection_config: gridcase_projections::Config,
-    /// How long a write waits for the Open311 index to show it (read-your-writes).
+    /// How long a write waits for the projections (and with them the Open311
+    /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
 }
 
@@ -86,12 +87,11 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     /// Accepted API keys.
     pub keys: Arc<KeyStore>,
-    /// The live projections.
+    /// The live projections, the Open311 case listing among them
+    /// (`ProjectionSet::cases`).
     pub projections: SharedProjections,
     /// The position the projection follower has applied.
     pub projection_position: watch::Receiver<Position>,
-    /// The Open311 case index.
-    pub index: Arc<CaseIndex>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Options.
@@ -121,6 +121,16 @@ impl AppState {
         *self.projection_position.borrow()
     }
 
+    /// Waits until the projections (and the Open311 listing, which is one of
+    /// them) have applied `position`, at most `timeout`; returns whether
+    /// they have. A command calls it so that its own write is visible to
+    /// the reads that follow (read-your-writes).
+    pub async fn wait_for_projections(&self, position: Position, timeout: Duration) -> bool {
+        let mut rx = self.projection_position.clone();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
     /// Head, projection and index positions and the projection lag in seconds.
     pub async fn lags(&self) -> Lags {
         let head = self.engine.log().head().position;
@@ -136,7 +146,8 @@ impl AppState {
                 }
             }
         }
-        Lags { head, projections, projection_lag_seconds: seconds, index: self.index.position() }
+        // The Open311 listing is a projection: it is where they are.
+        Lags { head, projections, projection_lag_seconds: seconds, index: projections }
     }
 }
 
@@ -449,9 +460,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Builds the read models (projections from their saved state or the
-    /// log, the Open311 index from the log), starts the deadline ticker and
-    /// serves on `listener` until [`Server::shutdown`].
+    /// Builds the read models (the projections, the Open311 listing among
+    /// them, from their saved state or the log), starts their one live
+    /// follower and the deadline ticker, and serves on `listener` until
+    /// [`Server::shutdown`].
     pub async fn start(
         engine: Arc<Engine>,
         keys: Arc<KeyStore>,
@@ -474,15 +486,9 @@ impl Server {
             gridcase_projections::FollowOptions { store, ..Default::default() },
         );
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let index = Arc::new(CaseIndex::default());
-        let mut tasks = vec![tokio::spawn(index.clone().follow(log.clone(), shutdown_rx.clone()))];
-        // Serve complete Open311 listings from the first request on.
-        let head = log.head().position;
-        if !index.wait_for(head, Duration::from_secs(600)).await {
-            return Err(ApiError::Setup(format!(
-                "the Open311 index did not reach the log head {head}"
-            )));
-        }
+        // The projections were caught up to the head above, so Open311
+        // listings are complete from the first request on.
+        let mut tasks = Vec::new();
         if let Some(every) = options.tick_interval {
             tasks.push(tokio::spawn(tick_loop(engine.clone(), every, shutdown_rx.clone())));
         }
@@ -491,7 +497,6 @@ impl Server {
             keys,
             projections: shared,
             projection_position: follower.watch(),
-            index,
             metrics: Arc::new(Metrics::default()),
             options,
             replay_gate: Semaphore::new(1),

@@ -2,27 +2,28 @@
 //! street and district, and how much was solved without leaving the grid.
 //!
 //! "Needs are collected in the grid, resources are pooled in the grid,
-//! problems are solved in the grid." The state keeps one small record per
-//! case that can still change (see `retention`) and a counter of resolved
-//! cases per grid; everything that depends on the time of the question
-//! (aging, overdue) is computed by [`Backlog::report`] from its `now`.
+//! problems are solved in the grid." The state is a counter of resolved
+//! cases per grid; the open cases themselves are the
+//! [`ProjectionSet`](crate::ProjectionSet)'s live cases, which
+//! [`Backlog::report`] reads together with everything that depends on the
+//! time of the question (aging, overdue) from its `now`.
 //!
 //! Definitions:
-//! - *open*: submitted, assigned, escalated or dispatched (being worked on);
-//!   resolved cases waiting for callback or closure are counted apart as
-//!   *awaiting callback*.
+//! - *open*: submitted, assigned, escalated or dispatched (being worked on,
+//!   [`Case::is_in_progress`]); resolved cases waiting for callback or
+//!   closure are counted apart as *awaiting callback*.
 //! - *age*: `now - submitted_at`, in buckets <1 day, 1–3, 3–7, 7–15, >15 days.
 //! - *overdue*: open with `resolution_due < now` (the deadline as extended
 //!   or as reset by a reopen).
-//! - *solved in the grid*: among resolved cases (resolved or closed, last
-//!   callback not "not solved"), those that never went above the community.
+//! - *solved in the grid*: among resolved cases ([`Case::resolved_now`]),
+//!   those that never went above the community.
 //!
 //! A case counts where it was submitted (its grid, and that grid's community
 //! and street at submission), even if the grid later moves.
 
 use std::collections::BTreeMap;
 
-use gridcase_engine::domain::{Event, Priority};
+use gridcase_engine::domain::{Case, Event, Priority, Status};
 use gridcase_engine::log::RecordedEvent;
 use gridcase_engine::org::{Registry, UnitKind};
 use gridcase_engine::time::{Timestamp, DAY_MS};
@@ -30,8 +31,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::casemap::CaseMap;
 use crate::projection::Projection;
-use crate::retention::Retention;
-use crate::track::{case_id, CaseKey, Track};
 
 /// Where a case was submitted.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -44,20 +43,20 @@ pub struct GridKey {
     pub grid: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct BacklogCase {
-    at: GridKey,
-    category: String,
-    priority: Priority,
-    track: Track,
+impl GridKey {
+    fn of(case: &Case) -> GridKey {
+        GridKey {
+            street: case.street.clone(),
+            community: case.community.clone(),
+            grid: case.grid.clone(),
+        }
+    }
 }
 
-impl BacklogCase {
-    /// (resolved, solved in the grid) as counted now.
-    fn solved(&self) -> (bool, bool) {
-        let resolved = self.track.resolved_now();
-        (resolved, resolved && !self.track.left_community)
-    }
+/// (resolved, solved in the grid) of a case as it stands.
+fn solved(case: &Case) -> (bool, bool) {
+    let resolved = case.resolved_now();
+    (resolved, resolved && !case.left_community)
 }
 
 /// Resolved cases of a grid and how many of them never left the community.
@@ -76,81 +75,42 @@ impl Solved {
     }
 }
 
+/// Counters by street, then community, then grid: the order of
+/// [`GridKey`], searched level by level with borrowed codes so that an
+/// update clones no string once the grid is known.
+type SolvedByGrid = BTreeMap<String, BTreeMap<String, BTreeMap<String, Solved>>>;
+
 /// The backlog projection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backlog {
-    cases: CaseMap<BacklogCase>,
-    solved: BTreeMap<GridKey, Solved>,
-    retention: Retention,
-    /// Case events for a case this projection does not know (evicted after its reopen window).
-    stray_events: u64,
+    solved: SolvedByGrid,
+}
+
+fn slot<'a, V: Default>(m: &'a mut BTreeMap<String, V>, code: &str) -> &'a mut V {
+    // Look up before cloning the key: almost every change hits a known unit.
+    if !m.contains_key(code) {
+        m.insert(code.to_string(), V::default());
+    }
+    match m.get_mut(code) {
+        Some(v) => v,
+        // Inserted just above.
+        None => unreachable!("the slot for {code} was just inserted"),
+    }
 }
 
 impl Projection for Backlog {
     const NAME: &'static str = "backlog";
 
-    fn apply(&mut self, rec: &RecordedEvent, event: &Event) {
-        for id in self.retention.expired(rec.recorded_at) {
-            self.cases.remove(&CaseKey::new(&id));
-        }
-        if let Event::PolicySet { policy } = event {
-            self.retention.set_policy(policy);
-            return;
-        }
-        let Some(id) = case_id(&rec.stream) else { return };
-        if let Event::CaseSubmitted {
-            grid,
-            community,
-            street,
-            category,
-            priority,
-            response_due,
-            resolution_due,
-            ..
-        } = event
-        {
-            self.cases.entry(CaseKey::new(id)).or_insert_with(|| BacklogCase {
-                at: GridKey {
-                    street: street.clone(),
-                    community: community.clone(),
-                    grid: grid.clone(),
-                },
-                category: category.clone(),
-                priority: *priority,
-                track: Track::start(rec.recorded_at, community, *response_due, *resolution_due),
-            });
-            return;
-        }
-        let key = CaseKey::new(id);
-        let Some(case) = self.cases.get_mut(&key) else {
-            self.stray_events += 1;
-            return;
-        };
-        let before = case.solved();
-        let closed_before = case.track.closed_at;
-        case.track.apply(event, rec.recorded_at, &case.at.street);
-        let after = case.solved();
-        if before != after {
-            // Look up before cloning the key: most changes hit a known grid.
-            if !self.solved.contains_key(&case.at) {
-                self.solved.insert(case.at.clone(), Solved::default());
-            }
-            if let Some(s) = self.solved.get_mut(&case.at) {
-                s.add(before, -1);
-                s.add(after, 1);
-            }
-        }
-        match event {
-            Event::CaseClosed { .. } => self.retention.closed(id, rec.recorded_at),
-            Event::CaseReopened { .. } => {
-                if let Some(at) = closed_before {
-                    self.retention.reopened(id, at);
-                }
-            }
-            _ => {}
-        }
-        if case.track.ended_for_good() {
-            self.cases.remove(&key);
+    fn apply(&mut self, _: &RecordedEvent, _: &Event, before: Option<&Case>, after: Option<&Case>) {
+        let Some(after) = after else { return };
+        // A new case is not resolved yet: nothing to count until it changes.
+        let was = before.map_or((false, false), solved);
+        let now = solved(after);
+        if was != now {
+            let s =
+                slot(slot(slot(&mut self.solved, &after.street), &after.community), &after.grid);
+            s.add(was, -1);
+            s.add(now, 1);
         }
     }
 }
@@ -262,29 +222,26 @@ pub struct BacklogReport {
 }
 
 impl Backlog {
-    /// Records kept (open cases and closed ones inside their reopen window).
-    pub fn tracked_cases(&self) -> usize {
-        self.cases.len()
-    }
-
-    /// Case events that arrived for a case no longer tracked.
-    pub fn stray_events(&self) -> u64 {
-        self.stray_events
-    }
-
-    /// The backlog at `now`, with unit names from `registry`.
-    pub fn report(&self, now: Timestamp, registry: &Registry) -> BacklogReport {
+    /// The backlog at `now` of the set's live cases `cases` (open ones and
+    /// closed ones inside their reopen window), with unit names from
+    /// `registry`.
+    pub fn report(
+        &self,
+        now: Timestamp,
+        registry: &Registry,
+        cases: &CaseMap<Case>,
+    ) -> BacklogReport {
         let mut grids: BTreeMap<GridKey, BacklogRow> = BTreeMap::new();
-        for case in self.cases.values() {
-            let t = &case.track;
-            if !t.in_progress() && t.status != gridcase_engine::domain::Status::Resolved {
+        for case in cases.values() {
+            let in_progress = case.is_in_progress();
+            if !in_progress && case.status != Status::Resolved {
                 continue;
             }
-            let row = grids.entry(case.at.clone()).or_default();
-            if t.in_progress() {
+            let row = grids.entry(GridKey::of(case)).or_default();
+            if in_progress {
                 row.open += 1;
-                row.aging.count(now.0 - t.submitted_at.0);
-                if t.resolution_due < now {
+                row.aging.count(now.0 - case.submitted_at.0);
+                if case.resolution_due < now {
                     row.overdue += 1;
                 }
                 *row.by_priority.entry(case.priority).or_default() += 1;
@@ -293,10 +250,19 @@ impl Backlog {
                 row.awaiting_callback += 1;
             }
         }
-        for (key, s) in &self.solved {
-            let row = grids.entry(key.clone()).or_default();
-            row.resolved += s.resolved;
-            row.solved_in_grid += s.in_grid;
+        for (street, communities) in &self.solved {
+            for (community, grids_solved) in communities {
+                for (grid, s) in grids_solved {
+                    let key = GridKey {
+                        street: street.clone(),
+                        community: community.clone(),
+                        grid: grid.clone(),
+                    };
+                    let row = grids.entry(key).or_default();
+                    row.resolved += s.resolved;
+                    row.solved_in_grid += s.in_grid;
+                }
+            }
         }
         // Grids of the registry with nothing to show still get a row, so a
         // quiet grid reads as zero rather than missing.

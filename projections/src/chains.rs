@@ -8,7 +8,8 @@
 //! or withdrawal (holder → ended). Each hop carries how long its from-unit
 //! held the case.
 //!
-//! The projection keeps the path of every case that can still change and,
+//! The projection keeps the path (shape and hops) of every case that can
+//! still change, beside the set's [`Case`], and,
 //! across all cases: counts by chain *shape* (`community`,
 //! `community→street`, `community→street→D01`, `…→D01+return→D02`,
 //! joint handling as `D01&D02`, `+reopen` marks), the time each level held
@@ -19,17 +20,15 @@
 
 use std::collections::BTreeMap;
 
-use gridcase_engine::domain::{Event, HopReason, Level, Status};
+use gridcase_engine::domain::{Case, Event, HopReason, Level, Status};
 use gridcase_engine::log::RecordedEvent;
 use gridcase_engine::org::{Registry, UnitKind};
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::casemap::CaseMap;
+use crate::casemap::{case_id, case_key, CaseKey, CaseMap};
 use crate::projection::Projection;
 use crate::rates::Rate;
-use crate::retention::Retention;
-use crate::track::{case_id, CaseKey, Track};
 
 /// Buckets of [`Histogram`]: one below a minute, then four per doubling up
 /// to 2^24 minutes (32 years).
@@ -145,7 +144,120 @@ pub struct Hop {
     pub held_ms: Option<i64>,
 }
 
-/// The path of one case.
+/// What the chains keep of a case beside the set's [`Case`]: the path so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPath {
+    /// The chain's shape, e.g. `community→street→D01+return→D02`.
+    pub shape: String,
+    /// Every hop, in order.
+    pub hops: Vec<Hop>,
+}
+
+impl ChainPath {
+    /// The path of a case that has just been submitted: held by its community.
+    pub fn start(case: &Case) -> ChainPath {
+        ChainPath {
+            shape: "community".into(),
+            hops: vec![Hop {
+                kind: HopKind::Submitted,
+                from: None,
+                to: Some(case.community.clone()),
+                reason: HopReason::Manual,
+                at: case.submitted_at,
+                held_ms: None,
+            }],
+        }
+    }
+
+    /// Adds the hops of `event`, given the case as it stood before it;
+    /// returns the holds it ended as (level, milliseconds).
+    pub fn step(&mut self, rec: &RecordedEvent, event: &Event, before: &Case) -> Vec<(Level, i64)> {
+        let at = rec.recorded_at;
+        let level = before.level;
+        // Only these events move holders; the others leave the path alone.
+        let moves = matches!(
+            event,
+            Event::CaseEscalated { .. }
+                | Event::CaseDispatched { .. }
+                | Event::CaseReturned { .. }
+                | Event::CaseResolved { .. }
+                | Event::CaseReopened { .. }
+                | Event::CaseRejected { .. }
+                | Event::CaseMerged { .. }
+                | Event::CaseWithdrawn { .. }
+        );
+        if !moves {
+            return Vec::new();
+        }
+        // How long a working holder has held the case, read in place (no copies).
+        let held = |unit: &str| -> Option<i64> {
+            before.working_holders().find(|h| h.unit == unit).map(|h| at.0 - h.since.0)
+        };
+        let mut ended: Vec<(Level, i64)> = Vec::new();
+        let hops = &mut self.hops;
+        let mut hop = |kind, from: Option<&str>, to: Option<&str>, reason, held_ms: Option<i64>| {
+            if let Some(ms) = held_ms {
+                ended.push((level, ms));
+            }
+            hops.push(Hop {
+                kind,
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
+                reason,
+                at,
+                held_ms,
+            })
+        };
+        match event {
+            Event::CaseEscalated { from, to, reason, .. } => {
+                hop(HopKind::Escalated, Some(from), Some(to), *reason, held(from));
+                self.shape.push_str("→street");
+            }
+            Event::CaseDispatched { from, departments, reason, .. } => {
+                let mut street_held = if level == Level::Street { held(from) } else { None };
+                for d in departments {
+                    hop(HopKind::Dispatched, Some(from), Some(d), *reason, street_held.take());
+                }
+                let joined = departments.join("&");
+                if level == Level::Department {
+                    self.shape.push('&');
+                } else {
+                    self.shape.push('→');
+                }
+                self.shape.push_str(&joined);
+            }
+            Event::CaseReturned { department, street_hold_until, .. } => {
+                let to = street_hold_until.map(|_| before.street.as_str());
+                hop(HopKind::Returned, Some(department), to, HopReason::Return, held(department));
+                self.shape.push_str("+return");
+            }
+            Event::CaseResolved { unit, .. } => {
+                hop(HopKind::Resolved, Some(unit), None, HopReason::Manual, held(unit));
+            }
+            Event::CaseReopened { holders, .. } => {
+                for h in holders {
+                    hop(HopKind::Reopened, None, Some(h), HopReason::Reopen, None);
+                }
+                self.shape.push_str("+reopen");
+            }
+            Event::CaseRejected { .. } | Event::CaseMerged { .. } | Event::CaseWithdrawn { .. } => {
+                for h in before.working_holders() {
+                    hop(
+                        HopKind::Ended,
+                        Some(&h.unit),
+                        None,
+                        HopReason::Manual,
+                        Some(at.0 - h.since.0),
+                    );
+                }
+            }
+            _ => {}
+        }
+        ended
+    }
+}
+
+/// The path of one case, with where it stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseChain {
     /// Case id.
@@ -160,152 +272,43 @@ pub struct CaseChain {
     pub shape: String,
     /// Every hop, in order.
     pub hops: Vec<Hop>,
-    track: Track,
+    /// Where the case stands.
+    pub status: Status,
+    /// The units working on it now ([`Case::working_holders`]), with the
+    /// time each got it.
+    pub holders: Vec<(String, Timestamp)>,
 }
 
 impl CaseChain {
-    /// The chain right after `CaseSubmitted`; `None` for any other event.
-    pub fn start(id: &str, rec: &RecordedEvent, event: &Event) -> Option<CaseChain> {
-        let Event::CaseSubmitted {
-            community, street, category, response_due, resolution_due, ..
-        } = event
-        else {
-            return None;
-        };
-        Some(CaseChain {
+    /// The chain of case `id` in state `case` with path `path`.
+    pub fn new(id: &str, case: &Case, path: &ChainPath) -> CaseChain {
+        CaseChain {
             case_id: id.to_string(),
-            category: category.clone(),
-            community: community.clone(),
-            street: street.clone(),
-            shape: "community".into(),
-            hops: vec![Hop {
-                kind: HopKind::Submitted,
-                from: None,
-                to: Some(community.clone()),
-                reason: HopReason::Manual,
-                at: rec.recorded_at,
-                held_ms: None,
-            }],
-            track: Track::start(rec.recorded_at, community, *response_due, *resolution_due),
-        })
-    }
-
-    /// Where the case stands.
-    pub fn status(&self) -> Status {
-        self.track.status
-    }
-
-    /// The units working on it now, with the time they got it.
-    pub fn holders(&self) -> Vec<(String, Timestamp)> {
-        self.track.active_holders().map(|h| (h.unit.clone(), h.since)).collect()
-    }
-
-    /// Folds a later event in; returns the holds it ended as (level, milliseconds).
-    pub fn apply(&mut self, rec: &RecordedEvent, event: &Event) -> Vec<(Level, i64)> {
-        let at = rec.recorded_at;
-        let level = self.track.level;
-        // Only these events move holders; the others skip the bookkeeping.
-        let moves = matches!(
-            event,
-            Event::CaseEscalated { .. }
-                | Event::CaseDispatched { .. }
-                | Event::CaseReturned { .. }
-                | Event::CaseResolved { .. }
-                | Event::CaseReopened { .. }
-                | Event::CaseRejected { .. }
-                | Event::CaseMerged { .. }
-                | Event::CaseWithdrawn { .. }
-        );
-        if !moves {
-            self.track.apply(event, at, &self.street);
-            return Vec::new();
+            category: case.category.clone(),
+            community: case.community.clone(),
+            street: case.street.clone(),
+            shape: path.shape.clone(),
+            hops: path.hops.clone(),
+            status: case.status,
+            holders: case.working_holders().map(|h| (h.unit.clone(), h.since)).collect(),
         }
-        // How long a working holder has held the case, read in place (no copies).
-        fn held(track: &Track, unit: &str, at: Timestamp) -> Option<i64> {
-            track.active_holders().find(|h| h.unit == unit).map(|h| at.0 - h.since.0)
-        }
-        let mut ended: Vec<(Level, i64)> = Vec::new();
-        let track = &self.track;
-        let mut hop = |kind, from: Option<&str>, to: Option<&str>, reason, held_ms: Option<i64>| {
-            if let Some(ms) = held_ms {
-                ended.push((level, ms));
-            }
-            self.hops.push(Hop {
-                kind,
-                from: from.map(str::to_string),
-                to: to.map(str::to_string),
-                reason,
-                at,
-                held_ms,
-            })
-        };
-        match event {
-            Event::CaseEscalated { from, to, reason, .. } => {
-                hop(HopKind::Escalated, Some(from), Some(to), *reason, held(track, from, at));
-                self.shape.push_str("→street");
-            }
-            Event::CaseDispatched { from, departments, reason, .. } => {
-                let mut street_held =
-                    if level == Level::Street { held(track, from, at) } else { None };
-                for d in departments {
-                    hop(HopKind::Dispatched, Some(from), Some(d), *reason, street_held.take());
-                }
-                let joined = departments.join("&");
-                if level == Level::Department {
-                    self.shape.push('&');
-                } else {
-                    self.shape.push('→');
-                }
-                self.shape.push_str(&joined);
-            }
-            Event::CaseReturned { department, street_hold_until, .. } => {
-                let to = street_hold_until.map(|_| self.street.as_str());
-                hop(
-                    HopKind::Returned,
-                    Some(department),
-                    to,
-                    HopReason::Return,
-                    held(track, department, at),
-                );
-                self.shape.push_str("+return");
-            }
-            Event::CaseResolved { unit, .. } => {
-                hop(HopKind::Resolved, Some(unit), None, HopReason::Manual, held(track, unit, at));
-            }
-            Event::CaseReopened { holders, .. } => {
-                for h in holders {
-                    hop(HopKind::Reopened, None, Some(h), HopReason::Reopen, None);
-                }
-                self.shape.push_str("+reopen");
-            }
-            Event::CaseRejected { .. } | Event::CaseMerged { .. } | Event::CaseWithdrawn { .. } => {
-                for h in track.active_holders() {
-                    hop(
-                        HopKind::Ended,
-                        Some(&h.unit),
-                        None,
-                        HopReason::Manual,
-                        Some(at.0 - h.since.0),
-                    );
-                }
-            }
-            _ => {}
-        }
-        self.track.apply(event, at, &self.street);
-        ended
     }
 }
 
 /// The path of one case from its events (as `Engine::history` returns them);
-/// `None` when the first event is not `CaseSubmitted`.
+/// `None` when the first event is not `CaseSubmitted`. It folds the case
+/// with `Case::apply` as it goes, since each hop needs the holders of the
+/// case before the event.
 pub fn chain_of(history: &[(Event, RecordedEvent)]) -> Option<CaseChain> {
     let (first_event, first) = history.first()?;
     let id = case_id(&first.stream).unwrap_or(&first.stream);
-    let mut chain = CaseChain::start(id, first, first_event)?;
+    let mut case = Case::start(first_event, &first.actor, first.recorded_at)?;
+    let mut path = ChainPath::start(&case);
     for (event, rec) in &history[1..] {
-        chain.apply(rec, event);
+        path.step(rec, event, &case);
+        case.apply(event, rec.recorded_at);
     }
-    Some(chain)
+    Some(CaseChain::new(id, &case, &path))
 }
 
 /// How often cases of a unit or category went up.
@@ -322,14 +325,13 @@ pub struct Escalations {
 /// The escalation-chain projection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chains {
-    cases: CaseMap<CaseChain>,
+    /// The path of every live case.
+    paths: CaseMap<ChainPath>,
     shapes: BTreeMap<String, u64>,
     levels: BTreeMap<Level, Histogram>,
     communities: BTreeMap<String, Escalations>,
     streets: BTreeMap<String, Escalations>,
     categories: BTreeMap<String, Escalations>,
-    retention: Retention,
-    stray_events: u64,
 }
 
 /// Escalation counters of a case's community, street and category.
@@ -340,7 +342,7 @@ struct Tallies<'a> {
 }
 
 impl Tallies<'_> {
-    fn bump(&mut self, chain: &CaseChain, f: impl Fn(&mut Escalations)) {
+    fn bump(&mut self, case: &Case, f: impl Fn(&mut Escalations)) {
         // Look up before cloning the key: almost every call hits a known unit.
         fn one(m: &mut BTreeMap<String, Escalations>, code: &str, f: &impl Fn(&mut Escalations)) {
             if let Some(e) = m.get_mut(code) {
@@ -350,9 +352,9 @@ impl Tallies<'_> {
             f(&mut e);
             m.insert(code.to_string(), e);
         }
-        one(self.communities, &chain.community, &f);
-        one(self.streets, &chain.street, &f);
-        one(self.categories, &chain.category, &f);
+        one(self.communities, &case.community, &f);
+        one(self.streets, &case.street, &f);
+        one(self.categories, &case.category, &f);
     }
 }
 
@@ -373,38 +375,33 @@ fn shape_count(shapes: &mut BTreeMap<String, u64>, shape: &str, sign: i64) {
 impl Projection for Chains {
     const NAME: &'static str = "chains";
 
-    fn apply(&mut self, rec: &RecordedEvent, event: &Event) {
-        for id in self.retention.expired(rec.recorded_at) {
-            self.cases.remove(&CaseKey::new(&id));
-        }
-        if let Event::PolicySet { policy } = event {
-            return self.retention.set_policy(policy);
-        }
-        let Some(id) = case_id(&rec.stream) else { return };
-        let key = CaseKey::new(id);
+    fn apply(
+        &mut self,
+        rec: &RecordedEvent,
+        event: &Event,
+        before: Option<&Case>,
+        after: Option<&Case>,
+    ) {
+        let (Some(after), Some(key)) = (after, case_key(rec)) else { return };
         let mut tallies = Tallies {
             communities: &mut self.communities,
             streets: &mut self.streets,
             categories: &mut self.categories,
         };
-        if matches!(event, Event::CaseSubmitted { .. }) {
-            if self.cases.contains_key(&key) {
+        let Some(before) = before else {
+            if self.paths.contains_key(&key) {
                 return;
             }
-            if let Some(chain) = CaseChain::start(id, rec, event) {
-                tallies.bump(&chain, |e| e.cases += 1);
-                shape_count(&mut self.shapes, &chain.shape, 1);
-                self.cases.insert(key, chain);
-            }
-            return;
-        }
-        let Some(chain) = self.cases.get_mut(&key) else {
-            self.stray_events += 1;
+            let path = ChainPath::start(after);
+            tallies.bump(after, |e| e.cases += 1);
+            shape_count(&mut self.shapes, &path.shape, 1);
+            self.paths.insert(key, path);
             return;
         };
-        let (was_up, was_dispatched) = (chain.track.left_community, chain.track.dispatched);
-        let closed_before = chain.track.closed_at;
-        let old_shape_len = chain.shape.len();
+        // The set and this projection evict together, so a case the set
+        // hands over is always here.
+        let Some(path) = self.paths.get_mut(&key) else { return };
+        let old_shape_len = path.shape.len();
         let old_shape = matches!(
             event,
             Event::CaseEscalated { .. }
@@ -412,33 +409,24 @@ impl Projection for Chains {
                 | Event::CaseReturned { .. }
                 | Event::CaseReopened { .. }
         )
-        .then(|| chain.shape.clone());
-        for (level, ms) in chain.apply(rec, event) {
+        .then(|| path.shape.clone());
+        for (level, ms) in path.step(rec, event, before) {
             self.levels.entry(level).or_default().record(ms);
         }
-        if let (Some(old), true) = (&old_shape, chain.shape.len() != old_shape_len) {
+        if let (Some(old), true) = (&old_shape, path.shape.len() != old_shape_len) {
             shape_count(&mut self.shapes, old, -1);
-            shape_count(&mut self.shapes, &chain.shape, 1);
+            shape_count(&mut self.shapes, &path.shape, 1);
         }
-        if !was_up && chain.track.left_community {
-            tallies.bump(chain, |e| e.to_street += 1);
+        if !before.left_community && after.left_community {
+            tallies.bump(after, |e| e.to_street += 1);
         }
-        if !was_dispatched && chain.track.dispatched {
-            tallies.bump(chain, |e| e.to_department += 1);
+        if !before.dispatched && after.dispatched {
+            tallies.bump(after, |e| e.to_department += 1);
         }
-        let ended = chain.track.ended_for_good();
-        match event {
-            Event::CaseClosed { .. } => self.retention.closed(id, rec.recorded_at),
-            Event::CaseReopened { .. } => {
-                if let Some(at) = closed_before {
-                    self.retention.reopened(id, at);
-                }
-            }
-            _ => {}
-        }
-        if ended {
-            self.cases.remove(&key);
-        }
+    }
+
+    fn evict(&mut self, case: &CaseKey) {
+        self.paths.remove(case);
     }
 }
 
@@ -494,19 +482,15 @@ pub struct ChainReport {
 }
 
 impl Chains {
-    /// The live path of a case that can still change (open, or closed inside its reopen window).
-    pub fn chain(&self, case_id: &str) -> Option<&CaseChain> {
-        self.cases.get(&CaseKey::new(case_id))
+    /// The path of a case that can still change (open, or closed inside its
+    /// reopen window); [`crate::ProjectionSet::chain`] adds where it stands.
+    pub fn path(&self, case_id: &str) -> Option<&ChainPath> {
+        self.paths.get(&CaseKey::new(case_id))
     }
 
-    /// Records kept.
+    /// Cases with a path here (the set's live cases).
     pub fn tracked_cases(&self) -> usize {
-        self.cases.len()
-    }
-
-    /// Case events that arrived for a case no longer tracked.
-    pub fn stray_events(&self) -> u64 {
-        self.stray_events
+        self.paths.len()
     }
 
     /// The cross-case figures, with names from `registry`.

@@ -48,6 +48,15 @@ pub enum Error {
         /// Newest format this build reads.
         supported: u8,
     },
+    /// The saved state was written by an older build, in a layout this
+    /// build does not read; [`crate::open`] rebuilds from the log.
+    #[error("the saved projection state uses format {found}, this build writes {current}; it is rebuilt from the log")]
+    OlderFormat {
+        /// Format found.
+        found: u8,
+        /// Format this build writes.
+        current: u8,
+    },
     /// The saved state was built with another configuration.
     #[error("the saved projection state was built with {saved}, the configuration asks for {wanted}; rebuild the projections")]
     ConfigMismatch {

@@ -3,15 +3,16 @@
 //!
 //! "Near" follows the registry's policy: a case is near its limit once
 //! `near_due_percent` of its time has passed, measured from its submission
-//! (or its last reopen, which starts a new limit) to its resolution deadline
-//! as extended. Departments that have not claimed a dispatch by its claim
-//! deadline are counted too. The state is one record per case that can
-//! still change; nothing here depends on when the question is asked until
-//! [`Overdue::report`] is called with `now`.
+//! (or its last reopen, which starts a new limit: [`Case::limit_started_at`])
+//! to its resolution deadline as extended. Departments that have not
+//! claimed a dispatch by its claim deadline are counted too. The state is
+//! the policy's share alone: the cases are the
+//! [`ProjectionSet`](crate::ProjectionSet)'s live cases, read by
+//! [`Overdue::report`] with the `now` of the question.
 
 use std::collections::BTreeMap;
 
-use gridcase_engine::domain::{Event, Level, Priority};
+use gridcase_engine::domain::{Case, Event, Level, Priority};
 use gridcase_engine::log::RecordedEvent;
 use gridcase_engine::org::Registry;
 use gridcase_engine::time::Timestamp;
@@ -19,36 +20,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::casemap::CaseMap;
 use crate::projection::Projection;
-use crate::retention::Retention;
-use crate::track::{case_id, CaseKey, Track};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct SlaCase {
-    category: String,
-    priority: Priority,
-    grid: String,
-    street: String,
-    /// Start of the current limit: submission, or the last reopen.
-    window_start: Timestamp,
-    track: Track,
-}
 
 /// The SLA projection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overdue {
+    /// The policy's near-due share, in percent (from the last `PolicySet`).
     near_due_percent: u8,
-    cases: CaseMap<SlaCase>,
-    retention: Retention,
-    stray_events: u64,
 }
 
 impl Default for Overdue {
     fn default() -> Self {
         Overdue {
             near_due_percent: gridcase_engine::domain::DeadlinePolicy::default().near_due_percent,
-            cases: CaseMap::default(),
-            retention: Retention::default(),
-            stray_events: 0,
         }
     }
 }
@@ -56,55 +39,9 @@ impl Default for Overdue {
 impl Projection for Overdue {
     const NAME: &'static str = "overdue";
 
-    fn apply(&mut self, rec: &RecordedEvent, event: &Event) {
-        for id in self.retention.expired(rec.recorded_at) {
-            self.cases.remove(&CaseKey::new(&id));
-        }
+    fn apply(&mut self, _: &RecordedEvent, event: &Event, _: Option<&Case>, _: Option<&Case>) {
         if let Event::PolicySet { policy } = event {
             self.near_due_percent = policy.near_due_percent;
-            return self.retention.set_policy(policy);
-        }
-        let Some(id) = case_id(&rec.stream) else { return };
-        if let Event::CaseSubmitted {
-            grid,
-            community,
-            street,
-            category,
-            priority,
-            response_due,
-            resolution_due,
-            ..
-        } = event
-        {
-            self.cases.entry(CaseKey::new(id)).or_insert_with(|| SlaCase {
-                category: category.clone(),
-                priority: *priority,
-                grid: grid.clone(),
-                street: street.clone(),
-                window_start: rec.recorded_at,
-                track: Track::start(rec.recorded_at, community, *response_due, *resolution_due),
-            });
-            return;
-        }
-        let key = CaseKey::new(id);
-        let Some(case) = self.cases.get_mut(&key) else {
-            self.stray_events += 1;
-            return;
-        };
-        let closed_before = case.track.closed_at;
-        case.track.apply(event, rec.recorded_at, &case.street);
-        match event {
-            Event::CaseReopened { .. } => {
-                case.window_start = rec.recorded_at;
-                if let Some(at) = closed_before {
-                    self.retention.reopened(id, at);
-                }
-            }
-            Event::CaseClosed { .. } => self.retention.closed(id, rec.recorded_at),
-            _ => {}
-        }
-        if case.track.ended_for_good() {
-            self.cases.remove(&key);
         }
     }
 }
@@ -177,28 +114,25 @@ pub struct OverdueReport {
 }
 
 impl Overdue {
-    /// Records kept.
-    pub fn tracked_cases(&self) -> usize {
-        self.cases.len()
-    }
-
-    /// Case events that arrived for a case no longer tracked.
-    pub fn stray_events(&self) -> u64 {
-        self.stray_events
-    }
-
-    /// The SLA position at `now`, with unit names from `registry`.
-    pub fn report(&self, now: Timestamp, registry: &Registry) -> OverdueReport {
+    /// The SLA position at `now` of the set's live cases `cases`, with unit
+    /// names from `registry`.
+    pub fn report(
+        &self,
+        now: Timestamp,
+        registry: &Registry,
+        cases: &CaseMap<Case>,
+    ) -> OverdueReport {
         let pct = self.near_due_percent as i128;
         let mut holders: BTreeMap<String, HolderSla> = BTreeMap::new();
         let (mut overdue, mut near) = (0, 0);
-        for (key, case) in self.cases.sorted() {
-            let t = &case.track;
-            if !t.in_progress() {
+        // In id order: a holder's level is taken from its first case.
+        for (key, t) in cases.sorted() {
+            if !t.is_in_progress() {
                 continue;
             }
-            let span = (t.resolution_due.0 - case.window_start.0).max(1) as i128;
-            let elapsed = (now.0 - case.window_start.0) as i128;
+            let window_start = t.limit_started_at();
+            let span = (t.resolution_due.0 - window_start.0).max(1) as i128;
+            let elapsed = (now.0 - window_start.0) as i128;
             let state = if now > t.resolution_due {
                 Some(SlaState::Overdue)
             } else if elapsed * 100 >= pct * span {
@@ -211,7 +145,7 @@ impl Overdue {
                 Some(SlaState::NearDue) => near += 1,
                 None => {}
             }
-            for h in t.active_holders() {
+            for h in t.working_holders() {
                 let row = holders.entry(h.unit.clone()).or_insert_with(|| HolderSla {
                     unit: h.unit.clone(),
                     name: registry.name_of(&h.unit).to_string(),
@@ -237,9 +171,9 @@ impl Overdue {
                         resolution_due: t.resolution_due,
                         overdue_by_ms: now.0 - t.resolution_due.0,
                         elapsed_percent: 100.0 * elapsed as f64 / span as f64,
-                        category: case.category.clone(),
-                        priority: case.priority,
-                        grid: case.grid.clone(),
+                        category: t.category.clone(),
+                        priority: t.priority,
+                        grid: t.grid.clone(),
                     });
                 }
             }

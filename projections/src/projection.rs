@@ -1,22 +1,50 @@
 //! The [`Projection`] contract and the state digest auditors compare.
 
-use gridcase_engine::domain::Event;
+use gridcase_engine::domain::{Case, Event};
 use gridcase_engine::log::{Hash, RecordedEvent};
 use serde::Serialize;
 
+use crate::casemap::CaseKey;
+
 /// A read model folded from the log.
 ///
+/// A projection does not fold cases itself: the
+/// [`ProjectionSet`](crate::ProjectionSet) keeps the one per-case state
+/// ([`Case`], folded by `Case::apply`) and the retention of finished cases,
+/// and hands each projection the state of the record's case before and
+/// after the record. A projection keeps only its own aggregates and the
+/// per-case data that is not in `Case` (a chain's hops, a case's counter
+/// rows), and drops the latter when the set evicts the case.
+///
 /// `apply` must be deterministic: it may use only its state, the recorded
-/// event (`rec.recorded_at` is the only clock) and the event's fields. State
-/// serialises in a canonical order (ordered maps, or tables written in key
-/// order) so that its postcard bytes, and therefore [`Projection::digest`],
-/// are the same on every machine and after every restart.
+/// event (`rec.recorded_at` is the only clock), the event's fields and the
+/// two case states. State serialises in a canonical order (ordered maps,
+/// or tables written in key order) so that its postcard bytes, and
+/// therefore [`Projection::digest`], are the same on every machine and
+/// after every restart.
 pub trait Projection: Serialize {
     /// A stable name, used in digests and reports.
     const NAME: &'static str;
 
-    /// Folds one event in. `event` is `rec`'s payload, already decoded.
-    fn apply(&mut self, rec: &RecordedEvent, event: &Event);
+    /// Folds one record in. `event` is `rec`'s payload, already decoded.
+    ///
+    /// For a record of a case stream the set knows, `after` is the case as
+    /// this record leaves it and `before` as it stood before (`None` when
+    /// the record starts the case). Both are `None` for records of other
+    /// streams (the registry) and for records of a case the set no longer
+    /// keeps (evicted after its reopen window).
+    fn apply(
+        &mut self,
+        rec: &RecordedEvent,
+        event: &Event,
+        before: Option<&Case>,
+        after: Option<&Case>,
+    );
+
+    /// The set forgot a case: it ended for good (rejected, merged,
+    /// withdrawn) or its reopen window passed after it was closed. Drop
+    /// whatever is kept for it; counters keep what it contributed.
+    fn evict(&mut self, _case: &CaseKey) {}
 
     /// BLAKE3 of the postcard bytes of the state.
     fn digest(&self) -> Hash {

@@ -4,28 +4,27 @@
 //! definitions; this module is their one implementation.
 //!
 //! Counters are kept incrementally. Each case that can still change has a
-//! compact record: its current [`Track`], the counter rows it contributes
-//! to (its grid, community, street and the district, for the day, week and
-//! month of its submission, plus the rows of every department it was
-//! dispatched to) and its per-department parts. When an event changes what
-//! a case contributes, the old contribution is subtracted from those rows
-//! and the new one added, so no query ever scans cases. Records are evicted
-//! when the case can no longer change (see `retention`); the counters keep
-//! what they contributed.
+//! compact record beside the set's [`Case`]: the counter rows it
+//! contributes to (its grid, community, street and the district, for the
+//! day, week and month of its submission, plus the rows of every
+//! department it was dispatched to) and its per-department parts. When an
+//! event changes what a case contributes, the contribution of the case as
+//! it stood before is subtracted from those rows and the contribution of
+//! the case after added, so no query ever scans cases. Records are evicted
+//! with the set's case (see `retention`); the counters keep what they
+//! contributed.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use gridcase_engine::domain::{Event, Satisfaction};
+use gridcase_engine::domain::{Case, Event, Satisfaction};
 use gridcase_engine::log::RecordedEvent;
 use gridcase_engine::org::{Registry, UnitKind};
 use serde::{Deserialize, Serialize};
 
-use crate::casemap::CaseMap;
+use crate::casemap::{case_key, CaseKey, CaseMap};
 use crate::period::{Period, PeriodKind};
 use crate::projection::Projection;
-use crate::retention::Retention;
-use crate::track::{case_id, CaseKey, Track};
 
 /// The default resolution-rate target, in percent (Chengdu reports above 98.5%).
 pub const DEFAULT_TARGET_PERCENT: f64 = 98.5;
@@ -94,36 +93,31 @@ struct DeptPart {
     returns: u32,
 }
 
+/// What rates keep of a case beside the set's [`Case`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct RateCase {
-    street: String,
-    track: Track,
     /// Rows of grid, community, street and district, for day, week, month.
     geo_rows: [u32; 12],
     depts: Vec<DeptPart>,
 }
 
 impl RateCase {
-    /// What the case contributes to each of its geographic rows.
-    fn contribution(&self) -> Counts {
-        let t = &self.track;
+    /// What a case contributes to each of its geographic rows: RATES.md's
+    /// definitions, through the `Case` methods that state them.
+    fn contribution(t: &Case) -> Counts {
         let mut c = Counts { cases: 1, ..Counts::default() };
-        if !t.valid() {
+        if t.is_excluded() {
             c.excluded = 1;
             return c;
         }
-        let resolved_status = matches!(
-            t.status,
-            gridcase_engine::domain::Status::Resolved | gridcase_engine::domain::Status::Closed
-        );
-        let due = resolved_status || t.overdue_marked || t.reopen_count > 0;
+        let due = t.is_due();
         let resolved = due && t.resolved_now();
         c.due = due.into();
         c.resolved = resolved.into();
         c.on_time = (resolved && t.resolved_at.is_some_and(|r| r <= t.resolution_due)).into();
-        c.responses_due = (t.responded_at.is_some() || t.overdue_seen).into();
+        c.responses_due = t.response_judged().into();
         c.responded_on_time = t.responded_at.is_some_and(|r| r <= t.response_due).into();
-        if let Some(cb) = t.callback {
+        if let Some(cb) = &t.last_callback {
             c.callbacks = 1;
             c.satisfied = matches!(
                 cb.satisfaction,
@@ -133,7 +127,7 @@ impl RateCase {
         }
         c.dispatched = t.dispatched.into();
         c.returned = (t.return_count > 0).into();
-        c.resolved_once = t.ever_resolved.into();
+        c.resolved_once = t.was_resolved().into();
         c.reopened = (t.reopen_count > 0).into();
         c
     }
@@ -174,9 +168,8 @@ pub struct Rates {
     /// The counters, indexed by row (rows are allocated in log order, so the
     /// layout is as deterministic as the log).
     rows: Vec<Counts>,
+    /// Per live case: its rows and department parts.
     cases: CaseMap<RateCase>,
-    retention: Retention,
-    stray_events: u64,
 }
 
 impl Default for Rates {
@@ -213,64 +206,29 @@ fn rows_of(
 impl Projection for Rates {
     const NAME: &'static str = "rates";
 
-    fn apply(&mut self, rec: &RecordedEvent, event: &Event) {
-        for id in self.retention.expired(rec.recorded_at) {
-            self.cases.remove(&CaseKey::new(&id));
-        }
-        match event {
-            Event::PolicySet { policy } => return self.retention.set_policy(policy),
-            Event::UnitAdded { code, kind: UnitKind::District, .. } => {
-                if self.district.is_none() {
-                    self.district = Some(code.clone());
-                }
-                return;
+    fn apply(
+        &mut self,
+        rec: &RecordedEvent,
+        event: &Event,
+        before: Option<&Case>,
+        after: Option<&Case>,
+    ) {
+        if let Event::UnitAdded { code, kind: UnitKind::District, .. } = event {
+            if self.district.is_none() {
+                self.district = Some(code.clone());
             }
-            _ => {}
-        }
-        let Some(id) = case_id(&rec.stream) else { return };
-        let key = CaseKey::new(id);
-        if let Event::CaseSubmitted {
-            grid, community, street, response_due, resolution_due, ..
-        } = event
-        {
-            if self.cases.contains_key(&key) {
-                return;
-            }
-            let district = self.district.clone().unwrap_or_else(|| "district".into());
-            let periods = Period::of(rec.recorded_at, self.offset_minutes);
-            let mut geo_rows = [0u32; 12];
-            let units = [
-                (UnitKind::Grid, grid.as_str()),
-                (UnitKind::Community, community.as_str()),
-                (UnitKind::Street, street.as_str()),
-                (UnitKind::District, district.as_str()),
-            ];
-            for (i, (kind, code)) in units.iter().enumerate() {
-                let r = rows_of(&mut self.units, &mut self.rows, *kind, code, &periods);
-                geo_rows[i * 3..i * 3 + 3].copy_from_slice(&r);
-            }
-            let case = RateCase {
-                street: street.clone(),
-                track: Track::start(rec.recorded_at, community, *response_due, *resolution_due),
-                geo_rows,
-                depts: Vec::new(),
-            };
-            let c = case.contribution();
-            for r in case.geo_rows {
-                self.rows[r as usize].add(&c, 1);
-            }
-            self.cases.insert(key, case);
             return;
         }
+        let (Some(after), Some(key)) = (after, case_key(rec)) else { return };
+        let Some(before) = before else {
+            return self.start(key, after);
+        };
         // Rows for departments named for the first time in this case, found
-        // before the case is borrowed for the update.
+        // before the case's record is borrowed for the update.
         let mut new_parts: Vec<DeptPart> = Vec::new();
         if let Event::CaseDispatched { departments, .. } = event {
-            let Some(case) = self.cases.get(&key) else {
-                self.stray_events += 1;
-                return;
-            };
-            let periods = Period::of(case.track.submitted_at, self.offset_minutes);
+            let Some(case) = self.cases.get(&key) else { return };
+            let periods = Period::of(after.submitted_at, self.offset_minutes);
             let fresh: Vec<&String> =
                 departments.iter().filter(|d| !case.depts.iter().any(|p| &p.code == *d)).collect();
             for d in fresh {
@@ -286,15 +244,12 @@ impl Projection for Rates {
                 });
             }
         }
-        let Some(case) = self.cases.get_mut(&key) else {
-            self.stray_events += 1;
-            return;
-        };
-        let before = case.contribution();
-        let before_parts: Vec<Counts> =
-            case.depts.iter().map(|p| RateCase::dept_contribution(&before, p)).collect();
-        let closed_before = case.track.closed_at;
-        case.track.apply(event, rec.recorded_at, &case.street);
+        // The set and this projection evict together, so a case the set
+        // hands over is always here.
+        let Some(case) = self.cases.get_mut(&key) else { return };
+        let old = RateCase::contribution(before);
+        let old_parts: Vec<Counts> =
+            case.depts.iter().map(|p| RateCase::dept_contribution(&old, p)).collect();
         case.depts.extend(new_parts);
         match event {
             Event::CaseDispatched { departments, .. } => {
@@ -322,37 +277,56 @@ impl Projection for Rates {
             }
             _ => {}
         }
-        let after = case.contribution();
-        if after != before {
+        let new = RateCase::contribution(after);
+        if new != old {
             for r in case.geo_rows {
                 let row = &mut self.rows[r as usize];
-                row.add(&before, -1);
-                row.add(&after, 1);
+                row.add(&old, -1);
+                row.add(&new, 1);
             }
         }
         for (i, part) in case.depts.iter().enumerate() {
-            let old = before_parts.get(i).copied().unwrap_or_default();
-            let new = RateCase::dept_contribution(&after, part);
-            if old != new {
+            let was = old_parts.get(i).copied().unwrap_or_default();
+            let now = RateCase::dept_contribution(&new, part);
+            if was != now {
                 for r in part.rows {
                     let row = &mut self.rows[r as usize];
-                    row.add(&old, -1);
-                    row.add(&new, 1);
+                    row.add(&was, -1);
+                    row.add(&now, 1);
                 }
             }
         }
-        match event {
-            Event::CaseClosed { .. } => self.retention.closed(id, rec.recorded_at),
-            Event::CaseReopened { .. } => {
-                if let Some(at) = closed_before {
-                    self.retention.reopened(id, at);
-                }
-            }
-            _ => {}
+    }
+
+    fn evict(&mut self, case: &CaseKey) {
+        self.cases.remove(case);
+    }
+}
+
+impl Rates {
+    /// A new case: its rows (allocated on first use) and its first contribution.
+    fn start(&mut self, key: CaseKey, case: &Case) {
+        if self.cases.contains_key(&key) {
+            return;
         }
-        if case.track.ended_for_good() {
-            self.cases.remove(&key);
+        let district = self.district.clone().unwrap_or_else(|| "district".into());
+        let periods = Period::of(case.submitted_at, self.offset_minutes);
+        let mut geo_rows = [0u32; 12];
+        let units = [
+            (UnitKind::Grid, case.grid.as_str()),
+            (UnitKind::Community, case.community.as_str()),
+            (UnitKind::Street, case.street.as_str()),
+            (UnitKind::District, district.as_str()),
+        ];
+        for (i, (kind, code)) in units.iter().enumerate() {
+            let r = rows_of(&mut self.units, &mut self.rows, *kind, code, &periods);
+            geo_rows[i * 3..i * 3 + 3].copy_from_slice(&r);
         }
+        let c = RateCase::contribution(case);
+        for r in geo_rows {
+            self.rows[r as usize].add(&c, 1);
+        }
+        self.cases.insert(key, RateCase { geo_rows, depts: Vec::new() });
     }
 }
 
@@ -505,12 +479,10 @@ impl Rates {
             units: BTreeMap::new(),
             rows: Vec::new(),
             cases: CaseMap::default(),
-            retention: Retention::default(),
-            stray_events: 0,
         }
     }
 
-    /// Records kept (cases that can still change).
+    /// Cases with a record here (the set's live cases: those that can still change).
     pub fn tracked_cases(&self) -> usize {
         self.cases.len()
     }
@@ -518,16 +490,6 @@ impl Rates {
     /// Counter rows (units × periods).
     pub fn rows(&self) -> usize {
         self.rows.len()
-    }
-
-    /// Closed cases waiting for their reopen window to pass.
-    pub fn retained_closed(&self) -> usize {
-        self.retention.len()
-    }
-
-    /// Case events that arrived for a case no longer tracked.
-    pub fn stray_events(&self) -> u64 {
-        self.stray_events
     }
 
     /// The district's code as the rates use it.

@@ -1,4 +1,5 @@
-//! How long a projection keeps the record of a case that has stopped changing.
+//! How long the [`ProjectionSet`](crate::ProjectionSet) keeps a case that
+//! has stopped changing (and with it every projection's record of it).
 //!
 //! Rejected, merged and withdrawn cases can never change again, so their
 //! records are dropped at once. A closed case can still be reopened by a
@@ -14,6 +15,8 @@ use gridcase_engine::domain::DeadlinePolicy;
 use gridcase_engine::time::{Timestamp, DAY_MS};
 use serde::{Deserialize, Serialize};
 
+use crate::casemap::CaseKey;
+
 /// Slack after the reopen window before a closed case is evicted. The
 /// engine checks the window against its own clock when it decides a reopen;
 /// the log stamps the event a moment later, so an event of another case can
@@ -24,8 +27,8 @@ pub(crate) const GRACE_MS: i64 = DAY_MS;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Retention {
     window_ms: i64,
-    /// (closed at, case id), oldest first.
-    queue: BTreeSet<(Timestamp, String)>,
+    /// (closed at, case), oldest first.
+    queue: BTreeSet<(Timestamp, CaseKey)>,
 }
 
 impl Default for Retention {
@@ -45,17 +48,17 @@ impl Retention {
     }
 
     /// A case was closed at `at`.
-    pub(crate) fn closed(&mut self, id: &str, at: Timestamp) {
-        self.queue.insert((at, id.to_string()));
+    pub(crate) fn closed(&mut self, key: &CaseKey, at: Timestamp) {
+        self.queue.insert((at, key.clone()));
     }
 
     /// A closed case (closed at `at`) was reopened: it stays.
-    pub(crate) fn reopened(&mut self, id: &str, at: Timestamp) {
-        self.queue.remove(&(at, id.to_string()));
+    pub(crate) fn reopened(&mut self, key: &CaseKey, at: Timestamp) {
+        self.queue.remove(&(at, key.clone()));
     }
 
-    /// Ids of closed cases whose window has passed by `now` (a recorded time), removed from the queue.
-    pub(crate) fn expired(&mut self, now: Timestamp) -> Vec<String> {
+    /// Closed cases whose window has passed by `now` (a recorded time), removed from the queue.
+    pub(crate) fn expired(&mut self, now: Timestamp) -> Vec<CaseKey> {
         let mut out = Vec::new();
         while let Some((at, _)) = self.queue.first() {
             if at.0.saturating_add(self.window_ms).saturating_add(GRACE_MS) >= now.0 {

@@ -229,7 +229,9 @@ pub async fn open(
             (Some(set), Start::Resumed { from })
         }
         Ok(None) => (None, Start::Rebuilt { reason: None }),
-        Err(e @ (Error::Damaged { .. } | Error::ConfigMismatch { .. })) => {
+        Err(
+            e @ (Error::Damaged { .. } | Error::ConfigMismatch { .. } | Error::OlderFormat { .. }),
+        ) => {
             tracing::warn!(error = %e, "saved projection state not used; rebuilding");
             (None, Start::Rebuilt { reason: Some(e.to_string()) })
         }

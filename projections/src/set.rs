@@ -1,23 +1,36 @@
-//! [`ProjectionSet`]: every projection plus the registry, with the
-//! checkpoint (position and hash of the last record applied) that makes
-//! resuming, persistence and audits possible.
+//! [`ProjectionSet`]: every projection plus the registry, the one per-case
+//! fold they share, and the checkpoint (position and hash of the last
+//! record applied) that makes resuming, persistence and audits possible.
 //!
 //! Records are applied strictly in log order and each is chain-checked
 //! against the checkpoint before it is applied, so a set can only ever be
 //! the fold of a gap-free prefix of one log.
+//!
+//! For each record of a case stream the set does, once for all projections:
+//! 1. forget the closed cases whose reopen window has passed by the
+//!    record's time (`retention`), telling each projection (`evict`);
+//! 2. fold the record into the case's [`Case`] with `Case::apply` (or
+//!    `Case::start` for a new case), keeping the state before it;
+//! 3. call every projection with (record, event, before, after);
+//! 4. queue the case for eviction if the record closed it (or unqueue it
+//!    if it reopened it), and forget it at once if it ended for good
+//!    (rejected, merged, withdrawn).
 
-use gridcase_engine::domain::Event;
+use gridcase_engine::domain::{Case, Event};
 use gridcase_engine::log::{hex, ChainVerifier, Hash, Position, RecordedEvent, GENESIS_HASH};
 use gridcase_engine::org::{Registry, ORG_STREAM};
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::backlog::{Backlog, BacklogReport};
+use crate::casemap::{case_id, CaseKey, CaseMap};
+use crate::cases::Cases;
 use crate::chains::{CaseChain, ChainReport, Chains};
 use crate::overdue::{Overdue, OverdueReport};
 use crate::period::Period;
 use crate::projection::{digest_of, Projection};
 use crate::rates::{Ranking, Rates, RatesReport};
+use crate::retention::Retention;
 use crate::timeline::{timeline, TimelineEntry};
 use crate::Error;
 
@@ -54,6 +67,18 @@ pub struct Digests {
     pub combined: String,
 }
 
+/// A case to fold the next record into, kept between records so that its
+/// strings' buffers are reused (`Case::clone_from`). Not state: it is
+/// skipped when serialising and always equal.
+#[derive(Clone, Debug, Default)]
+struct Scratch(Option<Box<Case>>);
+
+impl PartialEq for Scratch {
+    fn eq(&self, _: &Scratch) -> bool {
+        true
+    }
+}
+
 /// All projections and the registry, at one checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProjectionSet {
@@ -62,10 +87,23 @@ pub struct ProjectionSet {
     head_hash: Hash,
     last_recorded_at: Timestamp,
     registry: Registry,
+    /// Every case that can still change (open, or closed inside its reopen
+    /// window), as `Case::apply` folds it: the one per-case state every
+    /// projection reads.
+    live: CaseMap<Case>,
+    /// When closed cases leave `live`.
+    retention: Retention,
+    /// Records of a case stream the set did not know (its case evicted
+    /// after the reopen window, or a log that does not start it with
+    /// `CaseSubmitted`).
+    stray_events: u64,
     backlog: Backlog,
     rates: Rates,
     chains: Chains,
     overdue: Overdue,
+    cases: Cases,
+    #[serde(skip)]
+    scratch: Scratch,
 }
 
 impl Default for ProjectionSet {
@@ -83,10 +121,15 @@ impl ProjectionSet {
             head_hash: GENESIS_HASH,
             last_recorded_at: Timestamp::default(),
             registry: Registry::default(),
+            live: CaseMap::default(),
+            retention: Retention::default(),
+            stray_events: 0,
             backlog: Backlog::default(),
             rates: Rates::new(config.utc_offset_minutes),
             chains: Chains::default(),
             overdue: Overdue::default(),
+            cases: Cases::default(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -113,17 +156,102 @@ impl ProjectionSet {
     /// Applies an already checked and decoded record. Tests use it to feed
     /// hand-written records; everything reading a log uses [`ProjectionSet::apply_record`].
     pub fn apply_decoded(&mut self, rec: &RecordedEvent, event: &Event) {
+        // 1. Retention, once for every projection: measured with recorded
+        // times, so a rebuild forgets exactly what the live run forgot.
+        for key in self.retention.expired(rec.recorded_at) {
+            if self.live.remove(&key).is_some() {
+                self.evict(&key);
+            }
+        }
         if rec.stream == ORG_STREAM {
             self.registry.apply(event);
             self.registry.version = rec.version;
         }
-        self.backlog.apply(rec, event);
-        self.rates.apply(rec, event);
-        self.chains.apply(rec, event);
-        self.overdue.apply(rec, event);
+        if let Event::PolicySet { policy } = event {
+            self.retention.set_policy(policy);
+        }
+        match case_id(&rec.stream) {
+            Some(id) => self.apply_case(CaseKey::new(id), rec, event),
+            None => self.each(rec, event, None, None),
+        }
         self.position = rec.position;
         self.head_hash = rec.hash;
         self.last_recorded_at = rec.recorded_at;
+    }
+
+    /// Steps 2–4 of the module docs for a record of a case stream.
+    fn apply_case(&mut self, key: CaseKey, rec: &RecordedEvent, event: &Event) {
+        let Some(case) = self.live.get_mut(&key) else {
+            // 2. A new case, or a record of a case not kept (counted, not applied).
+            match Case::start(event, &rec.actor, rec.recorded_at) {
+                Some(case) => {
+                    self.each(rec, event, None, Some(&case));
+                    self.live.insert(key, case);
+                }
+                None => self.stray_events += 1,
+            }
+            return;
+        };
+        // 2. Fold into the scratch copy, so `case` is still the state before.
+        let after = match &mut self.scratch.0 {
+            Some(s) => {
+                Case::clone_from(s, case);
+                s
+            }
+            none => none.insert(Box::new(case.clone())),
+        };
+        after.apply(event, rec.recorded_at);
+        // 3. Every projection sees the same two states.
+        let (before, after): (&Case, &Case) = (case, after);
+        self.backlog.apply(rec, event, Some(before), Some(after));
+        self.rates.apply(rec, event, Some(before), Some(after));
+        self.chains.apply(rec, event, Some(before), Some(after));
+        self.overdue.apply(rec, event, Some(before), Some(after));
+        self.cases.apply(rec, event, Some(before), Some(after));
+        let closed_before = before.closed_at;
+        let excluded = after.is_excluded();
+        // The new state goes into the map; the old one becomes the scratch.
+        if let Some(s) = &mut self.scratch.0 {
+            std::mem::swap(case, s);
+        }
+        // 4. Retention bookkeeping.
+        match event {
+            Event::CaseClosed { .. } => self.retention.closed(&key, rec.recorded_at),
+            Event::CaseReopened { .. } => {
+                if let Some(at) = closed_before {
+                    self.retention.reopened(&key, at);
+                }
+            }
+            _ => {}
+        }
+        if excluded {
+            self.live.remove(&key);
+            self.evict(&key);
+        }
+    }
+
+    /// Calls every projection with one record.
+    fn each(
+        &mut self,
+        rec: &RecordedEvent,
+        event: &Event,
+        before: Option<&Case>,
+        after: Option<&Case>,
+    ) {
+        self.backlog.apply(rec, event, before, after);
+        self.rates.apply(rec, event, before, after);
+        self.chains.apply(rec, event, before, after);
+        self.overdue.apply(rec, event, before, after);
+        self.cases.apply(rec, event, before, after);
+    }
+
+    /// Tells every projection that the set forgot a case.
+    fn evict(&mut self, key: &CaseKey) {
+        self.backlog.evict(key);
+        self.rates.evict(key);
+        self.chains.evict(key);
+        self.overdue.evict(key);
+        self.cases.evict(key);
     }
 
     /// The configuration the state was built with.
@@ -151,6 +279,37 @@ impl ProjectionSet {
         &self.registry
     }
 
+    /// The state of a case that can still change (open, or closed inside
+    /// its reopen window), as `Case::apply` folded it.
+    pub fn case(&self, case_id: &str) -> Option<&Case> {
+        self.live.get(&CaseKey::new(case_id))
+    }
+
+    /// Every case that can still change, by id.
+    pub fn live_cases(&self) -> &CaseMap<Case> {
+        &self.live
+    }
+
+    /// Cases kept (open cases and closed ones inside their reopen window).
+    pub fn tracked_cases(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Closed cases waiting for their reopen window to pass.
+    pub fn retained_closed(&self) -> usize {
+        self.retention.len()
+    }
+
+    /// Records of a case stream that arrived for a case no longer kept.
+    pub fn stray_events(&self) -> u64 {
+        self.stray_events
+    }
+
+    /// The case listing (every case ever submitted, for Open311).
+    pub fn cases(&self) -> &Cases {
+        &self.cases
+    }
+
     /// The backlog projection.
     pub fn backlog(&self) -> &Backlog {
         &self.backlog
@@ -173,7 +332,7 @@ impl ProjectionSet {
 
     /// The grid backlog at `now`.
     pub fn backlog_report(&self, now: Timestamp) -> BacklogReport {
-        self.backlog.report(now, &self.registry)
+        self.backlog.report(now, &self.registry, &self.live)
     }
 
     /// Every unit's rates in `period`, flagged against `target_percent`
@@ -199,13 +358,15 @@ impl ProjectionSet {
 
     /// The live path of a case that can still change; for any other case use
     /// [`crate::chains::chain_of`] on its history.
-    pub fn chain(&self, case_id: &str) -> Option<&CaseChain> {
-        self.chains.chain(case_id)
+    pub fn chain(&self, case_id: &str) -> Option<CaseChain> {
+        let case = self.case(case_id)?;
+        let path = self.chains.path(case_id)?;
+        Some(CaseChain::new(case_id, case, path))
     }
 
     /// Open cases past or near their limit at `now`, by holder.
     pub fn overdue_report(&self, now: Timestamp) -> OverdueReport {
-        self.overdue.report(now, &self.registry)
+        self.overdue.report(now, &self.registry, &self.live)
     }
 
     /// The readable timeline of a case's history, with names from this set's registry.
@@ -217,10 +378,12 @@ impl ProjectionSet {
     pub fn digests(&self) -> Digests {
         let parts: Vec<(&str, Hash)> = vec![
             ("registry", digest_of(&self.registry)),
+            ("live", digest_of(&(&self.live, &self.retention, self.stray_events))),
             (Backlog::NAME, self.backlog.digest()),
             (Rates::NAME, self.rates.digest()),
             (Chains::NAME, self.chains.digest()),
             (Overdue::NAME, self.overdue.digest()),
+            (Cases::NAME, self.cases.digest()),
         ];
         let mut h = blake3::Hasher::new();
         h.update(b"gridcase-projections/1\0");

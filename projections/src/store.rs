@@ -22,8 +22,14 @@ use crate::set::{Config, ProjectionSet};
 use crate::Error;
 
 const MAGIC: &[u8; 4] = b"GCPJ";
-/// Version of the state file layout written by this build.
-pub const STATE_FORMAT: u8 = 1;
+/// Version of the state file layout written by this build. A file of an
+/// older format is not read (its bytes would decode as something else) but
+/// reported as [`Error::OlderFormat`], after which `open` rebuilds.
+///
+/// 2: one per-case fold in the set (`live` cases and retention), the
+/// projections' per-case records reduced to what `Case` lacks, and the
+/// case listing.
+pub const STATE_FORMAT: u8 = 2;
 const FILE: &str = "projections.state";
 const TMP: &str = "projections.state.tmp";
 
@@ -99,6 +105,9 @@ impl Store {
         let (content, check) = bytes.split_at(bytes.len() - 32);
         if blake3::hash(content).as_bytes() != check {
             return Err(damaged("checksum mismatch: the file is torn or was altered"));
+        }
+        if format < STATE_FORMAT {
+            return Err(Error::OlderFormat { found: format, current: STATE_FORMAT });
         }
         let set = ProjectionSet::from_bytes(&content[5..])
             .map_err(|e| damaged(&format!("does not decode: {e}")))?;

@@ -1,6 +1,7 @@
 //! The projections crate's one integration-test binary: data-driven tables
 //! per projection (through `support::check`), engine-driven scenarios, and
-//! property tests of rebuild, restart and time-travel equivalence.
+//! property tests of rebuild, restart and time-travel equivalence and of
+//! the one per-case fold, and the memory of the case listing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,3 +19,9 @@ mod engine;
 
 #[path = "projections/equivalence.rs"]
 mod equivalence;
+
+#[path = "projections/fold.rs"]
+mod fold;
+
+#[path = "projections/memory.rs"]
+mod memory;

@@ -2,6 +2,18 @@
 //!
 //! Folding never fails and never reads a clock: every time it keeps comes
 //! from an event's recorded time or from a deadline the event carries.
+//!
+//! **Architecture Invariant:** this is the one fold of a case's events.
+//! The engine's open-case cache, every projection and the API's case
+//! listing read the state it produces; none of them re-implements `apply`.
+//! The definitions the read models count by (in progress, excluded, due,
+//! resolved now, working holders; `projections/RATES.md` states them) are
+//! methods here, so each is written once.
+//!
+//! `Case` and its parts implement `clone_from` field by field: the
+//! projections copy each live case into one scratch case before folding an
+//! event into it, and reusing the scratch's string buffers keeps that copy
+//! free of allocations.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,8 +21,9 @@ use super::event::{Event, OverdueKind};
 use super::{Channel, Contact, HopReason, Level, Priority, RequestKind, Satisfaction, Status};
 use crate::time::Timestamp;
 
-/// A unit currently holding the case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A unit holding the case (once the case has ended: one that held it
+/// last, see [`Case::holders`]).
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     /// Unit code.
     pub unit: String,
@@ -26,6 +39,34 @@ pub struct Holder {
     pub claim_due: Option<Timestamp>,
     /// The claim deadline was already marked overdue.
     pub claim_overdue: bool,
+}
+
+impl Clone for Holder {
+    fn clone(&self) -> Holder {
+        let Holder { unit, since, lead, claimed, resolved, claim_due, claim_overdue } = self;
+        Holder {
+            unit: unit.clone(),
+            since: *since,
+            lead: *lead,
+            claimed: *claimed,
+            resolved: *resolved,
+            claim_due: *claim_due,
+            claim_overdue: *claim_overdue,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Holder) {
+        // Destructured without `..`: a new field fails to compile here
+        // instead of being silently left out of the copy.
+        let Holder { unit, since, lead, claimed, resolved, claim_due, claim_overdue } = source;
+        self.unit.clone_from(unit);
+        self.since = *since;
+        self.lead = *lead;
+        self.claimed = *claimed;
+        self.resolved = *resolved;
+        self.claim_due = *claim_due;
+        self.claim_overdue = *claim_overdue;
+    }
 }
 
 impl Holder {
@@ -54,7 +95,7 @@ pub struct Callback {
 }
 
 /// A pending extension request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtensionRequest {
     /// Asking unit.
     pub unit: String,
@@ -62,8 +103,19 @@ pub struct ExtensionRequest {
     pub until: Timestamp,
 }
 
+impl Clone for ExtensionRequest {
+    fn clone(&self) -> ExtensionRequest {
+        ExtensionRequest { unit: self.unit.clone(), until: self.until }
+    }
+
+    fn clone_from(&mut self, source: &ExtensionRequest) {
+        self.unit.clone_from(&source.unit);
+        self.until = source.until;
+    }
+}
+
 /// The state of one case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
     /// Case id.
     pub id: String,
@@ -109,7 +161,12 @@ pub struct Case {
     pub overdue_marked: bool,
     /// Level holding it.
     pub level: Level,
-    /// Units holding it now.
+    /// Units holding it, the lead first among departments as dispatched.
+    /// Once the case has ended (closed, rejected, merged, withdrawn) these
+    /// stay as the units that held it last: a record of who had it, which
+    /// Open311 shows as the responsible agency. Nobody works on an ended or
+    /// resolved case; [`Case::working_holders`] is who works on it now,
+    /// and that is what every read model counts.
     pub holders: Vec<Holder>,
     /// Grid worker assigned in the community.
     pub assigned_worker: Option<String>,
@@ -133,13 +190,167 @@ pub struct Case {
     pub reopen_count: u32,
     /// How often a department returned it.
     pub return_count: u32,
-    /// It went above the community at least once.
+    /// It went above the community at least once (escalated to the street
+    /// or dispatched to a department).
     pub left_community: bool,
+    /// It was dispatched to a department at least once.
+    pub dispatched: bool,
+    /// Some limit (the resolution deadline or a department's claim
+    /// deadline) was marked overdue at least once; unlike
+    /// `overdue_marked`, an extension or a reopen does not clear it.
+    pub overdue_seen: bool,
+    /// When it was last reopened: the start of its current resolution
+    /// limit (see [`Case::limit_started_at`]).
+    pub reopened_at: Option<Timestamp>,
     /// Time of the last event.
     pub updated_at: Timestamp,
 }
 
+impl Clone for Case {
+    fn clone(&self) -> Case {
+        let mut c = Case::empty();
+        c.clone_from(self);
+        c
+    }
+
+    fn clone_from(&mut self, source: &Case) {
+        // Destructured without `..`: a new field fails to compile here
+        // instead of being silently left out of the copy.
+        let Case {
+            id,
+            version,
+            status,
+            channel,
+            kind,
+            category,
+            priority,
+            description,
+            location,
+            grid,
+            micro_grid,
+            community,
+            street,
+            contact,
+            submitted_by,
+            found_on_patrol,
+            submitted_at,
+            response_due,
+            responded_at,
+            resolution_due,
+            overdue_marked,
+            level,
+            holders,
+            assigned_worker,
+            hold_until,
+            pending_extension,
+            last_resolvers,
+            last_resolved_level,
+            resolved_at,
+            last_callback,
+            closed_at,
+            merged_into,
+            reopen_count,
+            return_count,
+            left_community,
+            dispatched,
+            overdue_seen,
+            reopened_at,
+            updated_at,
+        } = source;
+        self.id.clone_from(id);
+        self.version = *version;
+        self.status = *status;
+        self.channel = *channel;
+        self.kind = *kind;
+        self.category.clone_from(category);
+        self.priority = *priority;
+        self.description.clone_from(description);
+        self.location.clone_from(location);
+        self.grid.clone_from(grid);
+        self.micro_grid.clone_from(micro_grid);
+        self.community.clone_from(community);
+        self.street.clone_from(street);
+        match (&mut self.contact, contact) {
+            (Some(to), Some(from)) => {
+                to.name.clone_from(&from.name);
+                to.phone.clone_from(&from.phone);
+            }
+            (to, from) => *to = from.clone(),
+        }
+        self.submitted_by.clone_from(submitted_by);
+        self.found_on_patrol = *found_on_patrol;
+        self.submitted_at = *submitted_at;
+        self.response_due = *response_due;
+        self.responded_at = *responded_at;
+        self.resolution_due = *resolution_due;
+        self.overdue_marked = *overdue_marked;
+        self.level = *level;
+        self.holders.clone_from(holders);
+        self.assigned_worker.clone_from(assigned_worker);
+        self.hold_until = *hold_until;
+        self.pending_extension.clone_from(pending_extension);
+        self.last_resolvers.clone_from(last_resolvers);
+        self.last_resolved_level = *last_resolved_level;
+        self.resolved_at = *resolved_at;
+        self.last_callback.clone_from(last_callback);
+        self.closed_at = *closed_at;
+        self.merged_into.clone_from(merged_into);
+        self.reopen_count = *reopen_count;
+        self.return_count = *return_count;
+        self.left_community = *left_community;
+        self.dispatched = *dispatched;
+        self.overdue_seen = *overdue_seen;
+        self.reopened_at = *reopened_at;
+        self.updated_at = *updated_at;
+    }
+}
+
 impl Case {
+    /// A blank case (no strings allocated) for `clone` to fill.
+    fn empty() -> Case {
+        Case {
+            id: String::new(),
+            version: 0,
+            status: Status::Submitted,
+            channel: Channel::App,
+            kind: RequestKind::Help,
+            category: String::new(),
+            priority: Priority::Normal,
+            description: String::new(),
+            location: String::new(),
+            grid: String::new(),
+            micro_grid: None,
+            community: String::new(),
+            street: String::new(),
+            contact: None,
+            submitted_by: String::new(),
+            found_on_patrol: false,
+            submitted_at: Timestamp::default(),
+            response_due: Timestamp::default(),
+            responded_at: None,
+            resolution_due: Timestamp::default(),
+            overdue_marked: false,
+            level: Level::Community,
+            holders: Vec::new(),
+            assigned_worker: None,
+            hold_until: None,
+            pending_extension: None,
+            last_resolvers: Vec::new(),
+            last_resolved_level: Level::Community,
+            resolved_at: None,
+            last_callback: None,
+            closed_at: None,
+            merged_into: None,
+            reopen_count: 0,
+            return_count: 0,
+            left_community: false,
+            dispatched: false,
+            overdue_seen: false,
+            reopened_at: None,
+            updated_at: Timestamp::default(),
+        }
+    }
+
     /// Starts a case from its first event; `None` if that is not `CaseSubmitted`.
     pub fn start(event: &Event, actor: &str, at: Timestamp) -> Option<Case> {
         let Event::CaseSubmitted {
@@ -199,6 +410,9 @@ impl Case {
             reopen_count: 0,
             return_count: 0,
             left_community: false,
+            dispatched: false,
+            overdue_seen: false,
+            reopened_at: None,
             updated_at: at,
         })
     }
@@ -237,6 +451,11 @@ impl Case {
                 }
                 self.level = Level::Department;
                 self.status = Status::Dispatched;
+                self.dispatched = true;
+                // Dispatched straight from the community (a hand-written
+                // log can do it; the engine goes through the street) still
+                // means the case left the community.
+                self.left_community = true;
                 self.hold_until = None;
                 self.pending_extension = None;
                 for h in &mut self.holders {
@@ -302,14 +521,17 @@ impl Case {
             }
             Event::ExtensionRefused { .. } => self.pending_extension = None,
             Event::CaseSupervised { .. } => {}
-            Event::CaseOverdue { what, .. } => match what {
-                OverdueKind::Resolution => self.overdue_marked = true,
-                OverdueKind::Claim { department } => {
-                    if let Some(h) = self.holders.iter_mut().find(|h| &h.unit == department) {
-                        h.claim_overdue = true;
+            Event::CaseOverdue { what, .. } => {
+                self.overdue_seen = true;
+                match what {
+                    OverdueKind::Resolution => self.overdue_marked = true,
+                    OverdueKind::Claim { department } => {
+                        if let Some(h) = self.holders.iter_mut().find(|h| &h.unit == department) {
+                            h.claim_overdue = true;
+                        }
                     }
                 }
-            },
+            }
             Event::CaseResolved { unit, complete, .. } => {
                 if let Some(h) = self.holders.iter_mut().find(|h| &h.unit == unit) {
                     h.resolved = true;
@@ -325,6 +547,7 @@ impl Case {
             }
             Event::CaseReopened { level, holders, resolution_due, hold_until, .. } => {
                 self.reopen_count += 1;
+                self.reopened_at = Some(at);
                 self.level = *level;
                 self.status = match level {
                     Level::Community if self.assigned_worker.is_some() => Status::Assigned,
@@ -393,6 +616,67 @@ impl Case {
     /// Not closed, rejected, merged or withdrawn.
     pub fn is_open(&self) -> bool {
         !self.status.is_final()
+    }
+
+    /// Rejected as invalid, merged into a duplicate or withdrawn: nothing
+    /// can happen to it any more, and no rate counts it (RATES.md
+    /// "excluded"). A closed case is not excluded: it can be reopened.
+    pub fn is_excluded(&self) -> bool {
+        matches!(self.status, Status::Rejected | Status::Merged | Status::Withdrawn)
+    }
+
+    /// Still being worked on: submitted, assigned, escalated or dispatched
+    /// (open and not yet resolved).
+    pub fn is_in_progress(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Submitted | Status::Assigned | Status::Escalated | Status::Dispatched
+        )
+    }
+
+    /// Status resolved or closed (RATES.md "resolved-status").
+    pub fn has_resolved_status(&self) -> bool {
+        matches!(self.status, Status::Resolved | Status::Closed)
+    }
+
+    /// Resolved or closed, and the last callback since the last reopen (if
+    /// any) did not say "not solved": the resident's problem counts as
+    /// solved now.
+    pub fn resolved_now(&self) -> bool {
+        self.has_resolved_status() && self.last_callback.as_ref().is_none_or(|c| c.solved)
+    }
+
+    /// Due for the resolution rate (RATES.md "due"): not excluded, and
+    /// resolved-status, marked overdue or reopened at least once. A case
+    /// that is none of these is pending and in no resolution figure.
+    pub fn is_due(&self) -> bool {
+        !self.is_excluded()
+            && (self.has_resolved_status() || self.overdue_marked || self.reopen_count > 0)
+    }
+
+    /// Its response can be judged (RATES.md response denominator, before
+    /// exclusion): it responded, or some limit was marked overdue.
+    pub fn response_judged(&self) -> bool {
+        self.responded_at.is_some() || self.overdue_seen
+    }
+
+    /// It was resolved at least once (a reopen does not undo that).
+    pub fn was_resolved(&self) -> bool {
+        self.resolved_at.is_some()
+    }
+
+    /// The holders working on it now: none unless it is in progress, and
+    /// among departments of a joint handling only those that have not
+    /// resolved their part.
+    pub fn working_holders(&self) -> impl Iterator<Item = &Holder> {
+        let working = self.is_in_progress();
+        self.holders.iter().filter(move |h| working && !h.resolved)
+    }
+
+    /// Start of the current resolution limit: the last reopen, else the
+    /// submission.
+    pub fn limit_started_at(&self) -> Timestamp {
+        self.reopened_at.unwrap_or(self.submitted_at)
     }
 
     /// The next moment a deadline check could record something, if any.
