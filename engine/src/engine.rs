@@ -375,12 +375,17 @@ impl Engine {
             events.iter().map(Event::to_data).collect(),
         );
         req.correlation_id = Some("init".into());
-        let out = self.log.append(req).await.map_err(|e| match e {
-            Error::Conflict { .. } => Error::InvalidInput(
-                "this store already has an organisation; use a new data directory".into(),
-            ),
-            other => other,
-        })?;
+        let out = self
+            .log
+            .append(req)
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { .. } => Error::InvalidInput(
+                    "this store already has an organisation; use a new data directory".into(),
+                ),
+                other => other,
+            })?
+            .outcome;
         self.refresh_registry().await?;
         Ok(out)
     }
@@ -606,7 +611,7 @@ impl Engine {
             req.idempotency_key = opts.idempotency_key.clone();
             req.content_digest = Some(digest);
             req.correlation_id = opts.correlation_id.clone();
-            match self.log.append(req).await {
+            match self.log.append(req).await.map(|a| a.outcome) {
                 Ok(outcome) if outcome.deduplicated => return self.replay_result(outcome).await,
                 Ok(outcome) => {
                     let mut case = match case {

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use gridcase_engine::log::{
-    decode_record, AppendOutcome, AppendRequest, ChainVerifier, EventLog, Hash, LogHead, Position,
-    RecordedEvent, StreamId, VerifyReport,
+    decode_record, read_back_duplicate, AppendOutcome, AppendRequest, Appended, ChainVerifier,
+    EventLog, Hash, LogHead, Position, RecordedEvent, StreamId, VerifyReport,
 };
 use gridcase_engine::time::{Clock, Timestamp};
 use gridcase_engine::Error;
@@ -202,14 +202,17 @@ impl PgLog {
 
 #[async_trait]
 impl EventLog for PgLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
         check_append(&request)?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job::Append { request, reply })
             .await
             .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+        let appended = rx
+            .await
+            .map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))??;
+        read_back_duplicate(self, appended).await
     }
 
     async fn read_stream(

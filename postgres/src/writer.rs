@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gridcase_engine::log::{
     chain_append, decode_record, encode_record, envelope_of, request_digest, AppendOutcome,
-    AppendRequest, ChainVerifier, ChainedRecord, Hash, LogHead, RecordedEvent, StreamId,
+    AppendRequest, Appended, ChainVerifier, ChainedRecord, Hash, LogHead, RecordedEvent, StreamId,
 };
 use gridcase_engine::time::{Clock, Timestamp};
 use gridcase_engine::Error;
@@ -36,14 +36,14 @@ const EVENT_OVERHEAD: usize = 128;
 /// Work for the writer.
 pub(crate) enum Job {
     /// An append, grouped with the others queued with it.
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<AppendOutcome, Error>> },
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, Error>> },
     /// Exported records to append as they are; always a transaction of its own.
     Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, Error>> },
 }
 
 /// What the writer commits in one transaction.
 enum Group {
-    Appends(Vec<(AppendRequest, oneshot::Sender<Result<AppendOutcome, Error>>)>),
+    Appends(Vec<(AppendRequest, oneshot::Sender<Result<Appended, Error>>)>),
     Import(Vec<RecordedEvent>, oneshot::Sender<Result<LogHead, Error>>),
 }
 
@@ -133,9 +133,9 @@ enum Failure {
 enum Decision {
     /// Known without writing (a conflict, a mismatch, a retry of an earlier
     /// group's key), or failed before anything was written.
-    Now(Result<AppendOutcome, Error>),
+    Now(Result<Appended, Error>),
     /// Holds once the group commits.
-    AfterCommit(AppendOutcome),
+    AfterCommit(Appended),
 }
 
 /// The rows one group writes.
@@ -256,7 +256,7 @@ impl Writer {
     async fn commit_appends(
         &mut self,
         requests: &[&AppendRequest],
-    ) -> Vec<Result<AppendOutcome, Error>> {
+    ) -> Vec<Result<Appended, Error>> {
         let mut last = Error::Internal("no attempt was made".into());
         for attempt in 1..=MAX_ATTEMPTS {
             match self.attempt_appends(requests).await {
@@ -531,7 +531,7 @@ impl Writer {
     async fn attempt_appends(
         &mut self,
         requests: &[&AppendRequest],
-    ) -> Result<Vec<Result<AppendOutcome, Error>>, Failure> {
+    ) -> Result<Vec<Result<Appended, Error>>, Failure> {
         let streams: Vec<&str> = requests
             .iter()
             .map(|r| r.stream.as_str())
@@ -667,7 +667,7 @@ fn check_import<'a>(
 }
 
 impl Decision {
-    fn into_result(self) -> Result<AppendOutcome, Error> {
+    fn into_result(self) -> Result<Appended, Error> {
         match self {
             Decision::Now(r) => r,
             Decision::AfterCommit(o) => Ok(o),
@@ -732,7 +732,8 @@ fn decide<'a>(
                 return Decision::Now(Err(Error::IdempotencyMismatch { key: key.clone() }));
             }
             o.deduplicated = true;
-            return if this_group { Decision::AfterCommit(o) } else { Decision::Now(Ok(o)) };
+            let dup = Appended::new(o, Vec::new());
+            return if this_group { Decision::AfterCommit(dup) } else { Decision::Now(Ok(dup)) };
         }
     }
     let stream = req.stream.as_str();
@@ -755,14 +756,16 @@ fn decide<'a>(
         Ok(e) => e,
         Err(e) => return Decision::Now(Err(e)),
     };
-    let hash = encoded.last().map(|r| r.hash).unwrap_or(next.hash);
+    let hash = encoded.last().map(|r| r.record.hash).unwrap_or(next.hash);
     // Only now, with nothing left to fail, does the group take the append.
-    for ChainedRecord { position, version, hash, bytes, .. } in encoded {
-        rows.positions.push(position as i64);
+    let mut records = Vec::with_capacity(encoded.len());
+    for ChainedRecord { record, bytes } in encoded {
+        rows.positions.push(record.position as i64);
         rows.streams.push(stream);
-        rows.versions.push(version as i64);
-        rows.hashes.push(hash);
+        rows.versions.push(record.version as i64);
+        rows.hashes.push(record.hash);
         rows.records.push(bytes);
+        records.push(record);
     }
     current.insert(stream, last_version);
     rows.stream_heads.insert(stream, last_version);
@@ -780,7 +783,7 @@ fn decide<'a>(
         rows.digests.push(digest);
         rows.outcomes.push(outcome);
     }
-    Decision::AfterCommit(outcome)
+    Decision::AfterCommit(Appended::new(outcome, records))
 }
 
 #[cfg(test)]

@@ -33,8 +33,8 @@ use super::record::{
     ChainVerifier, ChainedRecord, Hash, GENESIS_HASH, RECORD_FORMAT,
 };
 use super::{
-    check_append, AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position,
-    RecordedEvent, StreamId, VerifyReport, MAX_PAYLOAD_BYTES,
+    check_append, read_back_duplicate, AppendOutcome, AppendRequest, Appended, Durability,
+    EventLog, LogHead, Position, RecordedEvent, StreamId, VerifyReport, MAX_PAYLOAD_BYTES,
 };
 use crate::time::{Clock, Timestamp};
 use crate::Error;
@@ -88,7 +88,7 @@ impl Default for SledOptions {
 }
 
 enum Job {
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<AppendOutcome, Error>> },
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, Error>> },
     Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, Error>> },
 }
 
@@ -803,8 +803,8 @@ impl FrameBuilder {
 }
 
 enum Reply {
-    Now(Result<AppendOutcome, Error>),
-    AfterCommit(AppendOutcome),
+    Now(Result<Appended, Error>),
+    AfterCommit(Appended),
 }
 
 /// Refreshes the anchor at most every [`ANCHOR_EVERY`]; the anchored head
@@ -968,7 +968,8 @@ fn decide(
                 return Reply::Now(Err(Error::IdempotencyMismatch { key: key.clone() }));
             }
             o.deduplicated = true;
-            return if in_this_group { Reply::AfterCommit(o) } else { Reply::Now(Ok(o)) };
+            let dup = Appended::new(o, Vec::new());
+            return if in_this_group { Reply::AfterCommit(dup) } else { Reply::Now(Ok(dup)) };
         }
     }
     let current = match overlay.get(req.stream.as_str()) {
@@ -993,16 +994,18 @@ fn decide(
         Ok(e) => e,
         Err(e) => return Reply::Now(Err(e)),
     };
-    let hash = encoded.last().map(|r| r.hash).unwrap_or(next.hash);
-    for ChainedRecord { position: pos, version, prev_hash: prev, hash, bytes } in encoded {
+    let hash = encoded.last().map(|r| r.record.hash).unwrap_or(next.hash);
+    let mut records = Vec::with_capacity(encoded.len());
+    for ChainedRecord { record, bytes } in encoded {
         builder.push(
-            pos,
-            (bytes, hash),
-            &prev,
+            record.position,
+            (bytes, record.hash),
+            &record.prev_hash,
             inner.options.max_frame_events,
             inner.options.max_frame_bytes,
         );
-        new_entries.push((req.stream.as_str().to_string(), version, pos));
+        new_entries.push((req.stream.as_str().to_string(), record.version, record.position));
+        records.push(record);
     }
     let last_version = current + req.events.len() as u64;
     overlay.insert(req.stream.as_str().to_string(), last_version);
@@ -1018,7 +1021,7 @@ fn decide(
     if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
         idem_overlay.insert(key.clone(), (digest, outcome));
     }
-    Reply::AfterCommit(outcome)
+    Reply::AfterCommit(Appended::new(outcome, records))
 }
 
 /// Checks and writes a run of exported records as one batch.
@@ -1182,14 +1185,17 @@ fn indexer_loop(inner: Arc<Inner>, notify: std_mpsc::Receiver<()>) {
 
 #[async_trait]
 impl EventLog for SledLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
         check_append(&request)?;
         let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
         let (reply, rx) = oneshot::channel();
         tx.send(Job::Append { request, reply })
             .await
             .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+        let appended = rx
+            .await
+            .map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))??;
+        read_back_duplicate(self, appended).await
     }
 
     async fn read_stream(
@@ -1376,9 +1382,9 @@ mod tests {
     async fn positions_versions_conflicts_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path());
-        let a = log.append(req("a", ExpectedVersion::NoStream, 3)).await.unwrap();
+        let a = log.append(req("a", ExpectedVersion::NoStream, 3)).await.unwrap().outcome;
         assert_eq!((a.first_position, a.last_position, a.last_version), (1, 3, 3));
-        let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap();
+        let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap().outcome;
         assert_eq!((b.first_position, b.last_version), (4, 2));
         let err = log.append(req("a", ExpectedVersion::Exact(2), 1)).await.unwrap_err();
         assert!(matches!(err, Error::Conflict { actual: 3, .. }));
@@ -1390,7 +1396,7 @@ mod tests {
         let log = open(dir.path());
         assert_eq!(log.head(), head);
         assert_eq!(log.stream_version(&StreamId::new("a").unwrap()).await.unwrap(), 3);
-        let c = log.append(req("a", ExpectedVersion::Exact(3), 1)).await.unwrap();
+        let c = log.append(req("a", ExpectedVersion::Exact(3), 1)).await.unwrap().outcome;
         assert_eq!((c.first_position, c.last_version), (6, 4));
         let all = log.read_all(1, 100).await.unwrap();
         assert_eq!(all.len(), 6);
@@ -1404,8 +1410,8 @@ mod tests {
         let log = open(dir.path());
         let mut r = req("a", ExpectedVersion::NoStream, 2);
         r.idempotency_key = Some("k1".into());
-        let first = log.append(r.clone()).await.unwrap();
-        let again = log.append(r.clone()).await.unwrap();
+        let first = log.append(r.clone()).await.unwrap().outcome;
+        let again = log.append(r.clone()).await.unwrap().outcome;
         assert!(again.deduplicated);
         assert_eq!(again.first_position, first.first_position);
         assert_eq!(log.head().position, 2);
@@ -1414,7 +1420,7 @@ mod tests {
         assert!(matches!(log.append(other).await, Err(Error::IdempotencyMismatch { .. })));
         drop(log);
         let log = open(dir.path());
-        let again = log.append(r).await.unwrap();
+        let again = log.append(r).await.unwrap().outcome;
         assert!(again.deduplicated);
         assert_eq!(log.head().position, 2);
     }
@@ -1468,7 +1474,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut expected = ExpectedVersion::NoStream;
                 for _ in 0..20 {
-                    let o = log.append(req(&format!("w{w}"), expected, 2)).await.unwrap();
+                    let o = log.append(req(&format!("w{w}"), expected, 2)).await.unwrap().outcome;
                     expected = ExpectedVersion::Exact(o.last_version);
                 }
             }));
