@@ -11,7 +11,7 @@ use gridcase_engine::log::{
 };
 use gridcase_engine::time::{Clock, Timestamp};
 use gridcase_engine::Error;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Config;
@@ -24,6 +24,7 @@ use crate::sql::{
 use crate::writer::{Job, Writer};
 use crate::{follow, PgOptions};
 use gridcase_engine::log::check_append;
+use gridcase_engine::log::group::ask_writer;
 
 /// Rows per query when `verify` walks the table.
 const VERIFY_PAGE: i64 = 2048;
@@ -204,14 +205,7 @@ impl PgLog {
 impl EventLog for PgLog {
     async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
         check_append(&request)?;
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Append { request, reply })
-            .await
-            .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        let appended = rx
-            .await
-            .map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))??;
+        let appended = ask_writer(&self.tx, |reply| Job::Append { request, reply }).await?;
         read_back_duplicate(self, appended).await
     }
 
@@ -312,12 +306,7 @@ impl EventLog for PgLog {
         if records.is_empty() {
             return Ok(self.head());
         }
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Import { records, reply })
-            .await
-            .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+        ask_writer(&self.tx, |reply| Job::Import { records, reply }).await
     }
 
     async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {

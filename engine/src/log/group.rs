@@ -22,6 +22,7 @@ use super::{
 };
 use crate::time::Timestamp;
 use crate::Error;
+use tokio::sync::{mpsc, oneshot};
 
 /// Largest position or stream version a group may assign: PostgreSQL keeps
 /// them as `bigint`, and a store must be exportable to every backend.
@@ -165,8 +166,7 @@ impl Group {
         if last_position > MAX_POSITION || last_version > MAX_POSITION {
             return Err(Error::InvalidInput("the log is full".into()));
         }
-        let encoded =
-            chain_append(req, first_position, current + 1, self.now, head.hash, digest)?;
+        let encoded = chain_append(req, first_position, current + 1, self.now, head.hash, digest)?;
         // Only now, with nothing left to fail, does the group take the append.
         let outcome = AppendOutcome {
             first_position,
@@ -228,6 +228,19 @@ pub fn replies(
             }
         })
         .collect()
+}
+
+/// Queues a job for a backend's single writer (built by `job` around the
+/// reply channel) and waits for the writer's answer. A writer that stopped,
+/// or dropped the job without answering, is an internal error: the log is
+/// closing or its writer died.
+pub async fn ask_writer<J, T>(
+    writer: &mpsc::Sender<J>,
+    job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> J,
+) -> Result<T, Error> {
+    let (reply, answer) = oneshot::channel();
+    writer.send(job(reply)).await.map_err(|_| Error::Internal("log writer stopped".into()))?;
+    answer.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
 }
 
 /// Checks records exported from another store before they are appended as
@@ -378,8 +391,8 @@ mod tests {
         let write = g.into_write();
         let exported: Vec<RecordedEvent> = write.records.iter().map(|c| c.record.clone()).collect();
 
-        let mut state = State::default();
-        state.keys = write.keys.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let keys = write.keys.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let state = State { keys, ..State::default() };
         let mut g = Group::new(write.head, write.recorded_at, Timestamp(1));
         let retry = g.decide(&req("a", ExpectedVersion::Any, 3, Some("k")), &state);
         assert!(matches!(retry, Decision::Committed(o) if o.first_position == 1));

@@ -10,6 +10,7 @@
 //! **Architecture Invariant:** the domain never sees a backend: it talks to
 //! `Arc<dyn EventLog>` and to [`RecordedEvent`]s only.
 
+pub mod group;
 mod record;
 mod sled_log;
 mod subscribe;
