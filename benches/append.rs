@@ -43,7 +43,7 @@ use gridcase_engine::domain::{
     Channel, Contact, Event, HopReason, Priority, RequestKind, Satisfaction,
 };
 use gridcase_engine::log::{
-    AppendOutcome, AppendRequest, Durability, EventData, EventLog, ExpectedVersion, SledLog,
+    AppendRequest, Appended, Durability, EventData, EventLog, ExpectedVersion, SledLog,
     SledOptions, StreamId,
 };
 use gridcase_engine::time::{SystemClock, Timestamp, DAY_MS, HOUR_MS};
@@ -150,9 +150,9 @@ enum Expect {
 
 impl Expect {
     /// Panics unless `result` is what this benchmark expects.
-    fn check(self, result: Result<AppendOutcome, Error>) {
+    fn check(self, result: Result<Appended, Error>) {
         match (self, result) {
-            (Expect::Written, Ok(outcome)) => assert!(!outcome.deduplicated),
+            (Expect::Written, Ok(appended)) => assert!(!appended.outcome.deduplicated),
             (Expect::Conflict, Err(Error::Conflict { .. })) => {}
             (_, other) => panic!("unexpected append outcome: {other:?}"),
         }

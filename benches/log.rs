@@ -276,7 +276,8 @@ async fn subscribe_live(dir: &Path, events: u64, seconds: u64) -> (ReadRow, Hist
                     if start.elapsed() >= cap {
                         break;
                     }
-                    let o = log.append(append_request(w, seq, vec![event(seq)])).await.unwrap();
+                    let o =
+                        log.append(append_request(w, seq, vec![event(seq)])).await.unwrap().outcome;
                     mine.push((o.last_position, Instant::now()));
                 }
                 acks.lock().unwrap().extend(mine);

@@ -6,12 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use gridcase_engine::log::{
-    decode_record, AppendOutcome, AppendRequest, ChainVerifier, EventLog, Hash, LogHead, Position,
-    RecordedEvent, StreamId, VerifyReport,
+    decode_record, read_back_duplicate, AppendOutcome, AppendRequest, Appended, ChainVerifier,
+    EventLog, Hash, LogHead, Position, RecordedEvent, StreamId, VerifyReport,
 };
 use gridcase_engine::time::{Clock, Timestamp};
 use gridcase_engine::Error;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Config;
@@ -24,6 +24,7 @@ use crate::sql::{
 use crate::writer::{Job, Writer};
 use crate::{follow, PgOptions};
 use gridcase_engine::log::check_append;
+use gridcase_engine::log::group::ask_writer;
 
 /// Rows per query when `verify` walks the table.
 const VERIFY_PAGE: i64 = 2048;
@@ -202,14 +203,10 @@ impl PgLog {
 
 #[async_trait]
 impl EventLog for PgLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
         check_append(&request)?;
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Append { request, reply })
-            .await
-            .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+        let appended = ask_writer(&self.tx, |reply| Job::Append { request, reply }).await?;
+        read_back_duplicate(self, appended).await
     }
 
     async fn read_stream(
@@ -309,12 +306,7 @@ impl EventLog for PgLog {
         if records.is_empty() {
             return Ok(self.head());
         }
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Import { records, reply })
-            .await
-            .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+        ask_writer(&self.tx, |reply| Job::Import { records, reply }).await
     }
 
     async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {

@@ -2,13 +2,12 @@
 //! store's advisory lock (the argument for gap-free positions is in the crate
 //! docs).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use gridcase_engine::log::{
-    chain_append, decode_record, encode_record, envelope_of, request_digest, AppendOutcome,
-    AppendRequest, ChainVerifier, ChainedRecord, Hash, LogHead, RecordedEvent, StreamId,
-};
+use gridcase_engine::log::group::Group as Decider;
+use gridcase_engine::log::group::{check_import, replies, CommittedState, Decision, GroupWrite};
+use gridcase_engine::log::{AppendOutcome, AppendRequest, Appended, Hash, LogHead, RecordedEvent};
 use gridcase_engine::time::{Clock, Timestamp};
 use gridcase_engine::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -17,9 +16,9 @@ use tokio_postgres::{Client, Config, Statement};
 use crate::pg_log::HeadCell;
 use crate::sql::{
     channel, column, connect, is_unique_violation, load_head, lock_key, pg, pg_text, to_hash,
-    to_i64, to_u64, Sql,
+    to_u64, Sql,
 };
-use crate::{PgOptions, MAX_PAYLOAD_BYTES};
+use crate::PgOptions;
 
 /// Tries of one group when it hits a unique violation or a broken connection
 /// before its commit; every try re-reads the state it decides on.
@@ -36,14 +35,14 @@ const EVENT_OVERHEAD: usize = 128;
 /// Work for the writer.
 pub(crate) enum Job {
     /// An append, grouped with the others queued with it.
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<AppendOutcome, Error>> },
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, Error>> },
     /// Exported records to append as they are; always a transaction of its own.
     Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, Error>> },
 }
 
 /// What the writer commits in one transaction.
 enum Group {
-    Appends(Vec<(AppendRequest, oneshot::Sender<Result<AppendOutcome, Error>>)>),
+    Appends(Vec<(AppendRequest, oneshot::Sender<Result<Appended, Error>>)>),
     Import(Vec<RecordedEvent>, oneshot::Sender<Result<LogHead, Error>>),
 }
 
@@ -127,30 +126,6 @@ enum Failure {
     Retry(Error),
     /// Every append of the group fails with this.
     Fatal(Error),
-}
-
-/// What one append of a group comes to.
-enum Decision {
-    /// Known without writing (a conflict, a mismatch, a retry of an earlier
-    /// group's key), or failed before anything was written.
-    Now(Result<AppendOutcome, Error>),
-    /// Holds once the group commits.
-    AfterCommit(AppendOutcome),
-}
-
-/// The rows one group writes.
-#[derive(Default)]
-struct Rows<'a> {
-    positions: Vec<i64>,
-    streams: Vec<&'a str>,
-    versions: Vec<i64>,
-    hashes: Vec<Hash>,
-    records: Vec<Vec<u8>>,
-    /// Last version of every stream the group writes.
-    stream_heads: BTreeMap<&'a str, u64>,
-    keys: Vec<&'a [u8]>,
-    digests: Vec<Hash>,
-    outcomes: Vec<AppendOutcome>,
 }
 
 /// The group-commit writer task of one [`crate::PgLog`].
@@ -256,7 +231,7 @@ impl Writer {
     async fn commit_appends(
         &mut self,
         requests: &[&AppendRequest],
-    ) -> Vec<Result<AppendOutcome, Error>> {
+    ) -> Vec<Result<Appended, Error>> {
         let mut last = Error::Internal("no attempt was made".into());
         for attempt in 1..=MAX_ATTEMPTS {
             match self.attempt_appends(requests).await {
@@ -424,26 +399,22 @@ impl Writer {
     /// Writes a group's rows and commits (phase 2, pipelined), then moves
     /// the head to `next`. `replace_keys` overwrites idempotency entries (an
     /// import: the later record's mark wins, as when the sled index is rebuilt).
-    async fn write(
-        &mut self,
-        rows: &Rows<'_>,
-        next: LogHead,
-        recorded: Timestamp,
-        replace_keys: bool,
-    ) -> Result<(), Failure> {
+    async fn write(&mut self, write: &GroupWrite, replace_keys: bool) -> Result<(), Failure> {
+        let (next, recorded) = (write.head, write.recorded_at);
+        let rows = Rows::of(write);
         let c = self.conn.as_ref().ok_or_else(|| Failure::Retry(closed()))?;
         let notify_payload = format!("{} {}", self.id, next.position);
         let channel = self.channel.as_str();
         let listen = self.options.listen;
-        let stream_names: Vec<&str> = rows.stream_heads.keys().copied().collect();
-        let stream_versions: Vec<i64> =
-            rows.stream_heads.values().map(|v| i64::try_from(*v).unwrap_or(i64::MAX)).collect();
-        let firsts: Vec<i64> = rows.outcomes.iter().map(|o| o.first_position as i64).collect();
-        let lasts: Vec<i64> = rows.outcomes.iter().map(|o| o.last_position as i64).collect();
-        let last_versions: Vec<i64> = rows.outcomes.iter().map(|o| o.last_version as i64).collect();
-        let recorded_at: Vec<i64> = rows.outcomes.iter().map(|o| o.recorded_at.0).collect();
-        let hashes: Vec<&[u8]> = rows.hashes.iter().map(|h| &h[..]).collect();
-        let digests: Vec<&[u8]> = rows.digests.iter().map(|h| &h[..]).collect();
+        let (stream_names, stream_versions) = (&rows.stream_names, &rows.stream_versions);
+        let keys: Vec<&[u8]> = write.keys.keys().map(|k| k.as_bytes()).collect();
+        let outcomes = write.keys.values().map(|(_, o)| o);
+        let firsts: Vec<i64> = outcomes.clone().map(|o| o.first_position as i64).collect();
+        let lasts: Vec<i64> = outcomes.clone().map(|o| o.last_position as i64).collect();
+        let last_versions: Vec<i64> = outcomes.clone().map(|o| o.last_version as i64).collect();
+        let recorded_at: Vec<i64> = outcomes.map(|o| o.recorded_at.0).collect();
+        let hashes = &rows.hashes;
+        let digests: Vec<&[u8]> = write.keys.values().map(|(d, _)| &d[..]).collect();
         let keys_statement =
             if replace_keys { &c.upsert_idempotency } else { &c.insert_idempotency };
         let expected_rows = rows.positions.len() as u64;
@@ -468,18 +439,18 @@ impl Writer {
                 Ok::<_, tokio_postgres::Error>(inserted)
             },
             async {
-                if rows.keys.is_empty() {
+                if keys.is_empty() {
                     Ok(0)
                 } else {
                     c.client
                         .execute(
                             keys_statement,
-                            &[&rows.keys, &digests, &firsts, &lasts, &last_versions, &recorded_at],
+                            &[&keys, &digests, &firsts, &lasts, &last_versions, &recorded_at],
                         )
                         .await
                 }
             },
-            async { c.client.execute(&c.upsert_streams, &[&stream_names, &stream_versions]).await },
+            async { c.client.execute(&c.upsert_streams, &[stream_names, stream_versions]).await },
             async {
                 if listen {
                     c.client.execute(&c.notify, &[&channel, &notify_payload]).await
@@ -531,7 +502,7 @@ impl Writer {
     async fn attempt_appends(
         &mut self,
         requests: &[&AppendRequest],
-    ) -> Result<Vec<Result<AppendOutcome, Error>>, Failure> {
+    ) -> Result<Vec<Result<Appended, Error>>, Failure> {
         let streams: Vec<&str> = requests
             .iter()
             .map(|r| r.stream.as_str())
@@ -544,25 +515,20 @@ impl Writer {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let Snapshot { mut current, known } = self.begin(&streams, &keys).await?;
+        let snapshot = self.begin(&streams, &keys).await?;
 
         // Decide every append in memory.
-        let now = std::cmp::max(self.clock.now(), self.last_recorded);
-        let mut next = self.head;
-        let mut rows = Rows::default();
-        let mut in_group: HashMap<&str, (Hash, AppendOutcome)> = HashMap::new();
-        let decisions: Vec<Decision> = requests
-            .iter()
-            .map(|req| decide(req, now, &mut current, &known, &mut in_group, &mut next, &mut rows))
-            .collect();
-
-        if rows.positions.is_empty() {
+        let mut group = Decider::new(self.head, self.last_recorded, self.clock.now());
+        let decisions: Vec<Decision> =
+            requests.iter().map(|req| group.decide(req, &snapshot)).collect();
+        let write = group.into_write();
+        if write.records.is_empty() {
             // Nothing to write: end the read-only transaction and answer.
             self.rollback().await;
         } else {
-            self.write(&rows, next, now, false).await?;
+            self.write(&write, false).await?;
         }
-        Ok(decisions.into_iter().map(Decision::into_result).collect())
+        Ok(replies(decisions, write.records, Ok(())))
     }
 
     async fn attempt_import(
@@ -575,12 +541,11 @@ impl Writer {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let Snapshot { mut current, .. } = self.begin(&streams, &[]).await?;
-        let mut rows = Rows::default();
-        match check_import(records, self.head, self.last_recorded, &mut current, &mut rows) {
-            Ok((next, recorded)) => {
-                self.write(&rows, next, recorded, true).await?;
-                Ok(Ok(next))
+        let snapshot = self.begin(&streams, &[]).await?;
+        match check_import(records, self.head, self.last_recorded, &snapshot) {
+            Ok(write) => {
+                self.write(&write, true).await?;
+                Ok(Ok(write.head))
             }
             Err(e) => {
                 self.rollback().await;
@@ -598,79 +563,42 @@ struct Snapshot<'a> {
     known: HashMap<&'a [u8], (Hash, AppendOutcome)>,
 }
 
-/// Checks exported records against the head and the streams (the same checks
-/// as the sled log's import) and turns them into rows; returns the new head
-/// and the latest recorded-at.
-fn check_import<'a>(
-    records: &'a [RecordedEvent],
-    head: LogHead,
-    last_recorded: Timestamp,
-    current: &mut HashMap<&'a str, u64>,
-    rows: &mut Rows<'a>,
-) -> Result<(LogHead, Timestamp), Error> {
-    let mut verifier = ChainVerifier::resume(head.position + 1, head.hash);
-    let mut latest = last_recorded;
-    let mut marks: BTreeMap<&'a [u8], (Hash, AppendOutcome)> = BTreeMap::new();
-    for rec in records {
-        if rec.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(Error::InvalidInput(format!(
-                "record {} has a payload over {MAX_PAYLOAD_BYTES} bytes",
-                rec.position
-            )));
-        }
-        StreamId::new(rec.stream.clone())?;
-        let bytes = encode_record(&envelope_of(rec))?;
-        let decoded = decode_record(&bytes, rec.position)?;
-        if decoded.hash != rec.hash {
-            return Err(Error::Corruption {
-                position: rec.position,
-                reason: "record does not hash to its stated hash".into(),
-            });
-        }
-        verifier.check(&decoded)?;
-        let stream = rec.stream.as_str();
-        let version = current.get(stream).copied().unwrap_or(0);
-        if rec.version != version + 1 {
-            return Err(Error::Corruption {
-                position: rec.position,
-                reason: format!("stream {stream} jumps from version {version} to {}", rec.version),
-            });
-        }
-        to_i64(rec.position, "position")?;
-        to_i64(rec.version, "version")?;
-        current.insert(stream, rec.version);
-        rows.stream_heads.insert(stream, rec.version);
-        if let Some(mark) = &rec.idempotency {
-            let count = u64::from(mark.count.max(1));
-            let outcome = AppendOutcome {
-                first_position: rec.position,
-                last_position: rec.position + count - 1,
-                last_version: rec.version + count - 1,
-                recorded_at: rec.recorded_at,
-                deduplicated: false,
-            };
-            marks.insert(mark.key.as_bytes(), (mark.digest, outcome));
-        }
-        latest = latest.max(rec.recorded_at);
-        rows.positions.push(rec.position as i64);
-        rows.streams.push(stream);
-        rows.versions.push(rec.version as i64);
-        rows.hashes.push(decoded.hash);
-        rows.records.push(bytes);
+impl CommittedState for Snapshot<'_> {
+    fn stream_version(&self, stream: &str) -> Result<u64, Error> {
+        Ok(self.current.get(stream).copied().unwrap_or(0))
     }
-    for (key, (digest, outcome)) in marks {
-        rows.keys.push(key);
-        rows.digests.push(digest);
-        rows.outcomes.push(outcome);
+
+    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+        Ok(self.known.get(key.as_bytes()).copied())
     }
-    Ok((LogHead { position: verifier.head_position(), hash: verifier.head_hash() }, latest))
 }
 
-impl Decision {
-    fn into_result(self) -> Result<AppendOutcome, Error> {
-        match self {
-            Decision::Now(r) => r,
-            Decision::AfterCommit(o) => Ok(o),
+/// A group's write as the column arrays of its `INSERT`s.
+struct Rows<'a> {
+    positions: Vec<i64>,
+    streams: Vec<&'a str>,
+    versions: Vec<i64>,
+    hashes: Vec<&'a [u8]>,
+    records: Vec<&'a [u8]>,
+    /// Last version of every stream the group writes, as the `streams` rows.
+    stream_names: Vec<&'a str>,
+    stream_versions: Vec<i64>,
+}
+
+impl<'a> Rows<'a> {
+    /// The columns of `write`. Positions and versions fit a `bigint`: the
+    /// group core assigns none past `i64::MAX`.
+    fn of(write: &'a GroupWrite) -> Rows<'a> {
+        let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let records = write.records.iter();
+        Rows {
+            positions: records.clone().map(|c| big(c.record.position)).collect(),
+            streams: records.clone().map(|c| c.record.stream.as_str()).collect(),
+            versions: records.clone().map(|c| big(c.record.version)).collect(),
+            hashes: records.clone().map(|c| &c.record.hash[..]).collect(),
+            records: records.map(|c| c.bytes.as_slice()).collect(),
+            stream_names: write.stream_heads.keys().map(String::as_str).collect(),
+            stream_versions: write.stream_heads.values().map(|v| big(*v)).collect(),
         }
     }
 }
@@ -693,10 +621,11 @@ fn request_bytes(request: &AppendRequest) -> usize {
 
 /// Index ranges of `records` of at most [`MAX_STATEMENT_BYTES`] each (at
 /// least one record each).
-fn chunks(records: &[Vec<u8>]) -> Vec<(usize, usize)> {
+fn chunks<B: AsRef<[u8]>>(records: &[B]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, r) in records.iter().enumerate() {
+        let r = r.as_ref();
         if i > start && bytes + r.len() > MAX_STATEMENT_BYTES {
             out.push((start, i));
             start = i;
@@ -710,79 +639,6 @@ fn chunks(records: &[Vec<u8>]) -> Vec<(usize, usize)> {
     out
 }
 
-/// Decides one append of a group against the state read under the lock and
-/// the appends before it in the group, the same rules as the sled log.
-fn decide<'a>(
-    req: &'a AppendRequest,
-    now: Timestamp,
-    current: &mut HashMap<&'a str, u64>,
-    known: &HashMap<&[u8], (Hash, AppendOutcome)>,
-    in_group: &mut HashMap<&'a str, (Hash, AppendOutcome)>,
-    next: &mut LogHead,
-    rows: &mut Rows<'a>,
-) -> Decision {
-    let digest = req.idempotency_key.as_ref().map(|_| request_digest(req));
-    if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
-        let found = match in_group.get(key.as_str()) {
-            Some((d, o)) => Some((*d, *o, true)),
-            None => known.get(key.as_bytes()).map(|(d, o)| (*d, *o, false)),
-        };
-        if let Some((d, mut o, this_group)) = found {
-            if d != digest {
-                return Decision::Now(Err(Error::IdempotencyMismatch { key: key.clone() }));
-            }
-            o.deduplicated = true;
-            return if this_group { Decision::AfterCommit(o) } else { Decision::Now(Ok(o)) };
-        }
-    }
-    let stream = req.stream.as_str();
-    let version = current.get(stream).copied().unwrap_or(0);
-    if !req.expected.admits(version) {
-        return Decision::Now(Err(Error::Conflict {
-            stream: stream.to_string(),
-            expected: req.expected,
-            actual: version,
-        }));
-    }
-    let first_position = next.position + 1;
-    let count = req.events.len() as u64;
-    let last_position = next.position + count;
-    let last_version = version + count;
-    if to_i64(last_position, "position").is_err() || to_i64(last_version, "version").is_err() {
-        return Decision::Now(Err(Error::InvalidInput("the log is full".into())));
-    }
-    let encoded = match chain_append(req, first_position, version + 1, now, next.hash, digest) {
-        Ok(e) => e,
-        Err(e) => return Decision::Now(Err(e)),
-    };
-    let hash = encoded.last().map(|r| r.hash).unwrap_or(next.hash);
-    // Only now, with nothing left to fail, does the group take the append.
-    for ChainedRecord { position, version, hash, bytes, .. } in encoded {
-        rows.positions.push(position as i64);
-        rows.streams.push(stream);
-        rows.versions.push(version as i64);
-        rows.hashes.push(hash);
-        rows.records.push(bytes);
-    }
-    current.insert(stream, last_version);
-    rows.stream_heads.insert(stream, last_version);
-    *next = LogHead { position: last_position, hash };
-    let outcome = AppendOutcome {
-        first_position,
-        last_position,
-        last_version,
-        recorded_at: now,
-        deduplicated: false,
-    };
-    if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
-        in_group.insert(key.as_str(), (digest, outcome));
-        rows.keys.push(key.as_bytes());
-        rows.digests.push(digest);
-        rows.outcomes.push(outcome);
-    }
-    Decision::AfterCommit(outcome)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -790,7 +646,7 @@ mod tests {
 
     #[test]
     fn chunks_cover_everything_in_order() {
-        assert!(chunks(&[]).is_empty());
+        assert!(chunks::<Vec<u8>>(&[]).is_empty());
         let small = vec![vec![0u8; 10]; 5];
         assert_eq!(chunks(&small), vec![(0, 5)]);
         let big = vec![vec![0u8; MAX_STATEMENT_BYTES / 2 + 1]; 5];

@@ -103,10 +103,10 @@ async fn positions_versions_conflicts_and_reopen() {
     let schema = fresh_schema();
     let log = open(&url, &schema).await;
     assert_eq!(log.head().position, 0);
-    let a = log.append(req("a", ExpectedVersion::NoStream, 3)).await.unwrap();
+    let a = log.append(req("a", ExpectedVersion::NoStream, 3)).await.unwrap().outcome;
     assert_eq!((a.first_position, a.last_position, a.last_version), (1, 3, 3));
     assert_eq!(a.recorded_at, Timestamp(1_000));
-    let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap();
+    let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap().outcome;
     assert_eq!((b.first_position, b.last_version), (4, 2));
     assert_eq!(log.head().position, 5);
     let s = log.read_stream(&sid("a"), 2, 10).await.unwrap();
@@ -126,7 +126,7 @@ async fn positions_versions_conflicts_and_reopen() {
     let log = PgLog::open(&url, options(&schema), clock(10)).await.unwrap();
     assert_eq!(log.head(), head);
     assert_eq!(log.stream_version(&sid("a")).await.unwrap(), 3);
-    let c = log.append(req("a", ExpectedVersion::Exact(3), 1)).await.unwrap();
+    let c = log.append(req("a", ExpectedVersion::Exact(3), 1)).await.unwrap().outcome;
     assert_eq!((c.first_position, c.last_version), (6, 4));
     assert_eq!(c.recorded_at, Timestamp(1_000));
     assert_gap_free(&log, 6).await;
@@ -149,7 +149,7 @@ async fn concurrent_appenders_are_gap_free() {
             let mut expected = ExpectedVersion::NoStream;
             let mut shared_ok = 0u64;
             for i in 0..20 {
-                let o = log.append(req(&format!("w{w}"), expected, 2)).await.unwrap();
+                let o = log.append(req(&format!("w{w}"), expected, 2)).await.unwrap().outcome;
                 expected = ExpectedVersion::Exact(o.last_version);
                 // Everyone also races on one stream: exactly one of a set of
                 // equal expectations may win.
@@ -207,7 +207,7 @@ async fn conflict_writes_nothing_and_batches_are_atomic() {
     assert_eq!(log.read_all(1, 100).await.unwrap().len(), 3);
 
     // A batch lands whole: contiguous positions and versions.
-    let o = log.append(req("a", ExpectedVersion::Exact(3), 50)).await.unwrap();
+    let o = log.append(req("a", ExpectedVersion::Exact(3), 50)).await.unwrap().outcome;
     assert_eq!((o.first_position, o.last_position, o.last_version), (4, 53, 53));
     let s = log.read_stream(&sid("a"), 4, 100).await.unwrap();
     assert_eq!(s.len(), 50);
@@ -239,7 +239,7 @@ async fn conflict_writes_nothing_and_batches_are_atomic() {
         match t.await.unwrap() {
             Ok(o) => {
                 wins += 1;
-                assert_eq!(o.last_version, 4);
+                assert_eq!(o.outcome.last_version, 4);
             }
             Err(Error::Conflict { actual: 4, .. }) => {}
             Err(e) => panic!("{e}"),
@@ -259,9 +259,9 @@ async fn idempotent_retry_and_mismatch() {
     let log = open(&url, &schema).await;
     let mut r = req("a", ExpectedVersion::NoStream, 2);
     r.idempotency_key = Some("k1".into());
-    let first = log.append(r.clone()).await.unwrap();
+    let first = log.append(r.clone()).await.unwrap().outcome;
     assert!(!first.deduplicated);
-    let again = log.append(r.clone()).await.unwrap();
+    let again = log.append(r.clone()).await.unwrap().outcome;
     assert!(again.deduplicated);
     assert_eq!(AppendOutcome { deduplicated: false, ..again }, first);
     assert_eq!(log.head().position, 2);
@@ -279,8 +279,8 @@ async fn idempotent_retry_and_mismatch() {
     // A key with a NUL byte is stored fine (keys are bytea).
     let mut nul = req("b", ExpectedVersion::Any, 1);
     nul.idempotency_key = Some("k\0nul".into());
-    let n1 = log.append(nul.clone()).await.unwrap();
-    assert!(log.append(nul).await.unwrap().deduplicated);
+    let n1 = log.append(nul.clone()).await.unwrap().outcome;
+    assert!(log.append(nul).await.unwrap().outcome.deduplicated);
 
     // The same keyed append sent many times at once: written once.
     let log = Arc::new(log);
@@ -289,7 +289,7 @@ async fn idempotent_retry_and_mismatch() {
         let log = log.clone();
         let mut r = req("c", ExpectedVersion::Any, 3);
         r.idempotency_key = Some("burst".into());
-        tasks.push(tokio::spawn(async move { log.append(r).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { log.append(r).await.unwrap().outcome }));
     }
     let outcomes: Vec<_> =
         futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
@@ -301,7 +301,7 @@ async fn idempotent_retry_and_mismatch() {
 
     drop(log);
     let log = open(&url, &schema).await;
-    let again = log.append(r).await.unwrap();
+    let again = log.append(r).await.unwrap().outcome;
     assert!(again.deduplicated);
     assert_eq!(again.first_position, first.first_position);
     assert_eq!(log.head(), head);
@@ -537,7 +537,7 @@ async fn import_from_sled_reproduces_the_chain() {
     for i in 0..30u8 {
         let mut r = req(&format!("s{}", i % 4), ExpectedVersion::Any, 1 + (i % 3) as usize);
         r.idempotency_key = (i % 7 == 0).then(|| format!("k{i}"));
-        let o = src.append(r.clone()).await.unwrap();
+        let o = src.append(r.clone()).await.unwrap().outcome;
         if r.idempotency_key.is_some() {
             keyed.push((r, o));
         }
@@ -572,10 +572,10 @@ async fn import_from_sled_reproduces_the_chain() {
             dst.idempotency_lookup(&key).await.unwrap(),
             src.idempotency_lookup(&key).await.unwrap()
         );
-        assert_eq!(dst.append(r).await.unwrap(), AppendOutcome { deduplicated: true, ..o });
+        assert_eq!(dst.append(r).await.unwrap().outcome, AppendOutcome { deduplicated: true, ..o });
     }
     // Appends continue the imported chain, never below its recorded times.
-    let next = dst.append(req("s0", ExpectedVersion::Any, 1)).await.unwrap();
+    let next = dst.append(req("s0", ExpectedVersion::Any, 1)).await.unwrap().outcome;
     assert_eq!(next.first_position, src.head().position + 1);
     assert_eq!(next.recorded_at, Timestamp(5_000));
     dst.verify().await.unwrap();
@@ -601,7 +601,7 @@ async fn survives_terminated_connections() {
     assert_eq!(killed, 10);
     // Every part reconnects: the writer on its next group, reads on their
     // next query, the follower on its next poll.
-    let o = log.append(req("a", ExpectedVersion::Exact(2), 1)).await.unwrap();
+    let o = log.append(req("a", ExpectedVersion::Exact(2), 1)).await.unwrap().outcome;
     assert_eq!(o.first_position, 3);
     assert_eq!(log.read_all(1, 10).await.unwrap().len(), 3);
     assert_eq!(log.stream_version(&sid("a")).await.unwrap(), 3);
@@ -653,7 +653,7 @@ async fn throughput_64_appenders() {
                     "bench",
                     vec![ev(w as u8, 256)],
                 );
-                let o = log.append(r).await.unwrap();
+                let o = log.append(r).await.unwrap().outcome;
                 expected = ExpectedVersion::Exact(o.last_version);
                 n += 1;
             }

@@ -111,7 +111,7 @@ async fn task(log: Arc<SledLog>, args: Arc<Args>, task: usize, deadline: Instant
         let mut request =
             AppendRequest::new(stream_id, ExpectedVersion::Any, "crash-writer", events);
         request.idempotency_key = (rng.below(4) == 0).then(|| format!("idem-{batch}"));
-        match log.append(request).await {
+        match log.append(request).await.map(|a| a.outcome) {
             Ok(o) => emit(&format!(
                 "ack {} {} {stream} {} {batch} {count}\n",
                 o.first_position, o.last_position, o.last_version

@@ -29,8 +29,11 @@ async fn settle(h: &TestEngine) {
 }
 
 /// Polls `fut` up to `polls` times, yielding between polls so that the
-/// log's writer can make progress; returns whether it completed.
-async fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> bool {
+/// log's writer can make progress, then (if it is still pending) waits
+/// `linger` without polling it and drops it; returns whether it completed.
+/// A linger lets a writer that was handed the append commit it while the
+/// future can no longer see the acknowledgement: the window that matters.
+async fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize, linger: Duration) -> bool {
     let mut fut = pin!(fut);
     for _ in 0..polls {
         if futures::poll!(fut.as_mut()).is_ready() {
@@ -38,20 +41,26 @@ async fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> bool {
         }
         tokio::task::yield_now().await;
     }
+    tokio::time::sleep(linger).await;
     false
+}
+
+/// Every (polls, linger) pair the tests try, in order.
+fn schedule() -> impl Iterator<Item = (usize, Duration)> {
+    (1..200).flat_map(|p| [(p, Duration::ZERO), (p, Duration::from_millis(40))])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_dropped_at_any_await_leaves_the_view_equal_to_the_log() {
     let mut dropped_after_commit = 0;
-    for polls in 1..200 {
+    for (polls, linger) in schedule() {
         let h = TestEngine::start().await;
         let id = h.submit(RESIDENT, street_light()).await;
         let before = h.head();
         let escalate = Command::Escalate { reason: "需要街道协调".into() };
         let (actor, case) = (actor_id("cs11"), case_id(&id));
         let fut = h.engine.execute(&actor, &case, escalate, CommandOptions::default());
-        let completed = poll_then_drop(fut, polls).await;
+        let completed = poll_then_drop(fut, polls, linger).await;
         settle(&h).await;
         let committed = h.head() > before;
         if committed && !completed {
@@ -59,8 +68,12 @@ async fn a_command_dropped_at_any_await_leaves_the_view_equal_to_the_log() {
         }
         // What the engine serves is what the log holds.
         let served = h.engine.case(&case_id(&id)).await.unwrap();
-        assert_eq!(*served, h.folded(&id).await, "after {polls} polls");
-        assert_eq!(served.status == Status::Escalated, committed, "after {polls} polls");
+        assert_eq!(*served, h.folded(&id).await, "after {polls} polls, {linger:?}");
+        assert_eq!(
+            served.status == Status::Escalated,
+            committed,
+            "after {polls} polls, {linger:?}"
+        );
         // And the next command is decided on that state.
         let next = h
             .engine
@@ -71,11 +84,15 @@ async fn a_command_dropped_at_any_await_leaves_the_view_equal_to_the_log() {
                 CommandOptions::default(),
             )
             .await;
-        assert_eq!(next.is_ok(), committed, "after {polls} polls: {next:?}");
+        assert_eq!(next.is_ok(), committed, "after {polls} polls, {linger:?}: {next:?}");
         h.engine.catch_up().await.unwrap();
         let open: Vec<_> = h.engine.open_cases().into_iter().filter(|c| c.id == id).collect();
         assert_eq!(open.len(), 1);
-        assert_eq!(*open[0], h.folded(&id).await, "the open-case view after {polls} polls");
+        assert_eq!(
+            *open[0],
+            h.folded(&id).await,
+            "the open-case view after {polls} polls, {linger:?}"
+        );
         if completed {
             assert!(
                 dropped_after_commit > 0,
@@ -89,16 +106,20 @@ async fn a_command_dropped_at_any_await_leaves_the_view_equal_to_the_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_dropped_at_any_await_leaves_ids_and_view_consistent() {
-    for polls in 1..200 {
+    for (polls, linger) in schedule() {
         let h = TestEngine::start().await;
         let before = h.head();
         let resident = actor_id(RESIDENT);
         let fut = h.engine.submit(&resident, street_light(), CommandOptions::default());
-        let completed = poll_then_drop(fut, polls).await;
+        let completed = poll_then_drop(fut, polls, linger).await;
         settle(&h).await;
         h.engine.catch_up().await.unwrap();
         let committed = h.head() > before;
-        assert_eq!(h.engine.open_cases().len(), usize::from(committed), "after {polls} polls");
+        assert_eq!(
+            h.engine.open_cases().len(),
+            usize::from(committed),
+            "after {polls} polls, {linger:?}"
+        );
         // The next submission gets a fresh id, never one already used.
         let next = h.submit(RESIDENT, street_light()).await;
         assert_eq!(h.engine.case(&case_id(&next)).await.unwrap().version, 1);
@@ -112,7 +133,7 @@ async fn a_submission_dropped_at_any_await_leaves_ids_and_view_consistent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_catch_up_dropped_at_any_await_is_resumed_by_the_next() {
     // Another engine on the same store writes; ours follows.
-    for polls in 1..200 {
+    for (polls, linger) in schedule() {
         let h = TestEngine::start().await;
         let ids = [
             h.submit(RESIDENT, street_light()).await,
@@ -133,11 +154,11 @@ async fn a_catch_up_dropped_at_any_await_is_resumed_by_the_next() {
                 .await
                 .unwrap();
         }
-        let completed = poll_then_drop(h.engine.catch_up(), polls).await;
+        let completed = poll_then_drop(h.engine.catch_up(), polls, linger).await;
         h.engine.catch_up().await.unwrap();
         for id in &ids {
             let view = h.engine.open_cases().into_iter().find(|c| &c.id == id).unwrap();
-            assert_eq!(*view, h.folded(id).await, "after {polls} polls");
+            assert_eq!(*view, h.folded(id).await, "after {polls} polls, {linger:?}");
         }
         if completed {
             return;

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use gridcase::engine::domain::{ActorId, Command, Event, Rule, Satisfaction, Status};
 use gridcase::engine::engine::{CommandOptions, CommandResult};
 use gridcase::engine::log::{
-    AppendOutcome, AppendRequest, EventLog, Hash, LogHead, Position, RecordedEvent, SledLog,
-    StreamId, VerifyReport,
+    AppendOutcome, AppendRequest, Appended, EventLog, Hash, LogHead, Position, RecordedEvent,
+    SledLog, StreamId, VerifyReport,
 };
 use gridcase::engine::time::ManualClock;
 use gridcase::engine::{Engine, EngineOptions, Error};
@@ -412,7 +412,7 @@ struct GatedLog {
 
 #[async_trait]
 impl EventLog for GatedLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
         let out = self.inner.append(request).await;
         self.after_append.pass().await;
         out

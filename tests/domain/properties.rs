@@ -600,7 +600,7 @@ async fn replay_into_fresh_store(log: &dyn EventLog) -> (Engine, tempfile::TempD
             );
             req.correlation_id = rec.correlation_id.clone();
             req.causation_id = rec.causation_id.clone();
-            let out = fresh.append(req).await.unwrap();
+            let out = fresh.append(req).await.unwrap().outcome;
             assert_eq!(
                 (out.first_position, out.last_version, out.recorded_at),
                 (rec.position, rec.version, rec.recorded_at)

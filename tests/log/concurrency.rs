@@ -78,7 +78,10 @@ async fn concurrent_appends(backend: Arc<dyn Backend>) {
                     } else {
                         ExpectedVersion::Any
                     };
-                    let r = log.append(request(&stream, expected, &tag(task, seq), n)).await;
+                    let r = log
+                        .append(request(&stream, expected, &tag(task, seq), n))
+                        .await
+                        .map(|a| a.outcome);
                     if !shared {
                         assert!(r.is_ok(), "an Any append failed: {r:?}");
                     }
@@ -95,7 +98,8 @@ async fn concurrent_appends(backend: Arc<dyn Backend>) {
     for t in tasks {
         results.extend(t.await.unwrap());
     }
-    let stop = log.append(request("stop", ExpectedVersion::NoStream, "STOP", 1)).await.unwrap();
+    let stop =
+        log.append(request("stop", ExpectedVersion::NoStream, "STOP", 1)).await.unwrap().outcome;
 
     let all = read_everything(log.as_ref(), 500).await;
     check_structure(log.as_ref(), &all);

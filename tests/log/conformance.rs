@@ -48,12 +48,20 @@ mod suite {
         assert_eq!(log.head().hash, GENESIS_HASH);
         assert!(log.read_all(1, 10).await.unwrap().is_empty());
 
-        let a = log.append(request("case-a", ExpectedVersion::NoStream, "a1", 3)).await.unwrap();
+        let a = log
+            .append(request("case-a", ExpectedVersion::NoStream, "a1", 3))
+            .await
+            .unwrap()
+            .outcome;
         assert_eq!((a.first_position, a.last_position, a.last_version), (1, 3, 3));
         assert!(!a.deduplicated);
-        let b = log.append(request("case-b", ExpectedVersion::Any, "b1", 2)).await.unwrap();
+        let b = log.append(request("case-b", ExpectedVersion::Any, "b1", 2)).await.unwrap().outcome;
         assert_eq!((b.first_position, b.last_position, b.last_version), (4, 5, 2));
-        let a2 = log.append(request("case-a", ExpectedVersion::Exact(3), "a2", 1)).await.unwrap();
+        let a2 = log
+            .append(request("case-a", ExpectedVersion::Exact(3), "a2", 1))
+            .await
+            .unwrap()
+            .outcome;
         assert_eq!((a2.first_position, a2.last_position, a2.last_version), (6, 6, 4));
         assert!(a2.recorded_at >= b.recorded_at && b.recorded_at >= a.recorded_at);
 
@@ -114,7 +122,7 @@ mod suite {
         ));
         assert_eq!(log.stream_version(&sid("t")).await.unwrap(), 0);
         assert!(log.streams_with_prefix("t").await.unwrap().is_empty());
-        let ok = log.append(request("t", ExpectedVersion::Exact(0), "t", 1)).await.unwrap();
+        let ok = log.append(request("t", ExpectedVersion::Exact(0), "t", 1)).await.unwrap().outcome;
         assert_eq!((ok.first_position, ok.last_version), (3, 1));
         let all = read_everything(log.as_ref(), 100).await;
         check_structure(log.as_ref(), &all);
@@ -126,7 +134,11 @@ mod suite {
         let store = backend.create().await;
         let log = store.log();
         log.append(request("x", ExpectedVersion::Any, "x", 1)).await.unwrap();
-        let big = log.append(request("big", ExpectedVersion::NoStream, "big", 700)).await.unwrap();
+        let big = log
+            .append(request("big", ExpectedVersion::NoStream, "big", 700))
+            .await
+            .unwrap()
+            .outcome;
         assert_eq!((big.first_position, big.last_position, big.last_version), (2, 701, 700));
         // A conflicting batch (larger than any frame) leaves no trace.
         let err = log.append(request("big", ExpectedVersion::Exact(699), "lost", 600)).await;
@@ -166,10 +178,17 @@ mod suite {
         let log = store.log();
         let mut keyed = request("s", ExpectedVersion::NoStream, "keyed", 3);
         keyed.idempotency_key = Some("key-1".into());
-        let first = log.append(keyed.clone()).await.unwrap();
+        let first_append = log.append(keyed.clone()).await.unwrap();
+        let first = first_append.outcome;
         assert!(!first.deduplicated);
-        let again = log.append(keyed.clone()).await.unwrap();
+        let again_append = log.append(keyed.clone()).await.unwrap();
+        let again = again_append.outcome;
         assert!(again.deduplicated);
+        // Both answer with the records as stored: the append with what it
+        // wrote, the retry with the first call's records.
+        let stored = log.read_all(1, 10).await.unwrap();
+        assert_eq!(first_append.records, stored);
+        assert_eq!(again_append.records, stored);
         assert_eq!(again, gridcase::engine::log::AppendOutcome { deduplicated: true, ..first });
         assert_eq!(log.head().position, 3);
 
@@ -183,7 +202,7 @@ mod suite {
         // Other traffic in between does not change the retried outcome.
         log.append(request("s", ExpectedVersion::Exact(3), "other", 2)).await.unwrap();
         let head = log.head();
-        assert_eq!(log.append(keyed.clone()).await.unwrap(), again);
+        assert_eq!(log.append(keyed.clone()).await.unwrap(), again_append);
 
         // Same key, different content: refused, nothing written.
         let mut variants = Vec::new();
@@ -216,7 +235,7 @@ mod suite {
         assert!(matches!(log.append(conflicting).await, Err(Error::Conflict { .. })));
         let mut fixed = request("s", ExpectedVersion::Exact(5), "late", 1);
         fixed.idempotency_key = Some("key-2".into());
-        let fresh = log.append(fixed.clone()).await.unwrap();
+        let fresh = log.append(fixed.clone()).await.unwrap().outcome;
         assert!(!fresh.deduplicated);
         assert_eq!((fresh.first_position, fresh.last_version), (6, 6));
 
@@ -224,9 +243,9 @@ mod suite {
         drop(log);
         store.reopen().await;
         let log = store.log();
-        assert_eq!(log.append(keyed.clone()).await.unwrap(), again);
+        assert_eq!(log.append(keyed.clone()).await.unwrap(), again_append);
         assert_eq!(
-            log.append(fixed).await.unwrap(),
+            log.append(fixed).await.unwrap().outcome,
             gridcase::engine::log::AppendOutcome { deduplicated: true, ..fresh }
         );
         let mut v = keyed.clone();
@@ -334,7 +353,7 @@ mod suite {
             if i % 3 == 0 {
                 r.idempotency_key = Some(format!("k{i}"));
             }
-            let o = log.append(r.clone()).await.unwrap();
+            let o = log.append(r.clone()).await.unwrap().outcome;
             if r.idempotency_key.is_some() {
                 keyed.push((r, o));
             }
@@ -363,7 +382,7 @@ mod suite {
             let names = log.streams_with_prefix("case-").await.unwrap();
             assert_eq!(names, (0..7).map(|i| format!("case-{i}")).collect::<Vec<_>>());
             for (r, o) in &keyed {
-                let again = log.append(r.clone()).await.unwrap();
+                let again = log.append(r.clone()).await.unwrap().outcome;
                 assert_eq!(
                     again,
                     gridcase::engine::log::AppendOutcome { deduplicated: true, ..*o }
@@ -375,7 +394,7 @@ mod suite {
         // And it continues from the head.
         let log = store.log();
         let next = log.append(request("case-0", ExpectedVersion::Exact(versions[0]), "n", 1)).await;
-        let next = next.unwrap();
+        let next = next.unwrap().outcome;
         assert_eq!((next.first_position, next.last_version), (head.position + 1, versions[0] + 1));
         let all = read_everything(log.as_ref(), 1000).await;
         check_structure(log.as_ref(), &all);

@@ -201,7 +201,7 @@ async fn check_store(dir: &Path, acked: &BTreeMap<u64, Ack>, new_acks: &[Ack]) -
         let mut request =
             AppendRequest::new(sid(&ev.stream), ExpectedVersion::Any, &ev.actor, events);
         request.idempotency_key = Some(mark.key.clone());
-        let outcome = log.append(request).await.expect("retry of a keyed append");
+        let outcome = log.append(request).await.expect("retry of a keyed append").outcome;
         assert!(outcome.deduplicated, "key {} was not deduplicated after the crash", mark.key);
         assert_eq!((outcome.first_position, outcome.last_position), (ack.first, ack.last));
         retried += 1;

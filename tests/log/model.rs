@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use gridcase::engine::log::{
-    request_digest, AppendOutcome, AppendRequest, EventData, ExpectedVersion, IdempotencyMark,
-    RecordedEvent, CODEC_POSTCARD,
+    request_digest, AppendOutcome, AppendRequest, Appended, EventData, ExpectedVersion,
+    IdempotencyMark, RecordedEvent, CODEC_POSTCARD,
 };
 use gridcase::engine::Error;
 use proptest::prelude::*;
@@ -133,12 +133,19 @@ impl Model {
     }
 
     /// Checks the log's answer to `req` against the model and applies it.
-    fn append(&mut self, req: &AppendRequest, got: Result<AppendOutcome, Error>) {
+    fn append(&mut self, req: &AppendRequest, got: Result<Appended, Error>) {
+        // The records an append answers with are the records the log holds:
+        // the ones it wrote, or on a retry the first call's.
+        let records = got.as_ref().map(|a| a.records.clone()).unwrap_or_default();
+        let got = got.map(|a| a.outcome);
         if let Some(key) = &req.idempotency_key {
             if let Some((first, outcome)) = self.keys.get(key) {
                 if same_content(first, req) {
                     let got = got.unwrap_or_else(|e| panic!("retry of {key} failed: {e}"));
                     assert_eq!(got, AppendOutcome { deduplicated: true, ..*outcome });
+                    let count = (outcome.last_position - outcome.first_position + 1) as usize;
+                    assert_eq!(records.len(), count, "records of the retry of {key}");
+                    self.assert_matches(&records, outcome.first_position);
                 } else {
                     match got {
                         Err(Error::IdempotencyMismatch { key: k }) => assert_eq!(&k, key),
@@ -189,6 +196,8 @@ impl Model {
                 },
             });
         }
+        assert_eq!(records.len() as u64, n, "records of an append");
+        self.assert_matches(&records, first);
         self.versions.insert(req.stream.as_str().to_string(), current + n);
         if let Some(key) = &req.idempotency_key {
             self.keys.insert(key.clone(), (req.clone(), got));

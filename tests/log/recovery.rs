@@ -88,7 +88,7 @@ async fn reopen_after_index_edit(edit: impl FnOnce(&sled::Tree, &[RecordedEvent]
     for i in 0..30 {
         let mut r = request(&format!("case-{}", i % 4), ExpectedVersion::Any, &format!("{i}"), 3);
         r.idempotency_key = Some(format!("key-{i}"));
-        let o = log.append(r).await.unwrap();
+        let o = log.append(r).await.unwrap().outcome;
         assert!(o.deduplicated && o.first_position == 1 + 3 * i as u64, "key-{i}: {o:?}");
     }
     let all = read_everything(&log, 1000).await;

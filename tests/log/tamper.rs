@@ -140,7 +140,7 @@ fn on_disk_tamper_is_detected() {
             }
             let mut r = request("victim", ExpectedVersion::Any, "v", 1);
             r.events.push(event(marker.to_vec()));
-            let o = log.append(r).await.unwrap();
+            let o = log.append(r).await.unwrap().outcome;
             for i in 0..40 {
                 log.append(request(
                     &format!("s{}", i % 3),

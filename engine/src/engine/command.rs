@@ -281,15 +281,14 @@ impl Engine {
         }
     }
 
-    /// Appends and returns the outcome with the records as stored.
+    /// Appends and returns the outcome with the records as stored (the
+    /// log hands them back; nothing is read again).
     async fn append_recorded(
         &self,
         req: AppendRequest,
     ) -> Result<(AppendOutcome, Vec<RecordedEvent>), Error> {
-        let outcome = self.log.append(req).await?;
-        let n = (outcome.last_position + 1 - outcome.first_position) as usize;
-        let records = self.log.read_all(outcome.first_position, n).await?;
-        Ok((outcome, records))
+        let appended = self.log.append(req).await?;
+        Ok((appended.outcome, appended.records))
     }
 
     /// The result of an earlier call, for a retried idempotency key: its

@@ -55,12 +55,17 @@ impl Engine {
         // Dropped between here and the refresh, the registry would miss the
         // organisation: the guard marks it stale so the next command re-reads it.
         let guard = StaleOnDrop(Some(self));
-        let out = self.log.append(req).await.map_err(|e| match e {
-            Error::Conflict { .. } => Error::InvalidInput(
-                "this store already has an organisation; use a new data directory".into(),
-            ),
-            other => other,
-        })?;
+        let out = self
+            .log
+            .append(req)
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { .. } => Error::InvalidInput(
+                    "this store already has an organisation; use a new data directory".into(),
+                ),
+                other => other,
+            })?
+            .outcome;
         self.refresh_registry().await?;
         guard.disarm();
         Ok(out)

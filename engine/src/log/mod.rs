@@ -10,6 +10,7 @@
 //! **Architecture Invariant:** the domain never sees a backend: it talks to
 //! `Arc<dyn EventLog>` and to [`RecordedEvent`]s only.
 
+pub mod group;
 mod record;
 mod sled_log;
 mod subscribe;
@@ -213,6 +214,56 @@ pub struct AppendOutcome {
     pub deduplicated: bool,
 }
 
+/// What an acknowledged append wrote: the outcome and the records exactly as stored.
+///
+/// `records` are the records the writer chained and committed, built from
+/// what it encoded (no read-back), so a caller never has to read its own
+/// write. On a deduplicated retry (`outcome.deduplicated`) they are the
+/// first call's records, read back from the log by position: the one case
+/// where the log reads what it did not just write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Appended {
+    /// Positions, version and time of the append (the first call's, on a retry).
+    pub outcome: AppendOutcome,
+    /// The appended records in position order, hashes and links included.
+    pub records: Vec<RecordedEvent>,
+}
+
+impl Appended {
+    /// An outcome with its records; for backends (the struct is non-exhaustive).
+    pub fn new(outcome: AppendOutcome, records: Vec<RecordedEvent>) -> Appended {
+        Appended { outcome, records }
+    }
+}
+
+/// Completes the answer to a deduplicated append: the writer knows only the
+/// first call's outcome, so its records are read back by position. Any other
+/// answer is returned as it is. Every backend's `append` ends with this.
+pub async fn read_back_duplicate<L: EventLog + ?Sized>(
+    log: &L,
+    appended: Appended,
+) -> Result<Appended, Error> {
+    let o = appended.outcome;
+    if !o.deduplicated || !appended.records.is_empty() {
+        return Ok(appended);
+    }
+    let count = (o.last_position + 1).saturating_sub(o.first_position);
+    let records = log.read_all(o.first_position, count as usize).await?;
+    let whole = records.len() as u64 == count
+        && records.iter().zip(o.first_position..).all(|(r, p)| r.position == p);
+    if !whole {
+        return Err(Error::Corruption {
+            position: o.first_position,
+            reason: format!(
+                "the records of a keyed append ({}..={}) are not all in the log",
+                o.first_position, o.last_position
+            ),
+        });
+    }
+    Ok(Appended { outcome: o, records })
+}
+
 /// A stored event with its envelope, as read back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedEvent {
@@ -268,8 +319,9 @@ pub struct VerifyReport {
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Appends a batch atomically after the optimistic-concurrency and
-    /// idempotency checks; returns once the batch meets the log's durability.
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error>;
+    /// idempotency checks; returns once the batch meets the log's durability,
+    /// with the records it wrote (see [`Appended`]).
+    async fn append(&self, request: AppendRequest) -> Result<Appended, Error>;
 
     /// Up to `limit` events of `stream` with version >= `from_version`, in order.
     async fn read_stream(

@@ -107,22 +107,7 @@ pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, 
         reason: format!("envelope does not decode: {e}"),
     })?;
     let hash = *blake3::hash(bytes).as_bytes();
-    Ok(RecordedEvent {
-        position: env.position,
-        stream: env.stream,
-        version: env.version,
-        event_type: env.event_type,
-        schema_version: env.schema_version,
-        recorded_at: Timestamp(env.recorded_at),
-        actor: env.actor,
-        correlation_id: env.correlation_id,
-        causation_id: env.causation_id,
-        idempotency: env.idempotency,
-        payload_codec: env.payload_codec,
-        payload: env.payload,
-        prev_hash: env.prev_hash,
-        hash,
-    })
+    Ok(recorded_of(env, hash))
 }
 
 /// The leading envelope fields a stream index needs, borrowed from the
@@ -163,18 +148,14 @@ pub(crate) fn index_fields(bytes: &[u8], position: Position) -> Result<IndexFiel
     })
 }
 
-/// One event of an append, encoded and chained.
+/// One event of an append, encoded and chained: the record as a reader will
+/// get it back, and the canonical bytes the backend stores.
 #[derive(Clone, Debug)]
 pub struct ChainedRecord {
-    /// Global position.
-    pub position: Position,
-    /// Version in the stream.
-    pub version: u64,
-    /// Hash of the record before.
-    pub prev_hash: Hash,
-    /// Hash of this record's bytes.
-    pub hash: Hash,
-    /// The canonical record bytes.
+    /// The record exactly as stored (its position, version, links and hash),
+    /// so a writer can answer with what it wrote without reading it back.
+    pub record: RecordedEvent,
+    /// The canonical record bytes; `record.hash` is BLAKE3 of them.
     pub bytes: Vec<u8>,
 }
 
@@ -217,17 +198,32 @@ pub fn chain_append(
             prev_hash: hash,
         };
         let bytes = encode_record(&env)?;
-        let prev = hash;
         hash = *blake3::hash(&bytes).as_bytes();
-        out.push(ChainedRecord {
-            position: env.position,
-            version: env.version,
-            prev_hash: prev,
-            hash,
-            bytes,
-        });
+        // The envelope moves into the record: the fields were cloned once,
+        // for the encoder, and are not cloned again for the reply.
+        out.push(ChainedRecord { record: recorded_of(env, hash), bytes });
     }
     Ok(out)
+}
+
+/// The recorded event of a decoded envelope whose bytes hash to `hash`.
+fn recorded_of(env: Envelope, hash: Hash) -> RecordedEvent {
+    RecordedEvent {
+        position: env.position,
+        stream: env.stream,
+        version: env.version,
+        event_type: env.event_type,
+        schema_version: env.schema_version,
+        recorded_at: Timestamp(env.recorded_at),
+        actor: env.actor,
+        correlation_id: env.correlation_id,
+        causation_id: env.causation_id,
+        idempotency: env.idempotency,
+        payload_codec: env.payload_codec,
+        payload: env.payload,
+        prev_hash: env.prev_hash,
+        hash,
+    }
 }
 
 /// The envelope of a recorded event, for re-encoding it byte for byte.

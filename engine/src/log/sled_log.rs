@@ -28,13 +28,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::group::{ask_writer, check_import, replies, CommittedState, Group, GroupWrite};
 use super::record::{
-    chain_append, decode_record, encode_record, envelope_of, index_fields, request_digest,
-    ChainVerifier, ChainedRecord, Hash, GENESIS_HASH, RECORD_FORMAT,
+    decode_record, index_fields, ChainVerifier, ChainedRecord, Hash, GENESIS_HASH, RECORD_FORMAT,
 };
 use super::{
-    check_append, AppendOutcome, AppendRequest, Durability, EventLog, LogHead, Position,
-    RecordedEvent, StreamId, VerifyReport, MAX_PAYLOAD_BYTES,
+    check_append, read_back_duplicate, AppendOutcome, AppendRequest, Appended, Durability,
+    EventLog, LogHead, Position, RecordedEvent, StreamId, VerifyReport,
 };
 use crate::time::{Clock, Timestamp};
 use crate::Error;
@@ -88,7 +88,7 @@ impl Default for SledOptions {
 }
 
 enum Job {
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<AppendOutcome, Error>> },
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, Error>> },
     Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, Error>> },
 }
 
@@ -181,22 +181,47 @@ fn key_position(k: &[u8]) -> Result<Position, Error> {
 /// 32-byte trailer holding the hash of the last record. The per-record check
 /// bytes let verify name the exact record whose bytes changed; the chain
 /// (inside the hashed bytes) catches a rewrite that also fixed the table.
-fn encode_frame(records: &[(Vec<u8>, Hash)], last_hash: &Hash) -> Vec<u8> {
-    let body: usize = records.iter().map(|r| r.0.len()).sum();
+fn encode_frame(records: &[ChainedRecord]) -> Vec<u8> {
+    let body: usize = records.iter().map(|r| r.bytes.len()).sum();
     let mut out = Vec::with_capacity(5 + TABLE_ENTRY * records.len() + body + FRAME_TRAILER);
     out.push(FRAME_FORMAT);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     let mut offset = 0u32;
-    for (r, h) in records {
+    for r in records {
         out.extend_from_slice(&offset.to_le_bytes());
-        out.extend_from_slice(&h[..8]);
-        offset += r.len() as u32;
+        out.extend_from_slice(&r.record.hash[..8]);
+        offset += r.bytes.len() as u32;
     }
-    for (r, _) in records {
-        out.extend_from_slice(r);
+    for r in records {
+        out.extend_from_slice(&r.bytes);
     }
-    out.extend_from_slice(last_hash);
+    let last_hash = records.last().map(|r| r.record.hash).unwrap_or(GENESIS_HASH);
+    out.extend_from_slice(&last_hash);
     out
+}
+
+/// Cuts a group's records into frames of at most `max_frame_events` records
+/// and `max_frame_bytes` record bytes (one larger record goes alone), keyed
+/// by the position of their first record.
+fn frames_of(options: &SledOptions, records: &[ChainedRecord]) -> Vec<(Position, Vec<u8>)> {
+    let mut frames = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    let mut seal = |run: &[ChainedRecord]| {
+        if let Some(first) = run.first() {
+            frames.push((first.record.position, encode_frame(run)));
+        }
+    };
+    for (i, r) in records.iter().enumerate() {
+        let full = i - start >= options.max_frame_events
+            || bytes + r.bytes.len() > options.max_frame_bytes;
+        if i > start && full {
+            seal(&records[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += r.bytes.len();
+    }
+    seal(&records[start..]);
+    frames
 }
 
 /// A decoded frame header: where each record's bytes lie.
@@ -763,50 +788,6 @@ impl Inner {
     }
 }
 
-struct FrameBuilder {
-    frames: Vec<(Position, Vec<u8>)>,
-    records: Vec<(Vec<u8>, Hash)>,
-    first: Position,
-    bytes: usize,
-}
-
-impl FrameBuilder {
-    fn push(
-        &mut self,
-        position: Position,
-        record: (Vec<u8>, Hash),
-        prev_hash: &Hash,
-        max_events: usize,
-        max_bytes: usize,
-    ) {
-        if !self.records.is_empty()
-            && (self.records.len() >= max_events || self.bytes + record.0.len() > max_bytes)
-        {
-            self.seal(prev_hash);
-        }
-        if self.records.is_empty() {
-            self.first = position;
-        }
-        self.bytes += record.0.len();
-        self.records.push(record);
-    }
-
-    fn seal(&mut self, last_hash: &Hash) {
-        if self.records.is_empty() {
-            return;
-        }
-        let frame = encode_frame(&self.records, last_hash);
-        self.frames.push((self.first, frame));
-        self.records.clear();
-        self.bytes = 0;
-    }
-}
-
-enum Reply {
-    Now(Result<AppendOutcome, Error>),
-    AfterCommit(AppendOutcome),
-}
-
 /// Refreshes the anchor at most every [`ANCHOR_EVERY`]; the anchored head
 /// must be durable first, which in `Buffered` mode takes a flush.
 fn maybe_anchor(inner: &Inner, head: LogHead, at: &mut std::time::Instant) {
@@ -871,154 +852,75 @@ fn writer_loop(
             }
             continue;
         }
-        let now = std::cmp::max(clock.now(), last_recorded);
-        let mut overlay: HashMap<String, u64> = HashMap::new();
-        let mut idem_overlay: HashMap<String, (Hash, AppendOutcome)> = HashMap::new();
-        let mut builder =
-            FrameBuilder { frames: Vec::new(), records: Vec::new(), first: 0, bytes: 0 };
-        let mut replies = Vec::with_capacity(jobs.len());
-        let mut new_entries: Vec<(String, u64, Position)> = Vec::new();
-        let mut next = head;
-        for (request, tx) in jobs {
-            let reply = decide(
-                &inner,
-                &request,
-                now,
-                &mut overlay,
-                &mut idem_overlay,
-                &mut next,
-                &mut builder,
-                &mut new_entries,
-            );
-            replies.push((tx, reply));
+        let mut group = Group::new(head, last_recorded, clock.now());
+        let mut decisions = Vec::with_capacity(jobs.len());
+        let mut waiting = Vec::with_capacity(jobs.len());
+        for (request, reply) in jobs {
+            decisions.push(group.decide(&request, inner.as_ref()));
+            waiting.push(reply);
         }
-        builder.seal(&next.hash);
-        let result =
-            if builder.frames.is_empty() { Ok(()) } else { commit(&inner, &builder.frames) };
-        match result {
-            Ok(()) => {
-                if next.position != head.position {
-                    {
-                        let mut heads = inner.heads.write().unwrap_or_else(|p| p.into_inner());
-                        for (s, v) in overlay.drain() {
-                            heads.insert(s, v);
-                        }
-                    }
-                    {
-                        let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-                        for (s, v, pos) in new_entries.drain(..) {
-                            p.streams.entry(s).or_default().insert(v, pos);
-                        }
-                        for (k, e) in idem_overlay.drain() {
-                            p.idempotency.insert(k, e);
-                        }
-                    }
-                    head = next;
-                    last_recorded = now;
-                    *inner.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
-                    inner.head_tx.send_replace(head.position);
-                    let _ = notify.send(());
-                    maybe_anchor(&inner, head, &mut anchored_at);
-                }
-                for (tx, r) in replies {
-                    let _ = tx.send(match r {
-                        Reply::Now(r) => r,
-                        Reply::AfterCommit(o) => Ok(o),
-                    });
-                }
+        let write = group.into_write();
+        let result = if write.records.is_empty() {
+            Ok(())
+        } else {
+            commit(&inner, &frames_of(&inner.options, &write.records))
+        };
+        match &result {
+            Ok(()) if !write.records.is_empty() => {
+                publish(&inner, &write);
+                head = write.head;
+                last_recorded = write.recorded_at;
+                let _ = notify.send(());
+                maybe_anchor(&inner, head, &mut anchored_at);
             }
+            Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, "append batch failed; refusing further appends until reopened");
                 *inner.poisoned.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(format!("an earlier write failed ({e}); reopen the store"));
-                for (tx, r) in replies {
-                    let _ = tx.send(match r {
-                        Reply::Now(Err(x)) => Err(x),
-                        _ => Err(e.clone()),
-                    });
-                }
             }
+        }
+        for (reply, r) in waiting.into_iter().zip(replies(decisions, write.records, result)) {
+            let _ = reply.send(r);
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    inner: &Inner,
-    req: &AppendRequest,
-    now: Timestamp,
-    overlay: &mut HashMap<String, u64>,
-    idem_overlay: &mut HashMap<String, (Hash, AppendOutcome)>,
-    next: &mut LogHead,
-    builder: &mut FrameBuilder,
-    new_entries: &mut Vec<(String, u64, Position)>,
-) -> Reply {
-    let digest = req.idempotency_key.as_ref().map(|_| request_digest(req));
-    if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
-        let found = match idem_overlay.get(key) {
-            Some((d, o)) => Some((*d, *o, true)),
-            None => match lookup_idempotency(inner, key) {
-                Ok(Some((d, o))) => Some((d, o, false)),
-                Ok(None) => None,
-                Err(e) => return Reply::Now(Err(e)),
-            },
-        };
-        if let Some((d, mut o, in_this_group)) = found {
-            if d != digest {
-                return Reply::Now(Err(Error::IdempotencyMismatch { key: key.clone() }));
-            }
-            o.deduplicated = true;
-            return if in_this_group { Reply::AfterCommit(o) } else { Reply::Now(Ok(o)) };
+/// The writer's committed state for [`Group::decide`]: the authoritative
+/// stream heads, and the idempotency entries (pending ones, then the index).
+impl CommittedState for Inner {
+    fn stream_version(&self, stream: &str) -> Result<u64, Error> {
+        let heads = self.heads.read().unwrap_or_else(|p| p.into_inner());
+        Ok(heads.get(stream).copied().unwrap_or(0))
+    }
+
+    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+        lookup_idempotency(self, key)
+    }
+}
+
+/// Makes a committed group visible: stream heads, the entries the index
+/// has not absorbed yet, and the head and its watch, in that order (a
+/// reader that sees the new head finds everything below it).
+fn publish(inner: &Inner, write: &GroupWrite) {
+    {
+        let mut heads = inner.heads.write().unwrap_or_else(|p| p.into_inner());
+        for (s, v) in &write.stream_heads {
+            heads.insert(s.clone(), *v);
         }
     }
-    let current = match overlay.get(req.stream.as_str()) {
-        Some(v) => *v,
-        None => inner
-            .heads
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(req.stream.as_str())
-            .copied()
-            .unwrap_or(0),
-    };
-    if !req.expected.admits(current) {
-        return Reply::Now(Err(Error::Conflict {
-            stream: req.stream.to_string(),
-            expected: req.expected,
-            actual: current,
-        }));
+    {
+        let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for c in &write.records {
+            let r = &c.record;
+            p.streams.entry(r.stream.clone()).or_default().insert(r.version, r.position);
+        }
+        for (k, e) in &write.keys {
+            p.idempotency.insert(k.clone(), *e);
+        }
     }
-    let first_position = next.position + 1;
-    let encoded = match chain_append(req, first_position, current + 1, now, next.hash, digest) {
-        Ok(e) => e,
-        Err(e) => return Reply::Now(Err(e)),
-    };
-    let hash = encoded.last().map(|r| r.hash).unwrap_or(next.hash);
-    for ChainedRecord { position: pos, version, prev_hash: prev, hash, bytes } in encoded {
-        builder.push(
-            pos,
-            (bytes, hash),
-            &prev,
-            inner.options.max_frame_events,
-            inner.options.max_frame_bytes,
-        );
-        new_entries.push((req.stream.as_str().to_string(), version, pos));
-    }
-    let last_version = current + req.events.len() as u64;
-    overlay.insert(req.stream.as_str().to_string(), last_version);
-    next.position = first_position + req.events.len() as u64 - 1;
-    next.hash = hash;
-    let outcome = AppendOutcome {
-        first_position,
-        last_position: next.position,
-        last_version,
-        recorded_at: now,
-        deduplicated: false,
-    };
-    if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
-        idem_overlay.insert(key.clone(), (digest, outcome));
-    }
-    Reply::AfterCommit(outcome)
+    *inner.head.lock().unwrap_or_else(|p| p.into_inner()) = write.head;
+    inner.head_tx.send_replace(write.head.position);
 }
 
 /// Checks and writes a run of exported records as one batch.
@@ -1029,89 +931,14 @@ fn import_group(
     last_recorded: &mut Timestamp,
     notify: &std_mpsc::Sender<()>,
 ) -> Result<LogHead, Error> {
-    let mut verifier = ChainVerifier::resume(head.position + 1, head.hash);
-    let mut builder = FrameBuilder { frames: Vec::new(), records: Vec::new(), first: 0, bytes: 0 };
-    let mut versions: HashMap<String, u64> = HashMap::new();
-    let mut entries = Vec::with_capacity(records.len());
-    let mut idem = Vec::new();
-    let mut last_at = *last_recorded;
-    for rec in &records {
-        if rec.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(Error::InvalidInput(format!(
-                "record {} has a payload over {MAX_PAYLOAD_BYTES} bytes",
-                rec.position
-            )));
-        }
-        StreamId::new(rec.stream.clone())?;
-        let bytes = encode_record(&envelope_of(rec))?;
-        let decoded = decode_record(&bytes, rec.position)?;
-        if decoded.hash != rec.hash {
-            return Err(Error::Corruption {
-                position: rec.position,
-                reason: "record does not hash to its stated hash".into(),
-            });
-        }
-        verifier.check(&decoded)?;
-        let current = match versions.get(&rec.stream) {
-            Some(v) => *v,
-            None => inner
-                .heads
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&rec.stream)
-                .copied()
-                .unwrap_or(0),
-        };
-        if rec.version != current + 1 {
-            return Err(Error::Corruption {
-                position: rec.position,
-                reason: format!(
-                    "stream {} jumps from version {current} to {}",
-                    rec.stream, rec.version
-                ),
-            });
-        }
-        versions.insert(rec.stream.clone(), rec.version);
-        if let Some(mark) = &rec.idempotency {
-            let outcome = AppendOutcome {
-                first_position: rec.position,
-                last_position: rec.position + mark.count as u64 - 1,
-                last_version: rec.version + mark.count as u64 - 1,
-                recorded_at: rec.recorded_at,
-                deduplicated: false,
-            };
-            idem.push((mark.key.clone(), (mark.digest, outcome)));
-        }
-        last_at = last_at.max(rec.recorded_at);
-        entries.push((rec.stream.clone(), rec.version, rec.position));
-        builder.push(
-            rec.position,
-            (bytes, decoded.hash),
-            &rec.prev_hash,
-            inner.options.max_frame_events,
-            inner.options.max_frame_bytes,
-        );
-    }
-    builder.seal(&verifier.head_hash());
-    if builder.frames.is_empty() {
+    let write = check_import(&records, *head, *last_recorded, inner)?;
+    if write.records.is_empty() {
         return Ok(*head);
     }
-    commit(inner, &builder.frames)?;
-    {
-        let mut heads = inner.heads.write().unwrap_or_else(|p| p.into_inner());
-        heads.extend(versions);
-    }
-    {
-        let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (s, v, pos) in entries {
-            p.streams.entry(s).or_default().insert(v, pos);
-        }
-        p.idempotency.extend(idem);
-    }
-    *head = LogHead { position: verifier.head_position(), hash: verifier.head_hash() };
-    *last_recorded = last_at;
-    *inner.head.lock().unwrap_or_else(|p| p.into_inner()) = *head;
-    inner.head_tx.send_replace(head.position);
+    commit(inner, &frames_of(&inner.options, &write.records))?;
+    publish(inner, &write);
+    *head = write.head;
+    *last_recorded = write.recorded_at;
     let _ = notify.send(());
     Ok(*head)
 }
@@ -1182,14 +1009,11 @@ fn indexer_loop(inner: Arc<Inner>, notify: std_mpsc::Receiver<()>) {
 
 #[async_trait]
 impl EventLog for SledLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
         check_append(&request)?;
         let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Job::Append { request, reply })
-            .await
-            .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+        let appended = ask_writer(tx, |reply| Job::Append { request, reply }).await?;
+        read_back_duplicate(self, appended).await
     }
 
     async fn read_stream(
@@ -1276,11 +1100,7 @@ impl EventLog for SledLog {
             return Ok(self.head());
         }
         let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Job::Import { records, reply })
-            .await
-            .map_err(|_| Error::Internal("log writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+        ask_writer(tx, |reply| Job::Import { records, reply }).await
     }
 
     async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
@@ -1376,9 +1196,9 @@ mod tests {
     async fn positions_versions_conflicts_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path());
-        let a = log.append(req("a", ExpectedVersion::NoStream, 3)).await.unwrap();
+        let a = log.append(req("a", ExpectedVersion::NoStream, 3)).await.unwrap().outcome;
         assert_eq!((a.first_position, a.last_position, a.last_version), (1, 3, 3));
-        let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap();
+        let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap().outcome;
         assert_eq!((b.first_position, b.last_version), (4, 2));
         let err = log.append(req("a", ExpectedVersion::Exact(2), 1)).await.unwrap_err();
         assert!(matches!(err, Error::Conflict { actual: 3, .. }));
@@ -1390,7 +1210,7 @@ mod tests {
         let log = open(dir.path());
         assert_eq!(log.head(), head);
         assert_eq!(log.stream_version(&StreamId::new("a").unwrap()).await.unwrap(), 3);
-        let c = log.append(req("a", ExpectedVersion::Exact(3), 1)).await.unwrap();
+        let c = log.append(req("a", ExpectedVersion::Exact(3), 1)).await.unwrap().outcome;
         assert_eq!((c.first_position, c.last_version), (6, 4));
         let all = log.read_all(1, 100).await.unwrap();
         assert_eq!(all.len(), 6);
@@ -1404,8 +1224,8 @@ mod tests {
         let log = open(dir.path());
         let mut r = req("a", ExpectedVersion::NoStream, 2);
         r.idempotency_key = Some("k1".into());
-        let first = log.append(r.clone()).await.unwrap();
-        let again = log.append(r.clone()).await.unwrap();
+        let first = log.append(r.clone()).await.unwrap().outcome;
+        let again = log.append(r.clone()).await.unwrap().outcome;
         assert!(again.deduplicated);
         assert_eq!(again.first_position, first.first_position);
         assert_eq!(log.head().position, 2);
@@ -1414,7 +1234,7 @@ mod tests {
         assert!(matches!(log.append(other).await, Err(Error::IdempotencyMismatch { .. })));
         drop(log);
         let log = open(dir.path());
-        let again = log.append(r).await.unwrap();
+        let again = log.append(r).await.unwrap().outcome;
         assert!(again.deduplicated);
         assert_eq!(log.head().position, 2);
     }
@@ -1468,7 +1288,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut expected = ExpectedVersion::NoStream;
                 for _ in 0..20 {
-                    let o = log.append(req(&format!("w{w}"), expected, 2)).await.unwrap();
+                    let o = log.append(req(&format!("w{w}"), expected, 2)).await.unwrap().outcome;
                     expected = ExpectedVersion::Exact(o.last_version);
                 }
             }));
