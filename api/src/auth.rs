@@ -14,7 +14,7 @@ use gridcase_engine::domain::ActorId;
 use gridcase_engine::org::Role;
 use gridcase_engine::Error as EngineError;
 
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 
 /// The authenticated caller.

@@ -23,7 +23,7 @@ use utoipa::IntoParams;
 use crate::auth::Principal;
 use crate::dto::{ErrorBody, EventView};
 use crate::extract::{header_text, QueryParams};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 
 /// Where the feed starts.

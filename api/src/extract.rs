@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use gridcase_engine::domain::CaseId;
 use serde::de::DeserializeOwned;
 
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 
 /// Reads the whole body, at most `limit` bytes.

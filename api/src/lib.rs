@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod command;
 pub mod dto;
 mod error;
 pub mod events;
@@ -33,7 +34,9 @@ pub mod native;
 pub mod open311;
 pub mod openapi;
 pub mod server;
+pub mod state;
 
 pub use error::{ApiError, ErrorInfo};
 pub use keys::KeyStore;
-pub use server::{AppState, Server, ServerOptions};
+pub use server::Server;
+pub use state::{AppState, ServerOptions};

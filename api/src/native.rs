@@ -1,22 +1,16 @@
 //! The native JSON API under `/api/v1`: lifecycle commands, case reads,
 //! projection reports, replay, audit and stats.
 //!
-//! Every command goes through `execute`, which maps the HTTP headers to
-//! [`CommandOptions`] (`Idempotency-Key`, `If-Match`, correlation id) and
-//! builds the response from the log rather than from memory. That is what
-//! makes an idempotent retry return the *original* response: the events
-//! are read back at the positions the first call wrote, and the case is
-//! folded up to the version it had right after them.
-
-use std::time::Instant;
+//! Every command goes through [`crate::command::run`], shared with Open311:
+//! an idempotent retry returns the *original* response because the engine
+//! returns the first call's events, records and case.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gridcase_engine::domain::{Case, Command};
-use gridcase_engine::engine::CommandOptions;
-use gridcase_engine::log::{hex, ExpectedVersion};
+use gridcase_engine::domain::Command;
+use gridcase_engine::log::hex;
 use gridcase_engine::time::Timestamp;
 use gridcase_engine::Error as EngineError;
 use gridcase_projections::{Period, PeriodKind};
@@ -24,104 +18,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Principal;
+use crate::command::{command_options, run};
 use crate::dto::*;
-use crate::extract::{case_id, if_match, token, JsonBody, QueryParams};
-use crate::server::AppState;
+use crate::extract::{case_id, JsonBody, QueryParams};
+use crate::state::AppState;
 use crate::ApiError;
-
-/// Longest `Idempotency-Key` a client may send (the engine stores it
-/// prefixed with the actor, within its 200-byte limit).
-const MAX_IDEMPOTENCY_KEY: usize = 100;
-
-/// The engine-side idempotency key: the client's key scoped to its actor,
-/// so that two clients can never collide on (or probe) each other's keys.
-pub(crate) fn scoped_key(actor: &str, key: &str) -> String {
-    format!("{}:{actor}:{key}", actor.len())
-}
-
-/// Builds the command options from the request headers.
-pub(crate) fn command_options(
-    p: &Principal,
-    headers: &HeaderMap,
-) -> Result<CommandOptions, ApiError> {
-    let key = token(headers, "idempotency-key", MAX_IDEMPOTENCY_KEY)?;
-    let correlation = match token(headers, "x-correlation-id", 128)? {
-        Some(c) => Some(c),
-        // The request id (ours, or the client's when it is sane) ties the
-        // stored events to this request's log lines.
-        None => headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_string),
-    };
-    Ok(CommandOptions {
-        idempotency_key: key.map(|k| scoped_key(&p.actor, &k)),
-        expected_version: if_match(headers)?,
-        correlation_id: correlation,
-    })
-}
-
-/// An engine error, with a conflict under `If-Match` turned into 412.
-pub(crate) fn map_engine(e: EngineError, conditional: bool) -> ApiError {
-    match e {
-        EngineError::Conflict { expected: ExpectedVersion::Exact(want), actual, .. }
-            if conditional =>
-        {
-            ApiError::PreconditionFailed { expected: want, actual }
-        }
-        other => ApiError::Engine(other),
-    }
-}
-
-/// What a command did, rebuilt from the log.
-pub(crate) struct Executed {
-    /// The response body.
-    pub body: CommandResponse,
-    /// The case as of right after the command.
-    pub case: std::sync::Arc<Case>,
-    /// A retry of an earlier call with the same key.
-    pub replayed: bool,
-}
-
-/// Runs a command as `p` and reads back what it wrote.
-pub(crate) async fn run(
-    state: &AppState,
-    p: &Principal,
-    opts: CommandOptions,
-    case: Option<&str>,
-    command: Command,
-) -> Result<Executed, ApiError> {
-    let conditional = opts.expected_version.is_some();
-    let started = Instant::now();
-    let result = match (case, command) {
-        (None, Command::Submit(s)) => state.engine.submit(&p.actor_id, s, opts).await,
-        (Some(id), c) => state.engine.execute(&p.actor_id, &case_id(id)?, c, opts).await,
-        (None, _) => return Err(ApiError::Internal("a command without a case".into())),
-    }
-    .map_err(|e| map_engine(e, conditional))?;
-    if !result.deduplicated {
-        state.metrics.observe_append(started.elapsed());
-    }
-    let outcome = result.outcome.ok_or_else(|| {
-        ApiError::Internal("the command appended nothing and has no outcome".into())
-    })?;
-    // The engine returns what it wrote (and, on a replay, the case as the
-    // first call left it): nothing is read back or folded again here.
-    let events: Vec<EventView> =
-        result.records.iter().zip(&result.events).map(|(r, e)| EventView::new(r, e, p)).collect();
-    let case = result.case;
-    // Read-your-writes for reports and Open311 listings, served from the projections.
-    state.wait_for_projections(outcome.last_position, state.options.write_visibility_wait).await;
-    let reg = state.engine.registry();
-    let body = CommandResponse {
-        case: CaseView::new(&case, &reg, p),
-        events,
-        first_position: outcome.first_position,
-        last_position: outcome.last_position,
-    };
-    Ok(Executed { body, case, replayed: result.deduplicated })
-}
 
 fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))

@@ -42,7 +42,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{authenticate, Principal};
 use crate::error::ErrorInfo;
 use crate::extract::{read_body, QueryParams};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 use gridcase_projections::cases::ListedCase;
 
@@ -1114,17 +1114,19 @@ async fn post_request(
         location,
         contact,
     });
-    let opts = crate::native::command_options(&principal, &headers)?;
+    let opts = crate::command::command_options(&principal, &headers)?;
     let done =
-        crate::native::run(&state, &principal, opts, None, command).await.map_err(|e| match e {
-            // Open311 knows no 422: an argument the rules refuse is a 400.
-            ApiError::Engine(gridcase_engine::Error::Rejected(r))
-                if r.rule != gridcase_engine::domain::Rule::NotAuthorised =>
-            {
-                ApiError::bad_request("invalid_request", r.to_string())
-            }
-            other => other,
-        })?;
+        crate::command::run(&state, &principal, opts, None, command).await.map_err(
+            |e| match e {
+                // Open311 knows no 422: an argument the rules refuse is a 400.
+                ApiError::Engine(gridcase_engine::Error::Rejected(r))
+                    if r.rule != gridcase_engine::domain::Rule::NotAuthorised =>
+                {
+                    ApiError::bad_request("invalid_request", r.to_string())
+                }
+                other => other,
+            },
+        )?;
     let case = &done.case;
     let body = vec![PostedRequest {
         service_request_id: case.id.clone(),
@@ -1205,7 +1207,7 @@ pub async fn token(
         ApiError::Unauthenticated(_) => ApiError::Forbidden("api_key is invalid".into()),
         other => other,
     })?;
-    let scoped = crate::native::scoped_key(&principal.actor, token);
+    let scoped = crate::command::scoped_key(&principal.actor, token);
     let not_found = || ApiError::NotFound(format!("token {token:?} was not found"));
     let (_, outcome) =
         state.engine.log().idempotency_lookup(&scoped).await?.ok_or_else(not_found)?;

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
-use gridcase_engine::log::Position;
 use gridcase_engine::Engine;
 use gridcase_projections::{Follower, SharedProjections};
 use rand::RngCore;
@@ -41,115 +39,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ErrorInfo;
 use crate::keys::KeyStore;
-use crate::metrics::{Lags, Metrics};
+use crate::metrics::Metrics;
+use crate::state::{AppState, ServerOptions, Shared};
 use crate::{events, native, open311, openapi, ApiError};
-
-/// Tunables of the server.
-#[derive(Clone, Debug)]
-pub struct ServerOptions {
-    /// Largest request body accepted, in bytes (larger: 413).
-    pub body_limit: usize,
-    /// Longest a request may take to produce its response head (then 503).
-    pub request_timeout: Duration,
-    /// How often deadlines are ticked (`None`: never; tests tick by hand).
-    pub tick_interval: Option<Duration>,
-    /// Interval of SSE keep-alive comments.
-    pub sse_keep_alive: Duration,
-    /// The Open311 jurisdiction id accepted besides the district's code.
-    pub jurisdiction_id: Option<String>,
-    /// Where the projections save their state (`None`: rebuilt on every start).
-    pub projection_store: Option<PathBuf>,
-    /// Projection configuration (the district's UTC offset).
-    pub projection_config: gridcase_projections::Config,
-    /// How long a write waits for the projections (and with them the Open311
-    /// listing) to show it (read-your-writes).
-    pub write_visibility_wait: Duration,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            body_limit: 64 * 1024,
-            request_timeout: Duration::from_secs(30),
-            tick_interval: Some(Duration::from_secs(60)),
-            sse_keep_alive: Duration::from_secs(15),
-            jurisdiction_id: None,
-            projection_store: None,
-            projection_config: gridcase_projections::Config::default(),
-            write_visibility_wait: Duration::from_secs(2),
-        }
-    }
-}
-
-/// What every handler shares.
-pub struct Shared {
-    /// The engine over the store.
-    pub engine: Arc<Engine>,
-    /// Accepted API keys.
-    pub keys: Arc<KeyStore>,
-    /// The live projections, the Open311 case listing among them
-    /// (`ProjectionSet::cases`).
-    pub projections: SharedProjections,
-    /// The position the projection follower has applied.
-    pub projection_position: watch::Receiver<Position>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Options.
-    pub options: ServerOptions,
-    /// One replay at a time: a replay folds the log from position 1.
-    pub replay_gate: Semaphore,
-    /// One chain verification at a time: it reads the whole log.
-    pub verify_gate: Semaphore,
-    /// Turns true when the server shuts down (ends event streams).
-    pub shutdown: watch::Receiver<bool>,
-}
-
-/// The state handed to handlers; cheap to clone.
-#[derive(Clone)]
-pub struct AppState(pub Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// The projections' position.
-    pub fn projection_position(&self) -> Position {
-        *self.projection_position.borrow()
-    }
-
-    /// Waits until the projections (and the Open311 listing, which is one of
-    /// them) have applied `position`, at most `timeout`; returns whether
-    /// they have. A command calls it so that its own write is visible to
-    /// the reads that follow (read-your-writes).
-    pub async fn wait_for_projections(&self, position: Position, timeout: Duration) -> bool {
-        let mut rx = self.projection_position.clone();
-        let reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
-        matches!(reached, Ok(Ok(_)))
-    }
-
-    /// Head, projection and index positions and the projection lag in seconds.
-    pub async fn lags(&self) -> Lags {
-        let head = self.engine.log().head().position;
-        let projections = self.projection_position();
-        let mut seconds = 0.0;
-        if projections < head {
-            // The age of the oldest record not yet applied: how stale the
-            // reports are, in the units an operator alerts on.
-            if let Ok(recs) = self.engine.log().read_all(projections + 1, 1).await {
-                if let Some(r) = recs.first() {
-                    let now = self.engine.clock().now();
-                    seconds = (now.0 - r.recorded_at.0).max(0) as f64 / 1000.0;
-                }
-            }
-        }
-        // The Open311 listing is a projection: it is where they are.
-        Lags { head, projections, projection_lag_seconds: seconds, index: projections }
-    }
-}
 
 /// The route table: every (method, path) and its handler. Building the
 /// router and listing its routes share this one table, so the OpenAPI test
