@@ -377,7 +377,7 @@ pub fn print_case(c: &Case) {
 pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
     let engine = store::open(g).await?;
     match c {
-        ShowCmd::Show { id } => crate::dashboard::case_show(g, &engine, &id).await,
+        ShowCmd::Show { id } => case_show(g, &engine, &id).await,
         ShowCmd::List { unit } => {
             engine.catch_up().await?;
             let reg = engine.registry();
@@ -410,4 +410,51 @@ pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `gridcase case show ID`: the state, the timeline and the escalation chain.
+pub async fn case_show(
+    g: &Global,
+    engine: &gridcase_engine::Engine,
+    id: &str,
+) -> Result<(), CliError> {
+    let id = CaseId::new(id)?;
+    let history = engine.history(&id).await?;
+    let case = engine.case(&id).await?;
+    let reg = engine.registry();
+    let timeline = gridcase_projections::timeline::timeline(&history, &reg);
+    let chain = gridcase_projections::chains::chain_of(&history);
+    if g.json {
+        return output::json(
+            &serde_json::json!({"case": case, "timeline": timeline, "chain": chain}),
+        );
+    }
+    print_case(&case);
+    let mut t = Table::new(&["#", "when", "who", "event", "what", "why"]);
+    for e in &timeline {
+        t.row(vec![
+            e.version.to_string(),
+            e.at.to_rfc3339(),
+            e.who.clone(),
+            e.event_type.clone(),
+            e.what.clone(),
+            e.why.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("\ntimeline\n{}", t.render());
+    if let Some(c) = chain {
+        let mut t = Table::new(&["hop", "from", "to", "reason", "when", "held"]);
+        for h in &c.hops {
+            t.row(vec![
+                format!("{:?}", h.kind),
+                h.from.as_deref().map(|u| reg.name_of(u).to_string()).unwrap_or_default(),
+                h.to.as_deref().map(|u| reg.name_of(u).to_string()).unwrap_or_default(),
+                h.reason.to_string(),
+                h.at.to_rfc3339(),
+                h.held_ms.map(crate::output::duration_ms).unwrap_or_default(),
+            ]);
+        }
+        println!("escalation chain: {}\n{}", c.shape, t.render());
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@
 mod bench;
 mod cases;
 mod dashboard;
+mod demo;
 mod error;
 mod output;
 mod serve;
@@ -196,7 +197,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
     match cli.command {
-        Cmd::Demo(a) => store::demo(&g, a.days, a.seed, a.rate, a.actors, a.org).await,
+        Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.actors, a.org).await,
         Cmd::Init { org } => store::init(&g, &org).await,
         Cmd::Org(OrgCmd::Generate { shape }) => store::org_generate(&shape),
         Cmd::Org(OrgCmd::Check { file }) => store::org_check(&g, &file),

@@ -22,7 +22,7 @@ use crate::error::CliError;
 use crate::output::{self, Table};
 use crate::Global;
 
-const DEMO_MARKER: &str = ".gridcase-demo";
+pub(crate) const DEMO_MARKER: &str = ".gridcase-demo";
 
 /// The shipped Tinghu organisation.
 pub const TINGHU_TOML: &str = include_str!("../../org/tinghu.toml");
@@ -38,7 +38,7 @@ pub fn clock(g: &Global) -> Result<(Arc<dyn Clock>, Option<ManualClock>), CliErr
     }
 }
 
-fn log_dir(data: &Path) -> PathBuf {
+pub(crate) fn log_dir(data: &Path) -> PathBuf {
     data.join("log")
 }
 
@@ -94,7 +94,7 @@ pub async fn open(g: &Global) -> Result<Arc<Engine>, CliError> {
     Ok(Arc::new(engine))
 }
 
-fn read_org(path: &Path) -> Result<OrgFile, CliError> {
+pub(crate) fn read_org(path: &Path) -> Result<OrgFile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(CliError::io(format!("cannot read organisation file {}", path.display())))?;
     Ok(OrgFile::parse(&text)?)
@@ -444,111 +444,6 @@ pub async fn stats(g: &Global) -> Result<(), CliError> {
     }
     print!("{}", t.render());
     Ok(())
-}
-
-/// `gridcase demo`: a fresh store, a simulated month, the dashboard.
-pub async fn demo(
-    g: &Global,
-    days: u32,
-    seed: u64,
-    rate: f64,
-    actors: usize,
-    org: Option<PathBuf>,
-) -> Result<(), CliError> {
-    if g.store.is_some() {
-        return Err(CliError::Usage("the demo runs on the embedded store; drop --store".into()));
-    }
-    if days == 0
-        || days > 3650
-        || !(0.0..=1_000_000.0).contains(&rate)
-        || actors == 0
-        || actors > 4096
-    {
-        return Err(CliError::Usage(
-            "demo: --days 1..3650, --rate 0..1000000, --actors 1..4096".into(),
-        ));
-    }
-    let org = match org {
-        Some(p) => read_org(&p)?,
-        None => OrgFile::parse(TINGHU_TOML)?,
-    };
-    let data = &g.data;
-    if data.exists() {
-        let empty = std::fs::read_dir(data)
-            .map_err(CliError::io(format!("cannot read {}", data.display())))?
-            .next()
-            .is_none();
-        if !empty && !data.join(DEMO_MARKER).exists() {
-            return Err(CliError::Usage(format!(
-                "{} holds data that the demo did not create; pass another --data directory",
-                data.display()
-            )));
-        }
-        std::fs::remove_dir_all(data).map_err(CliError::io(format!(
-            "cannot clear the old demo store in {}",
-            data.display()
-        )))?;
-    }
-    std::fs::create_dir_all(data)
-        .map_err(CliError::io(format!("cannot create {}", data.display())))?;
-    std::fs::write(
-        data.join(DEMO_MARKER),
-        b"created by gridcase demo; the next demo run replaces this directory\n",
-    )
-    .map_err(CliError::io("cannot write the demo marker"))?;
-    let cfg = gridcase_sim::SimConfig {
-        seed,
-        days,
-        requests_per_day: rate,
-        actors,
-        ..Default::default()
-    };
-    let clock = ManualClock::new(cfg.start);
-    let durability: Durability = g.durability.parse()?;
-    let log: Arc<dyn EventLog> = Arc::new(SledLog::open(
-        log_dir(data),
-        SledOptions { durability, ..SledOptions::default() },
-        Arc::new(clock.clone()),
-    )?);
-    let engine = Arc::new(
-        Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default()).await?,
-    );
-    engine.init_org(&ActorId::System, &org).await?;
-    let reg = engine.registry();
-    eprintln!(
-        "gridcase demo: {} with {} streets, {} communities, {} grids, {} micro-grids, {} departments; {days} days at {rate}/day, seed {seed}",
-        reg.district().map(|d| d.name.as_str()).unwrap_or("district"),
-        reg.units_of(gridcase_engine::org::UnitKind::Street).count(),
-        reg.units_of(gridcase_engine::org::UnitKind::Community).count(),
-        reg.units_of(gridcase_engine::org::UnitKind::Grid).count(),
-        reg.units_of(gridcase_engine::org::UnitKind::MicroGrid).count(),
-        reg.units_of(gridcase_engine::org::UnitKind::Department).count(),
-    );
-    let bar = indicatif::ProgressBar::new(days as u64 * 24);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} simulating [{bar:30}] {pos}/{len} h  {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let progress = |step: u64, _total: u64, at: Timestamp, r: &gridcase_sim::SimReport| {
-        bar.set_position(step);
-        if step % 24 == 0 {
-            bar.set_message(format!(
-                "{} · {} cases · {} events",
-                &at.to_rfc3339()[..10],
-                r.submitted,
-                r.events
-            ));
-        }
-    };
-    let report = gridcase_sim::run(engine.clone(), clock.clone(), &cfg, Some(&progress)).await?;
-    bar.finish_and_clear();
-    // So that `serve` or `tick` on the demo store start from here.
-    if let Err(e) = engine.save_checkpoint().await {
-        eprintln!("warning: the engine checkpoint was not saved ({e}); the next start reads the whole log");
-    }
-    crate::dashboard::print(g, &engine, &report, clock.now()).await
 }
 
 /// Opens a store named on the command line: a `postgres://` URL, or a data

@@ -7,6 +7,7 @@
 //!   grids, micro-grids, departments, staff, categories, deadline policy).
 //! - [`domain`] owns the case lifecycle: commands, events, rules, authority.
 //! - [`engine`] ties them together: load, decide, append, retry.
+//! - [`hierarchy`] names the unit kinds and roles (shared by [`org`] and [`domain`]).
 //! - [`time`] owns the injected clock.
 
 #![deny(missing_docs)]
@@ -14,6 +15,7 @@
 pub mod domain;
 pub mod engine;
 mod error;
+pub mod hierarchy;
 pub mod log;
 pub mod org;
 pub mod time;

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Channel, Contact, HopReason, Level, Priority, RequestKind, Satisfaction};
+use crate::hierarchy::{Role, UnitKind};
 use crate::log::{EventData, RecordedEvent, CODEC_POSTCARD};
-use crate::org::{Role, UnitKind};
 use crate::time::Timestamp;
 
 use super::policy::{DeadlineClass, DeadlinePolicy};
