@@ -292,7 +292,7 @@ fn export_import_round_trips_with_the_same_head_hash() {
     assert_eq!(fingerprint(&b), (events, hash));
     // A tampered export is refused before anything is written.
     let text = std::fs::read_to_string(&file).unwrap();
-    let bad = text.replacen("\"actor\":\"demo\"", "\"actor\":\"dem0\"", 1);
+    let bad = text.replacen("\"actor\":\"system\"", "\"actor\":\"sys7em\"", 1);
     assert_ne!(bad, text);
     let bad_file = dir.path().join("bad.jsonl");
     std::fs::write(&bad_file, bad).unwrap();
