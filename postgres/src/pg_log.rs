@@ -158,7 +158,9 @@ impl PgLog {
     /// `position` (byte `byte` of its canonical bytes, or the last one if the
     /// record is shorter) behind the log's back, the stored hash untouched.
     /// Used to prove that tampering is detected; it bypasses the chain on
-    /// purpose, like `SledLog::tamper_for_test`.
+    /// purpose, like `SledLog::tamper_for_test`. Only in builds with the
+    /// `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     pub async fn tamper_for_test(&self, position: Position, byte: usize) -> Result<(), Error> {
         let position = to_i64(position, "position")?;
         let byte = i32::try_from(byte).unwrap_or(i32::MAX);

@@ -12,14 +12,14 @@
 
 pub mod group;
 mod record;
-mod sled_log;
+mod sled;
 mod subscribe;
 
 pub use record::{
     chain_append, decode_record, encode_record, envelope_of, hex, request_digest, ChainVerifier,
     ChainedRecord, Envelope, Hash, IdempotencyMark, CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
 };
-pub use sled_log::{SledLog, SledOptions};
+pub use sled::{SledLog, SledOptions};
 pub use subscribe::{read_all_stream, subscribe};
 
 use async_trait::async_trait;
