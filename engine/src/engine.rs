@@ -200,7 +200,7 @@ pub struct Engine {
 }
 
 fn case_stream(id: &str) -> Result<StreamId, Error> {
-    StreamId::new(format!("{CASE_STREAM_PREFIX}{id}"))
+    StreamId::new(format!("{CASE_STREAM_PREFIX}{id}")).map_err(Error::from)
 }
 
 fn command_digest(case_id: Option<&str>, command: &Command, actor: &str) -> Hash {
@@ -379,7 +379,7 @@ impl Engine {
             .log
             .append(req)
             .await
-            .map_err(|e| match e {
+            .map_err(|e| match Error::from(e) {
                 Error::Conflict { .. } => Error::InvalidInput(
                     "this store already has an organisation; use a new data directory".into(),
                 ),
@@ -611,7 +611,7 @@ impl Engine {
             req.idempotency_key = opts.idempotency_key.clone();
             req.content_digest = Some(digest);
             req.correlation_id = opts.correlation_id.clone();
-            match self.log.append(req).await.map(|a| a.outcome) {
+            match self.log.append(req).await.map(|a| a.outcome).map_err(Error::from) {
                 Ok(outcome) if outcome.deduplicated => return self.replay_result(outcome).await,
                 Ok(outcome) => {
                     let mut case = match case {
@@ -819,7 +819,7 @@ impl Engine {
 
     /// Every event from `from` on, then live, with no gap and no duplicate.
     pub fn subscribe(&self, from: Position) -> BoxStream<'static, Result<RecordedEvent, Error>> {
-        subscribe(self.log.clone(), from)
+        subscribe(self.log.clone(), from).map(|r| r.map_err(Error::from)).boxed()
     }
 
     /// Staff of a role in a unit (first active one), for tools and simulators.

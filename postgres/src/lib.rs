@@ -21,7 +21,7 @@
 //! - `idempotency (key, digest, outcome…)`: the first outcome of every keyed
 //!   append and the digest of its request.
 //! - `meta (key, value)`: the record format and the table layout version; a
-//!   store written by a newer build is refused with `Error::NewerFormat`.
+//!   store written by a newer build is refused with `LogError::NewerFormat`.
 //!
 //! # Why positions are gap-free
 //!
@@ -124,6 +124,7 @@
 #![deny(missing_docs)]
 
 mod follow;
+mod head;
 mod pg_log;
 mod pool;
 mod sql;
@@ -133,8 +134,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridcase_engine::log::EventLog;
+use gridcase_engine::log::LogError;
 use gridcase_engine::time::Clock;
-use gridcase_engine::Error;
 
 pub use gridcase_engine::log::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};
 pub use pg_log::PgLog;
@@ -187,7 +188,7 @@ impl Default for PgOptions {
 
 /// Opens (or creates) the store in schema [`DEFAULT_SCHEMA`] of the database
 /// at `url` (`postgres://user:password@host:port/db`) with default options.
-pub async fn open_log(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn EventLog>, Error> {
+pub async fn open_log(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn EventLog>, LogError> {
     let log = PgLog::open(url, PgOptions::default(), clock).await?;
     Ok(Arc::new(log))
 }

@@ -3,8 +3,8 @@
 
 use super::SledOptions;
 use crate::log::record::{decode_record, ChainVerifier, ChainedRecord, GENESIS_HASH};
+use crate::log::LogError;
 use crate::log::{Position, RecordedEvent};
-use crate::Error;
 
 pub(super) const FRAME_FORMAT: u8 = 1;
 pub(super) const FRAME_TRAILER: usize = 32;
@@ -14,8 +14,8 @@ pub(super) fn frame_key(p: Position) -> [u8; 8] {
     p.to_be_bytes()
 }
 
-pub(super) fn key_position(k: &[u8]) -> Result<Position, Error> {
-    let arr: [u8; 8] = k.try_into().map_err(|_| Error::Corruption {
+pub(super) fn key_position(k: &[u8]) -> Result<Position, LogError> {
+    let arr: [u8; 8] = k.try_into().map_err(|_| LogError::Corruption {
         position: 0,
         reason: format!("frame key of {} bytes", k.len()),
     })?;
@@ -83,13 +83,16 @@ pub(super) struct FrameView<'a> {
     pub(super) trailer: &'a [u8],
 }
 
-pub(super) fn view_frame(first: Position, bytes: &[u8]) -> Result<FrameView<'_>, Error> {
-    let bad = |reason: String| Error::Corruption { position: first, reason };
+pub(super) fn view_frame(first: Position, bytes: &[u8]) -> Result<FrameView<'_>, LogError> {
+    let bad = |reason: String| LogError::Corruption { position: first, reason };
     if bytes.len() < 5 + FRAME_TRAILER {
         return Err(bad("frame shorter than its header".into()));
     }
     if bytes[0] > FRAME_FORMAT {
-        return Err(Error::NewerFormat { found: bytes[0] as u32, supported: FRAME_FORMAT as u32 });
+        return Err(LogError::NewerFormat {
+            found: bytes[0] as u32,
+            supported: FRAME_FORMAT as u32,
+        });
     }
     if bytes[0] != FRAME_FORMAT {
         return Err(bad(format!("unknown frame format {}", bytes[0])));
@@ -117,7 +120,7 @@ pub(super) fn view_frame(first: Position, bytes: &[u8]) -> Result<FrameView<'_>,
     for i in 0..count {
         let (s, e) = (offsets[i], offsets[i + 1]);
         if s > e || e > body.len() {
-            return Err(Error::Corruption {
+            return Err(LogError::Corruption {
                 position: first + i as u64,
                 reason: "record offsets out of range".into(),
             });
@@ -133,13 +136,13 @@ pub(super) fn check_frame(
     first: Position,
     bytes: &[u8],
     verifier: &mut ChainVerifier,
-) -> Result<Vec<RecordedEvent>, Error> {
+) -> Result<Vec<RecordedEvent>, LogError> {
     let view = view_frame(first, bytes)?;
     let mut out = Vec::with_capacity(view.records.len());
     for (i, raw) in view.records.iter().enumerate() {
         let ev = decode_record(raw, first + i as u64)?;
         if view.checks[i] != &ev.hash[..8] {
-            return Err(Error::Corruption {
+            return Err(LogError::Corruption {
                 position: first + i as u64,
                 reason: "record bytes do not match their stored check bytes".into(),
             });
@@ -148,7 +151,7 @@ pub(super) fn check_frame(
         out.push(ev);
     }
     if view.trailer != verifier.head_hash() {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position: verifier.head_position(),
             reason: "frame trailer does not match the hash of its last record".into(),
         });

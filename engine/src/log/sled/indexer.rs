@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::{storage, Inner};
 use crate::log::record::index_fields;
+use crate::log::LogError;
 use crate::log::{AppendOutcome, Position};
 use crate::time::Timestamp;
-use crate::Error;
 
 pub(super) const INDEX_CHUNK: usize = 16_384;
 /// The index layout written under key `F`; any other is dropped and rebuilt.
@@ -56,7 +56,7 @@ pub(super) fn stream_key(stream: &str, version: u64) -> Vec<u8> {
 }
 
 impl Inner {
-    pub(super) fn index_checkpoint(&self) -> Result<Position, Error> {
+    pub(super) fn index_checkpoint(&self) -> Result<Position, LogError> {
         Ok(match self.index.get(b"C").map_err(storage)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
             None => 0,
@@ -65,7 +65,7 @@ impl Inner {
 
     /// Indexes every committed record after the checkpoint, in chunks, each
     /// chunk one atomic batch that also moves the checkpoint.
-    pub(super) fn index_catch_up(&self, upto: Position) -> Result<(), Error> {
+    pub(super) fn index_catch_up(&self, upto: Position) -> Result<(), LogError> {
         /// Consecutive versions of one stream and their positions.
         struct Run {
             first_version: u64,
@@ -89,7 +89,7 @@ impl Inner {
             self.scan_raw(from, INDEX_CHUNK, upto, |pos, raw| {
                 let f = index_fields(raw, pos)?;
                 if f.position != pos {
-                    return Err(Error::Corruption {
+                    return Err(LogError::Corruption {
                         position: pos,
                         reason: format!("record says position {}", f.position),
                     });
@@ -117,7 +117,7 @@ impl Inner {
                         deduplicated: false,
                     };
                     let value = postcard::to_allocvec(&(mark.digest, outcome))
-                        .map_err(|e| Error::Codec(format!("idempotency entry: {e}")))?;
+                        .map_err(|e| LogError::Codec(format!("idempotency entry: {e}")))?;
                     let mut k = vec![b'I'];
                     k.extend_from_slice(mark.key.as_bytes());
                     batch.insert(k, value);

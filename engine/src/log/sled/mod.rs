@@ -34,11 +34,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::log::group::ask_writer;
 use crate::log::record::{decode_record, ChainVerifier, Hash};
+use crate::log::LogError;
 use crate::log::{
     check_append, read_back_duplicate, AppendOutcome, AppendRequest, Appended, Durability,
     EventLog, LogHead, Position, RecordedEvent, StreamId, VerifyReport,
 };
-use crate::Error;
 use frame::{check_frame, frame_key, key_position, view_frame};
 use indexer::stream_key;
 use recovery::write_anchor;
@@ -111,8 +111,8 @@ pub struct SledLog {
     indexer: Option<JoinHandle<()>>,
 }
 
-pub(super) fn storage(e: sled::Error) -> Error {
-    Error::Storage(e.to_string())
+pub(super) fn storage(e: sled::Error) -> LogError {
+    LogError::Storage(e.to_string())
 }
 
 impl SledLog {
@@ -122,7 +122,7 @@ impl SledLog {
     }
 
     /// How many events the index has absorbed (for tests and stats).
-    pub fn indexed_upto(&self) -> Result<Position, Error> {
+    pub fn indexed_upto(&self) -> Result<Position, LogError> {
         self.inner.index_checkpoint()
     }
 
@@ -131,13 +131,13 @@ impl SledLog {
     /// tampering is detected; it bypasses the chain on purpose. Only in
     /// builds with the `test-hooks` feature (and this crate's own tests).
     #[cfg(any(test, feature = "test-hooks"))]
-    pub fn tamper_for_test(&self, position: Position, byte: usize) -> Result<(), Error> {
+    pub fn tamper_for_test(&self, position: Position, byte: usize) -> Result<(), LogError> {
         let (k, v) = self
             .inner
             .frames
             .range(..=frame_key(position))
             .next_back()
-            .ok_or_else(|| Error::InvalidInput(format!("no event at position {position}")))?
+            .ok_or_else(|| LogError::InvalidInput(format!("no event at position {position}")))?
             .map_err(storage)?;
         let first = key_position(&k)?;
         let view = view_frame(first, &v)?;
@@ -145,7 +145,7 @@ impl SledLog {
         let rec = view
             .records
             .get(idx)
-            .ok_or_else(|| Error::InvalidInput(format!("no event at position {position}")))?;
+            .ok_or_else(|| LogError::InvalidInput(format!("no event at position {position}")))?;
         let start = rec.as_ptr() as usize - v.as_ptr() as usize;
         let mut bytes = v.to_vec();
         let at = start + byte.min(rec.len().saturating_sub(1));
@@ -184,12 +184,12 @@ impl Inner {
         from: Position,
         limit: usize,
         upto: Position,
-    ) -> Result<Vec<RecordedEvent>, Error> {
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         let mut out = Vec::new();
         self.scan_raw(from, limit, upto, |pos, raw| {
             let ev = decode_record(raw, pos)?;
             if ev.position != pos {
-                return Err(Error::Corruption {
+                return Err(LogError::Corruption {
                     position: pos,
                     reason: format!("record says position {}", ev.position),
                 });
@@ -207,8 +207,8 @@ impl Inner {
         from: Position,
         limit: usize,
         upto: Position,
-        mut each: impl FnMut(Position, &[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        mut each: impl FnMut(Position, &[u8]) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
         if from > upto || limit == 0 {
             return Ok(());
         }
@@ -243,7 +243,7 @@ impl Inner {
     pub(super) fn read_positions(
         &self,
         positions: &[Position],
-    ) -> Result<Vec<RecordedEvent>, Error> {
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         let mut out = Vec::with_capacity(positions.len());
         let mut cached: Option<(Position, sled::IVec)> = None;
         for &pos in positions {
@@ -256,7 +256,7 @@ impl Inner {
                     .frames
                     .range(..=frame_key(pos))
                     .next_back()
-                    .ok_or_else(|| Error::Corruption {
+                    .ok_or_else(|| LogError::Corruption {
                         position: pos,
                         reason: "indexed event has no frame".into(),
                     })?
@@ -266,7 +266,7 @@ impl Inner {
             let Some((first, v)) = &cached else { continue };
             let view = view_frame(*first, v)?;
             let raw =
-                view.records.get((pos - first) as usize).ok_or_else(|| Error::Corruption {
+                view.records.get((pos - first) as usize).ok_or_else(|| LogError::Corruption {
                     position: pos,
                     reason: "indexed event missing from its frame".into(),
                 })?;
@@ -279,7 +279,7 @@ impl Inner {
 pub(super) fn lookup_idempotency(
     inner: &Inner,
     key: &str,
-) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
     if let Some(e) = inner.pending.lock().unwrap_or_else(|p| p.into_inner()).idempotency.get(key) {
         return Ok(Some(*e));
     }
@@ -287,7 +287,7 @@ pub(super) fn lookup_idempotency(
     k.extend_from_slice(key.as_bytes());
     match inner.index.get(k).map_err(storage)? {
         Some(v) => postcard::from_bytes::<(Hash, AppendOutcome)>(&v).map(Some).map_err(|e| {
-            Error::Corruption { position: 0, reason: format!("idempotency index entry: {e}") }
+            LogError::Corruption { position: 0, reason: format!("idempotency index entry: {e}") }
         }),
         None => Ok(None),
     }
@@ -295,9 +295,9 @@ pub(super) fn lookup_idempotency(
 
 #[async_trait]
 impl EventLog for SledLog {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
         check_append(&request)?;
-        let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
+        let tx = self.tx.as_ref().ok_or_else(|| LogError::Internal("log is closing".into()))?;
         let appended = ask_writer(tx, |reply| Job::Append { request, reply }).await?;
         read_back_duplicate(self, appended).await
     }
@@ -307,7 +307,7 @@ impl EventLog for SledLog {
         stream: &StreamId,
         from_version: u64,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, Error> {
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         // Snapshot the pending entries before scanning the index: the indexer
         // writes the index before it drops entries from pending, so every
         // committed entry is in one or the other.
@@ -351,12 +351,12 @@ impl EventLog for SledLog {
         self.inner.read_positions(&positions)
     }
 
-    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let upto = self.inner.committed_head().position;
         self.inner.read_range(from.max(1), limit, upto)
     }
 
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, LogError> {
         Ok(self
             .inner
             .heads
@@ -367,7 +367,7 @@ impl EventLog for SledLog {
             .unwrap_or(0))
     }
 
-    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
+    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, LogError> {
         let mut v: Vec<String> = self
             .inner
             .heads
@@ -381,15 +381,18 @@ impl EventLog for SledLog {
         Ok(v)
     }
 
-    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, Error> {
+    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, LogError> {
         if records.is_empty() {
             return Ok(self.head());
         }
-        let tx = self.tx.as_ref().ok_or_else(|| Error::Internal("log is closing".into()))?;
+        let tx = self.tx.as_ref().ok_or_else(|| LogError::Internal("log is closing".into()))?;
         ask_writer(tx, |reply| Job::Import { records, reply }).await
     }
 
-    async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+    async fn idempotency_lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
         lookup_idempotency(&self.inner, key)
     }
 
@@ -401,7 +404,7 @@ impl EventLog for SledLog {
         self.inner.head_tx.subscribe()
     }
 
-    async fn verify(&self) -> Result<VerifyReport, Error> {
+    async fn verify(&self) -> Result<VerifyReport, LogError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut verifier = ChainVerifier::default();
@@ -409,7 +412,7 @@ impl EventLog for SledLog {
                 let (k, v) = item.map_err(storage)?;
                 let first = key_position(&k)?;
                 if first != verifier.head_position() + 1 {
-                    return Err(Error::Corruption {
+                    return Err(LogError::Corruption {
                         position: verifier.head_position() + 1,
                         reason: format!("next frame starts at position {first}"),
                     });
@@ -422,10 +425,10 @@ impl EventLog for SledLog {
             })
         })
         .await
-        .map_err(|e| Error::Internal(format!("verify task failed: {e}")))?
+        .map_err(|e| LogError::Internal(format!("verify task failed: {e}")))?
     }
 
-    async fn size_on_disk(&self) -> Result<u64, Error> {
+    async fn size_on_disk(&self) -> Result<u64, LogError> {
         self.inner.db.size_on_disk().map_err(storage)
     }
 
@@ -433,7 +436,7 @@ impl EventLog for SledLog {
         format!("sled:{} ({:?})", self.inner.path.display(), self.inner.options.durability)
     }
 
-    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
+    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), LogError> {
         // A large value becomes a sled blob file, which sled 0.34 writes
         // without fsync: a crash can tear it. Readers check a checkpoint
         // against its digest and the log, and fall back to the log.
@@ -442,7 +445,7 @@ impl EventLog for SledLog {
         Ok(())
     }
 
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
         Ok(self.inner.checkpoints.get(name.as_bytes()).map_err(storage)?.map(|v| v.to_vec()))
     }
 }
@@ -487,7 +490,7 @@ mod tests {
         let b = log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap().outcome;
         assert_eq!((b.first_position, b.last_version), (4, 2));
         let err = log.append(req("a", ExpectedVersion::Exact(2), 1)).await.unwrap_err();
-        assert!(matches!(err, Error::Conflict { actual: 3, .. }));
+        assert!(matches!(err, LogError::Conflict { actual: 3, .. }));
         assert_eq!(log.head().position, 5);
         let s = log.read_stream(&StreamId::new("a").unwrap(), 2, 10).await.unwrap();
         assert_eq!(s.iter().map(|e| e.position).collect::<Vec<_>>(), vec![2, 3]);
@@ -517,7 +520,7 @@ mod tests {
         assert_eq!(log.head().position, 2);
         let mut other = req("a", ExpectedVersion::Any, 1);
         other.idempotency_key = Some("k1".into());
-        assert!(matches!(log.append(other).await, Err(Error::IdempotencyMismatch { .. })));
+        assert!(matches!(log.append(other).await, Err(LogError::IdempotencyMismatch { .. })));
         drop(log);
         let log = open(dir.path());
         let again = log.append(r).await.unwrap().outcome;
@@ -534,7 +537,7 @@ mod tests {
         }
         log.tamper_for_test(37, 60).unwrap();
         match log.verify().await {
-            Err(Error::Corruption { position, .. }) => assert_eq!(position, 37),
+            Err(LogError::Corruption { position, .. }) => assert_eq!(position, 37),
             other => panic!("expected corruption, got {other:?}"),
         }
     }
@@ -621,7 +624,7 @@ mod import_tests {
         let dst = SledLog::open(b.path(), SledOptions::default(), clock.clone()).unwrap();
         let mut broken = all.clone();
         broken[10].payload[0] ^= 1;
-        assert!(matches!(dst.import(broken).await, Err(Error::Corruption { position: 11, .. })));
+        assert!(matches!(dst.import(broken).await, Err(LogError::Corruption { position: 11, .. })));
         assert_eq!(dst.head().position, 0);
         dst.import(all[..12].to_vec()).await.unwrap();
         dst.import(all[12..].to_vec()).await.unwrap();

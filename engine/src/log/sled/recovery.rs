@@ -13,9 +13,9 @@ use super::indexer::{indexer_loop, INDEX_FORMAT};
 use super::writer::writer_loop;
 use super::{storage, Inner, Pending, SledLog, SledOptions};
 use crate::log::record::{decode_record, ChainVerifier, GENESIS_HASH, RECORD_FORMAT};
+use crate::log::LogError;
 use crate::log::{LogHead, Position};
 use crate::time::{Clock, Timestamp};
-use crate::Error;
 
 /// How long an open waits for a file lock held by a just-dropped handle.
 pub(super) const LOCK_WAIT: Duration = Duration::from_secs(3);
@@ -26,7 +26,7 @@ impl SledLog {
         path: impl AsRef<Path>,
         options: SledOptions,
         clock: Arc<dyn Clock>,
-    ) -> Result<SledLog, Error> {
+    ) -> Result<SledLog, LogError> {
         let path = path.as_ref().to_path_buf();
         // sled's background threads can hold the file lock for a moment
         // after a previous handle in this process was dropped, so a lock
@@ -46,13 +46,13 @@ impl SledLog {
                         std::thread::sleep(Duration::from_millis(50));
                         continue;
                     }
-                    return Err(Error::Storage(format!(
+                    return Err(LogError::Storage(format!(
                         "the store at {} is in use by another process; stop it first",
                         path.display()
                     )));
                 }
                 Err(other) => {
-                    return Err(Error::Storage(format!(
+                    return Err(LogError::Storage(format!(
                         "cannot open the store at {}: {other}",
                         path.display()
                     )))
@@ -69,7 +69,7 @@ impl SledLog {
             Some(v) => {
                 let found = v.first().copied().unwrap_or(0);
                 if found > RECORD_FORMAT {
-                    return Err(Error::NewerFormat {
+                    return Err(LogError::NewerFormat {
                         found: found as u32,
                         supported: RECORD_FORMAT as u32,
                     });
@@ -120,7 +120,7 @@ impl SledLog {
             let name = String::from_utf8_lossy(&k[1..]).into_owned();
             heads.insert(name, u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])));
         }
-        *inner.heads.write().map_err(|_| Error::Internal("heads lock poisoned".into()))? = heads;
+        *inner.heads.write().map_err(|_| LogError::Internal("heads lock poisoned".into()))? = heads;
 
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let (notify_tx, notify_rx) = std_mpsc::channel::<()>();
@@ -128,16 +128,16 @@ impl SledLog {
         let writer = std::thread::Builder::new()
             .name("gridcase-log-writer".into())
             .spawn(move || writer_loop(w_inner, rx, notify_tx, clock, head, last_recorded))
-            .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| LogError::Internal(format!("cannot start the writer thread: {e}")))?;
         let i_inner = inner.clone();
         let indexer = std::thread::Builder::new()
             .name("gridcase-log-indexer".into())
             .spawn(move || indexer_loop(i_inner, notify_rx))
-            .map_err(|e| Error::Internal(format!("cannot start the indexer thread: {e}")))?;
+            .map_err(|e| LogError::Internal(format!("cannot start the indexer thread: {e}")))?;
         Ok(SledLog { inner, tx: Some(tx), writer: Some(writer), indexer: Some(indexer) })
     }
 
-    fn recover_tail(frames: &sled::Tree) -> Result<(LogHead, Timestamp), Error> {
+    fn recover_tail(frames: &sled::Tree) -> Result<(LogHead, Timestamp), LogError> {
         let mut rev = frames.iter().rev();
         let Some(last) = rev.next() else {
             return Ok((LogHead { position: 0, hash: GENESIS_HASH }, Timestamp(i64::MIN)));
@@ -176,19 +176,19 @@ pub(super) fn write_anchor(dir: &Path, head: LogHead) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-pub(super) fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Result<(), Error> {
+pub(super) fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Result<(), LogError> {
     let text = match std::fs::read_to_string(dir.join(ANCHOR_FILE)) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::Storage(format!("cannot read the head anchor: {e}"))),
+        Err(e) => return Err(LogError::Storage(format!("cannot read the head anchor: {e}"))),
     };
     let mut parts = text.split_whitespace();
     let position: Position = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| {
-        Error::Corruption { position: 0, reason: "the head anchor file is unreadable".into() }
+        LogError::Corruption { position: 0, reason: "the head anchor file is unreadable".into() }
     })?;
     let hash = parts.next().unwrap_or("");
     if position > head.position {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position: head.position + 1,
             reason: format!(
                 "the store ends at position {} but its anchor records position {position}: records were lost or truncated",
@@ -202,20 +202,19 @@ pub(super) fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Re
     let (k, v) = frames
         .range(..=frame_key(position))
         .next_back()
-        .ok_or_else(|| Error::Corruption {
+        .ok_or_else(|| LogError::Corruption {
             position,
             reason: "the anchored record is missing".into(),
         })?
         .map_err(storage)?;
     let first = key_position(&k)?;
     let view = view_frame(first, &v)?;
-    let raw = view.records.get((position - first) as usize).ok_or_else(|| Error::Corruption {
-        position,
-        reason: "the anchored record is missing".into(),
+    let raw = view.records.get((position - first) as usize).ok_or_else(|| {
+        LogError::Corruption { position, reason: "the anchored record is missing".into() }
     })?;
     let rec = decode_record(raw, position)?;
     if crate::log::hex(&rec.hash) != hash {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position,
             reason: "the record differs from the one anchored".into(),
         });

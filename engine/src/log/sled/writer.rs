@@ -12,17 +12,17 @@ use super::recovery::{write_anchor, ANCHOR_EVERY};
 use super::{lookup_idempotency, storage, Inner};
 use crate::log::group::{check_import, replies, CommittedState, Group, GroupWrite};
 use crate::log::record::Hash;
+use crate::log::LogError;
 use crate::log::{
     AppendOutcome, AppendRequest, Appended, Durability, LogHead, Position, RecordedEvent,
 };
 use crate::time::{Clock, Timestamp};
-use crate::Error;
 
 pub(super) const MAX_GROUP_REQUESTS: usize = 4096;
 
 pub(super) enum Job {
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, Error>> },
-    Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, Error>> },
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, LogError>> },
+    Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, LogError>> },
 }
 
 /// Refreshes the anchor at most every [`ANCHOR_EVERY`]; the anchored head
@@ -62,7 +62,7 @@ pub(super) fn writer_loop(
         let first = match first {
             Job::Import { records, reply } => {
                 let r = match poisoned {
-                    Some(reason) => Err(Error::Storage(reason)),
+                    Some(reason) => Err(LogError::Storage(reason)),
                     None => import_group(&inner, records, &mut head, &mut last_recorded, &notify),
                 };
                 maybe_anchor(&inner, head, &mut anchored_at);
@@ -85,7 +85,7 @@ pub(super) fn writer_loop(
         }
         if let Some(reason) = poisoned {
             for (_, reply) in jobs {
-                let _ = reply.send(Err(Error::Storage(reason.clone())));
+                let _ = reply.send(Err(LogError::Storage(reason.clone())));
             }
             continue;
         }
@@ -126,12 +126,12 @@ pub(super) fn writer_loop(
 /// The writer's committed state for [`Group::decide`]: the authoritative
 /// stream heads, and the idempotency entries (pending ones, then the index).
 impl CommittedState for Inner {
-    fn stream_version(&self, stream: &str) -> Result<u64, Error> {
+    fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
         let heads = self.heads.read().unwrap_or_else(|p| p.into_inner());
         Ok(heads.get(stream).copied().unwrap_or(0))
     }
 
-    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
         lookup_idempotency(self, key)
     }
 }
@@ -167,7 +167,7 @@ pub(super) fn import_group(
     head: &mut LogHead,
     last_recorded: &mut Timestamp,
     notify: &std_mpsc::Sender<()>,
-) -> Result<LogHead, Error> {
+) -> Result<LogHead, LogError> {
     let write = check_import(&records, *head, *last_recorded, inner)?;
     if write.records.is_empty() {
         return Ok(*head);
@@ -180,7 +180,7 @@ pub(super) fn import_group(
     Ok(*head)
 }
 
-pub(super) fn commit(inner: &Inner, frames: &[(Position, Vec<u8>)]) -> Result<(), Error> {
+pub(super) fn commit(inner: &Inner, frames: &[(Position, Vec<u8>)]) -> Result<(), LogError> {
     let mut batch = sled::Batch::default();
     for (first, bytes) in frames {
         batch.insert(&frame_key(*first), bytes.as_slice());
@@ -197,7 +197,7 @@ pub(super) fn commit(inner: &Inner, frames: &[(Position, Vec<u8>)]) -> Result<()
 }
 
 impl Inner {
-    pub(super) fn fsync_files(&self) -> Result<(), Error> {
+    pub(super) fn fsync_files(&self) -> Result<(), LogError> {
         fn walk(dir: &Path) -> std::io::Result<()> {
             for entry in std::fs::read_dir(dir)? {
                 let entry = entry?;
@@ -211,6 +211,6 @@ impl Inner {
             std::fs::File::open(dir)?.sync_all()
         }
         walk(&self.path)
-            .map_err(|e| Error::Storage(format!("fsync of {} failed: {e}", self.path.display())))
+            .map_err(|e| LogError::Storage(format!("fsync of {} failed: {e}", self.path.display())))
     }
 }
