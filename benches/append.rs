@@ -16,7 +16,7 @@
 //!   - `batch_100`: one append of 100 lifecycle events (submit, assign,
 //!     escalate, dispatch, claim, resolve, callback, close, repeated) to one
 //!     stream; the throughput is per event.
-//! - `append_durable/*`, with `Durability::Durable` (sled's flush before the
+//! - `append_durable/*`, with `Durability::Durable` (sled's flush and one fdatasync before the
 //!   acknowledgement, so this says what a durable commit costs on this disk;
 //!   compare `cargo bench --bench fsync_probe`):
 //!   - `single_any`: as above, one flush per append;

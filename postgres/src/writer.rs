@@ -8,7 +8,9 @@ use std::sync::Arc;
 use gridcase_engine::log::group::Group as Decider;
 use gridcase_engine::log::group::{check_import, replies, CommittedState, Decision, GroupWrite};
 use gridcase_engine::log::LogError;
-use gridcase_engine::log::{AppendOutcome, AppendRequest, Appended, Hash, LogHead, RecordedEvent};
+use gridcase_engine::log::{
+    AppendOutcome, AppendRequest, Appended, Durability, Hash, LogHead, RecordedEvent,
+};
 use gridcase_engine::time::{Clock, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, Config, Statement};
@@ -65,14 +67,24 @@ struct Conn {
 }
 
 impl Conn {
-    async fn prepare(client: Client, schema: &str) -> Result<Conn, LogError> {
-        // The commit is the durability point whatever the server's default;
-        // a writer stalled inside a transaction must not hold the store's
-        // lock forever, so the server ends such a session.
+    async fn prepare(
+        client: Client,
+        schema: &str,
+        durability: Durability,
+    ) -> Result<Conn, LogError> {
+        // The commit is the durability point whatever the server's default
+        // (see `PgOptions::durability`); a writer stalled inside a
+        // transaction must not hold the store's lock forever, so the server
+        // ends such a session.
+        let synchronous = match durability {
+            Durability::Durable => "on",
+            Durability::Flushed | Durability::Buffered => "off",
+        };
         client
-            .batch_execute(
-                "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '60s'",
-            )
+            .batch_execute(&format!(
+                "SET synchronous_commit = {synchronous}; \
+                 SET idle_in_transaction_session_timeout = '60s'"
+            ))
             .await
             .map_err(|e| pg("cannot configure the writer session", &e))?;
         let sql = Sql::new(schema);
@@ -160,7 +172,7 @@ impl Writer {
         rx: mpsc::Receiver<Job>,
         id: String,
     ) -> Result<Writer, LogError> {
-        let conn = Conn::prepare(client, &options.schema).await?;
+        let conn = Conn::prepare(client, &options.schema, options.durability).await?;
         Ok(Writer {
             cell,
             config,
@@ -275,7 +287,8 @@ impl Writer {
         if self.conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             self.conn = None;
             let client = connect(&self.config, "writer", &self.options.schema).await?;
-            self.conn = Some(Conn::prepare(client, &self.options.schema).await?);
+            self.conn =
+                Some(Conn::prepare(client, &self.options.schema, self.options.durability).await?);
         }
         self.conn.as_ref().ok_or_else(|| LogError::Internal("writer connection missing".into()))
     }

@@ -114,18 +114,34 @@ impl ExpectedVersion {
     }
 }
 
-/// How long an append waits before it is acknowledged.
+/// How long an append waits before it is acknowledged: which failure an
+/// acknowledged append survives. Every mode is group commit: one flush or
+/// sync serves every append of a group.
+///
+/// | mode | sled | PostgreSQL | survives |
+/// |---|---|---|---|
+/// | `Durable` (default) | sled's flush, then one `fdatasync` of its data file (`<dir>/db`) per group | `synchronous_commit = on` | a power cut or OS crash |
+/// | `Flushed` | sled's flush only (`sync_file_range` on Linux: no file metadata, no disk-cache flush) | `synchronous_commit = off` | a crash of the process |
+/// | `Buffered` | neither: flushed in the background within the flush interval | `synchronous_commit = off` | nothing: a crash can lose the last interval |
+///
+/// Parsed from `buffered`, `flushed` or `durable`; `strict` (a mode of
+/// earlier builds that fsynced every file of the store) is accepted as an
+/// alias of `durable`, which now gives the same promise, so stored configs
+/// and scripts keep working.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Durability {
     /// Acknowledged once applied to the store; flushed in the background
     /// within the flush interval. A crash can lose the last interval.
     Buffered,
-    /// Acknowledged after the store's flush returned.
+    /// Acknowledged after the store's flush returned: survives the process
+    /// crashing, not a power cut (sled 0.34 flushes with `sync_file_range`,
+    /// which persists neither file metadata nor the disk's cache: sled #1452).
+    Flushed,
+    /// Acknowledged after the group is on stable storage: survives a power
+    /// cut. The default.
     #[default]
+    #[serde(alias = "Strict")]
     Durable,
-    /// `Durable`, plus an fsync of every store file (sled 0.34 flushes with
-    /// `sync_file_range`, which does not persist file metadata: sled #1452).
-    Strict,
 }
 
 impl std::str::FromStr for Durability {
@@ -133,10 +149,11 @@ impl std::str::FromStr for Durability {
     fn from_str(s: &str) -> Result<Self, LogError> {
         match s.to_ascii_lowercase().as_str() {
             "buffered" => Ok(Durability::Buffered),
-            "durable" => Ok(Durability::Durable),
-            "strict" => Ok(Durability::Strict),
+            "flushed" => Ok(Durability::Flushed),
+            // `strict` was the power-loss-safe mode of earlier builds.
+            "durable" | "strict" => Ok(Durability::Durable),
             _ => Err(LogError::InvalidInput(format!(
-                "unknown durability {s:?}: use buffered, durable or strict"
+                "unknown durability {s:?}: use buffered, flushed or durable"
             ))),
         }
     }
@@ -380,5 +397,22 @@ pub trait EventLog: Send + Sync + 'static {
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
         let _ = name;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::Durability;
+
+    #[test]
+    fn durability_names_and_the_strict_alias() {
+        let parse = |s: &str| s.parse::<Durability>().unwrap();
+        assert_eq!(parse("buffered"), Durability::Buffered);
+        assert_eq!(parse("Flushed"), Durability::Flushed);
+        assert_eq!(parse("durable"), Durability::Durable);
+        assert_eq!(parse("strict"), Durability::Durable);
+        assert_eq!(Durability::default(), Durability::Durable);
+        assert!("fast".parse::<Durability>().is_err());
     }
 }

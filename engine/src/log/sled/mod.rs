@@ -86,6 +86,9 @@ pub(super) struct Pending {
 
 pub(super) struct Inner {
     db: sled::Db,
+    /// sled's data file (`<dir>/db`, where sled 0.34 writes everything it
+    /// flushes), kept open so the `Durable` mode can `fdatasync` it per group.
+    data_file: std::fs::File,
     frames: sled::Tree,
     index: sled::Tree,
     /// Derived checkpoints of readers (the engine's open cases), by name.

@@ -90,8 +90,10 @@ impl SledLog {
         check_anchor(&path, &frames, head)?;
 
         let (head_tx, _) = watch::channel(head.position);
+        let data_file = open_data_file(&path)?;
         let inner = Arc::new(Inner {
             db,
+            data_file,
             frames,
             index,
             checkpoints,
@@ -221,3 +223,20 @@ pub(super) fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Re
     }
     Ok(())
 }
+
+/// The file sled 0.34 writes its log and pages to. It exists once sled has
+/// opened the store; the directory is synced once here so that the file's
+/// own entry is durable before the first group relies on `fdatasync` of it.
+fn open_data_file(dir: &Path) -> Result<std::fs::File, LogError> {
+    let path = dir.join(SLED_DATA_FILE);
+    let file = std::fs::File::open(&path).map_err(|e| {
+        LogError::Storage(format!("cannot open sled's data file {}: {e}", path.display()))
+    })?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        LogError::Storage(format!("cannot sync the store directory {}: {e}", dir.display()))
+    })?;
+    Ok(file)
+}
+
+/// The name of sled 0.34's data file inside a store's directory.
+const SLED_DATA_FILE: &str = "db";
