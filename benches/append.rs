@@ -16,7 +16,7 @@
 //!   - `batch_100`: one append of 100 lifecycle events (submit, assign,
 //!     escalate, dispatch, claim, resolve, callback, close, repeated) to one
 //!     stream; the throughput is per event.
-//! - `append_durable/*`, with `Durability::Durable` (sled's flush before the
+//! - `append_durable/*`, with `Durability::Durable` (sled's flush and one fdatasync before the
 //!   acknowledgement, so this says what a durable commit costs on this disk;
 //!   compare `cargo bench --bench fsync_probe`):
 //!   - `single_any`: as above, one flush per append;
@@ -42,12 +42,12 @@ use criterion::{Criterion, Throughput};
 use gridcase_engine::domain::{
     Channel, Contact, Event, HopReason, Priority, RequestKind, Satisfaction,
 };
+use gridcase_engine::log::LogError;
 use gridcase_engine::log::{
     AppendRequest, Appended, Durability, EventData, EventLog, ExpectedVersion, SledLog,
     SledOptions, StreamId,
 };
 use gridcase_engine::time::{SystemClock, Timestamp, DAY_MS, HOUR_MS};
-use gridcase_engine::Error;
 use tokio::runtime::Runtime;
 
 /// 2026-03-02 08:00 +08:00, the submission time written into payloads.
@@ -144,16 +144,16 @@ fn store(durability: Durability) -> Store {
 enum Expect {
     /// Accepted and written (not deduplicated).
     Written,
-    /// Refused with `Error::Conflict`.
+    /// Refused with `LogError::Conflict`.
     Conflict,
 }
 
 impl Expect {
     /// Panics unless `result` is what this benchmark expects.
-    fn check(self, result: Result<Appended, Error>) {
+    fn check(self, result: Result<Appended, LogError>) {
         match (self, result) {
             (Expect::Written, Ok(appended)) => assert!(!appended.outcome.deduplicated),
-            (Expect::Conflict, Err(Error::Conflict { .. })) => {}
+            (Expect::Conflict, Err(LogError::Conflict { .. })) => {}
             (_, other) => panic!("unexpected append outcome: {other:?}"),
         }
     }

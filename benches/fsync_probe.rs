@@ -1,6 +1,6 @@
 //! Measures this machine's durable-write latency: 4 KiB appended to a file
 //! and `fdatasync`ed, in a loop; prints median and p99. The log's Durable
-//! and Strict modes cannot acknowledge a commit faster than this.
+//! mode cannot acknowledge a commit faster than this.
 //!
 //! `cargo bench --bench fsync_probe -- [--dir DIR] [--samples N]` (default:
 //! the system temporary directory, 2,000 samples or 10 s).

@@ -3,19 +3,19 @@
 //!
 //! - append throughput and latency (HdrHistogram) for 1, 8 and 64 concurrent
 //!   writers (tokio tasks, one 256-byte event per append) in each durability
-//!   mode (Buffered, Durable, Strict);
+//!   mode (Buffered, Flushed, Durable);
 //! - read-all throughput over a large store, decoded and chain-checked with
 //!   `ChainVerifier`, and the log's own `verify()`;
 //! - subscription throughput: catch-up over the store, and live while 64
 //!   writers append (with delivery lag after acknowledgement);
 //! - this machine's fsync latency (4 KiB append + fdatasync), which bounds
-//!   the Durable and Strict modes.
+//!   the Durable mode (and, through sled's flush, Flushed).
 //!
 //! Prints markdown tables. Options (after `--`), or environment variables:
 //!
 //! ```text
 //! cargo bench --bench log -- [--quick] [--events N] [--read-events N] [--seconds S]
-//!     [--modes buffered,durable,strict|none] [--writers 1,8,64] [--dir DIR]
+//!     [--modes buffered,flushed,durable|none] [--writers 1,8,64] [--dir DIR]
 //! GRIDCASE_BENCH_EVENTS=N GRIDCASE_BENCH_READ_EVENTS=N GRIDCASE_BENCH_DIR=DIR
 //! ```
 //! Defaults: 200,000 events per append run (each run also stops after
@@ -61,7 +61,7 @@ fn parse_args() -> Config {
         events: env_u64("GRIDCASE_BENCH_EVENTS").unwrap_or(200_000),
         read_events: env_u64("GRIDCASE_BENCH_READ_EVENTS").unwrap_or(1_000_000),
         seconds: 10,
-        modes: vec![Durability::Buffered, Durability::Durable, Durability::Strict],
+        modes: vec![Durability::Buffered, Durability::Flushed, Durability::Durable],
         writers: vec![1, 8, 64],
         dir: std::env::var("GRIDCASE_BENCH_DIR").map(PathBuf::from).unwrap_or(std::env::temp_dir()),
     };

@@ -87,6 +87,13 @@ pub enum ApiError {
     },
 }
 
+/// A log error reads as the engine's error of the same name.
+impl From<gridcase_engine::log::LogError> for ApiError {
+    fn from(e: gridcase_engine::log::LogError) -> ApiError {
+        EngineError::from(e).into()
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         ApiError::Engine(e)
@@ -212,10 +219,9 @@ impl ApiError {
                 EngineError::Storage(_) => {
                     ErrorInfo::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string())
                 }
-                EngineError::Corruption { .. }
-                | EngineError::NewerFormat { .. }
-                | EngineError::Codec(_)
-                | EngineError::Internal(_) => {
+                // Corruption, NewerFormat, Codec, Internal, and (the
+                // engine's error is non-exhaustive) any variant added later.
+                _ => {
                     ErrorInfo::new(S::INTERNAL_SERVER_ERROR, "internal", e.to_string())
                 }
             },

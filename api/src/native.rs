@@ -632,7 +632,7 @@ pub async fn audit_verify(
     let _permit = state.verify_gate.try_acquire().map_err(|_| {
         ApiError::Busy("another verification is running; retry when it is done".into())
     })?;
-    match state.engine.log().verify().await {
+    match state.engine.log().verify().await.map_err(EngineError::from) {
         Ok(r) => Ok(Json(VerifyResponse {
             ok: true,
             events: r.events,

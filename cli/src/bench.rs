@@ -30,6 +30,9 @@ use crate::Global;
 /// Options of `gridcase bench`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// The global `--durability`, for both stores alike (set by [`bench`]).
+    #[arg(skip)]
+    durability: Durability,
     /// sled, postgres or both (`gridcase bench --store both` says the same).
     #[arg(long = "on", default_value = "sled")]
     on: String,
@@ -144,7 +147,7 @@ async fn open_store(
             let _ = std::fs::remove_dir_all(&dir);
             let log = SledLog::open(
                 &dir,
-                SledOptions { durability: Durability::Durable, ..SledOptions::default() },
+                SledOptions { durability: a.durability, ..SledOptions::default() },
                 clock,
             )?;
             let cleanup: Box<dyn FnOnce() + Send> = Box::new(move || {
@@ -170,7 +173,11 @@ async fn open_pg(
     let schema = format!("gc_bench_{}_{n}", std::process::id());
     let log = gridcase_postgres::PgLog::open(
         &url,
-        gridcase_postgres::PgOptions { schema: schema.clone(), ..Default::default() },
+        gridcase_postgres::PgOptions {
+            schema: schema.clone(),
+            durability: a.durability,
+            ..Default::default()
+        },
         clock,
     )
     .await?;
@@ -391,6 +398,10 @@ async fn run_one(
 
 /// `gridcase bench`.
 pub async fn bench(g: &Global, mut a: BenchArgs) -> Result<(), CliError> {
+    // Both stores run in the same mode, so that like is compared with like:
+    // durable (sled fdatasync per group, PostgreSQL synchronous_commit=on) or
+    // flushed (sled's flush, synchronous_commit=off).
+    a.durability = g.durability.parse()?;
     // `--store` names a store for every other command; for bench it may name
     // the kind of store to measure, or the PostgreSQL server to measure on.
     match g.store.as_deref() {
@@ -433,7 +444,10 @@ pub async fn bench(g: &Global, mut a: BenchArgs) -> Result<(), CliError> {
     }
     for (actors, preloaded) in plan {
         for store in &stores {
-            eprintln!("bench: {store}, {actors} actors, {preloaded} events preloaded ...");
+            eprintln!(
+                "bench: {store} ({:?}), {actors} actors, {preloaded} events preloaded ...",
+                a.durability
+            );
             let f = run_one(store, &a, actors, preloaded, &org).await?;
             eprintln!(
                 "  {:.0} lifecycles/s, {:.0} commands/s, {:.0} events/s in {:.1}s (work {:.1}s, ticks {:.1}s)",

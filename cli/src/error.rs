@@ -22,6 +22,13 @@ pub enum CliError {
     Json(String),
 }
 
+/// A log error reads as the engine's error of the same name.
+impl From<gridcase_engine::log::LogError> for CliError {
+    fn from(e: gridcase_engine::log::LogError) -> CliError {
+        CliError::Engine(e.into())
+    }
+}
+
 impl CliError {
     /// Wraps an I/O error with what was being done.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {

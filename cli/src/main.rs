@@ -47,7 +47,10 @@ pub struct Global {
     /// Act as if it were this time (RFC 3339, a date, or epoch ms): for scripted replays and tests.
     #[arg(long, global = true, env = "GRIDCASE_AT")]
     pub at: Option<String>,
-    /// When appends are acknowledged: buffered, durable or strict.
+    /// When appends are acknowledged: durable (power-loss safe: an fdatasync
+    /// per group on sled, synchronous_commit=on on PostgreSQL), flushed
+    /// (process-crash safe: sled's flush, synchronous_commit=off) or
+    /// buffered. `strict` is accepted as an alias of durable.
     #[arg(long, global = true, default_value = "durable")]
     pub durability: String,
 }

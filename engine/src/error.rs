@@ -5,10 +5,11 @@
 //! store's and propagate. Each message says what went wrong and what to do.
 
 use crate::domain::Rejection;
-use crate::log::ExpectedVersion;
+use crate::log::{ExpectedVersion, LogError};
 
 /// Everything that can go wrong in the engine.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Optimistic concurrency: the stream moved since it was read. Nothing was written.
     #[error("conflict on stream {stream}: expected {expected:?}, it is at version {actual}; reload and retry")]
@@ -74,5 +75,25 @@ impl Error {
                 | Error::NotFound(_)
                 | Error::IdempotencyMismatch { .. }
         )
+    }
+}
+
+/// Each storage failure becomes the engine variant of the same name, so code
+/// that matches `Error::Conflict` or `Error::Corruption` on engine results
+/// sees the log's errors as before.
+impl From<LogError> for Error {
+    fn from(e: LogError) -> Error {
+        match e {
+            LogError::Conflict { stream, expected, actual } => {
+                Error::Conflict { stream, expected, actual }
+            }
+            LogError::IdempotencyMismatch { key } => Error::IdempotencyMismatch { key },
+            LogError::Corruption { position, reason } => Error::Corruption { position, reason },
+            LogError::NewerFormat { found, supported } => Error::NewerFormat { found, supported },
+            LogError::Storage(m) => Error::Storage(m),
+            LogError::Codec(m) => Error::Codec(m),
+            LogError::InvalidInput(m) => Error::InvalidInput(m),
+            LogError::Internal(m) => Error::Internal(m),
+        }
     }
 }

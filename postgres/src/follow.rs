@@ -11,13 +11,13 @@
 use std::sync::Weak;
 
 use futures::StreamExt;
+use gridcase_engine::log::LogError;
 use gridcase_engine::log::LogHead;
-use gridcase_engine::Error;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 
-use crate::pg_log::HeadCell;
+use crate::head::HeadCell;
 use crate::sql::{channel, column, pg, pg_text, session_config, to_hash, to_u64, Sql};
 use crate::PgOptions;
 
@@ -30,7 +30,7 @@ struct Session {
 }
 
 impl Session {
-    async fn open(config: &Config, options: &PgOptions) -> Result<Session, Error> {
+    async fn open(config: &Config, options: &PgOptions) -> Result<Session, LogError> {
         let config = session_config(config, "follower", &options.schema);
         let (client, mut connection) =
             config.connect(NoTls).await.map_err(|e| pg("follower cannot connect", &e))?;
@@ -66,7 +66,7 @@ impl Session {
     }
 
     /// Reads the table's head and moves `cell` to it if it is further.
-    async fn check(&self, cell: &HeadCell) -> Result<(), Error> {
+    async fn check(&self, cell: &HeadCell) -> Result<(), LogError> {
         let row = self
             .client
             .query_opt(&self.last_hash, &[])

@@ -21,7 +21,7 @@
 //! - `idempotency (key, digest, outcome…)`: the first outcome of every keyed
 //!   append and the digest of its request.
 //! - `meta (key, value)`: the record format and the table layout version; a
-//!   store written by a newer build is refused with `Error::NewerFormat`.
+//!   store written by a newer build is refused with `LogError::NewerFormat`.
 //!
 //! # Why positions are gap-free
 //!
@@ -87,10 +87,15 @@
 //!
 //! # Durability
 //!
-//! The transaction commit is the durability point. The writer's session sets
+//! The transaction commit is the durability point. In the default
+//! [`Durability::Durable`] mode the writer's session sets
 //! `synchronous_commit = on`, whatever the server's default, so `COMMIT`
 //! returns only after the WAL is flushed (and, with synchronous replication
-//! configured, replicated). If the connection breaks during `COMMIT`, the
+//! configured, replicated): the promise of the sled log's `Durable` mode
+//! (an `fdatasync` per group). `Flushed` (and `Buffered`, which PostgreSQL
+//! cannot make weaker) set `synchronous_commit = off`: the commit returns
+//! before the WAL flush, like the sled log's `Flushed` mode, which survives
+//! a crash of the process but not a power cut ([`PgOptions::durability`]). If the connection breaks during `COMMIT`, the
 //! outcome is unknown: the appends of that group fail with a storage error
 //! that says so, a retry with the same idempotency key is safe, and the next
 //! group reconnects and re-reads the head.
@@ -124,6 +129,7 @@
 #![deny(missing_docs)]
 
 mod follow;
+mod head;
 mod pg_log;
 mod pool;
 mod sql;
@@ -132,9 +138,9 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridcase_engine::log::EventLog;
+use gridcase_engine::log::LogError;
+use gridcase_engine::log::{Durability, EventLog};
 use gridcase_engine::time::Clock;
-use gridcase_engine::Error;
 
 pub use gridcase_engine::log::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};
 pub use pg_log::PgLog;
@@ -169,6 +175,13 @@ pub struct PgOptions {
     /// Record bytes after which a group stops taking more appends (one
     /// larger append still goes alone).
     pub max_group_bytes: usize,
+    /// When an append is acknowledged, set on the writer's session whatever
+    /// the server's default: `Durable` is `synchronous_commit = on` (the
+    /// commit waits for the WAL flush: survives a power cut), `Flushed` and
+    /// `Buffered` are `synchronous_commit = off` (the commit returns before
+    /// the WAL flush, which follows within `wal_writer_delay`, three times
+    /// that at most: survives a crash of this process, not of the server).
+    pub durability: Durability,
 }
 
 impl Default for PgOptions {
@@ -181,13 +194,14 @@ impl Default for PgOptions {
             queue_depth: 8192,
             max_group_requests: 4096,
             max_group_bytes: 8 * 1024 * 1024,
+            durability: Durability::Durable,
         }
     }
 }
 
 /// Opens (or creates) the store in schema [`DEFAULT_SCHEMA`] of the database
 /// at `url` (`postgres://user:password@host:port/db`) with default options.
-pub async fn open_log(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn EventLog>, Error> {
+pub async fn open_log(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn EventLog>, LogError> {
     let log = PgLog::open(url, PgOptions::default(), clock).await?;
     Ok(Arc::new(log))
 }

@@ -1,21 +1,22 @@
 //! [`PgLog`]: opening a store and the read side of the [`EventLog`] contract.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use gridcase_engine::log::LogError;
 use gridcase_engine::log::{
     decode_record, read_back_duplicate, AppendOutcome, AppendRequest, Appended, ChainVerifier,
     EventLog, Hash, LogHead, Position, RecordedEvent, StreamId, VerifyReport,
 };
 use gridcase_engine::time::{Clock, Timestamp};
-use gridcase_engine::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Config;
 
+use crate::head::HeadCell;
 use crate::pool::ReadPool;
 use crate::sql::{
     column, connect, decode_row, describe_config, ensure_schema, load_head, pg, prefix_upper_bound,
@@ -28,35 +29,6 @@ use gridcase_engine::log::group::ask_writer;
 
 /// Rows per query when `verify` walks the table.
 const VERIFY_PAGE: i64 = 2048;
-
-/// The committed head as this process knows it, and its watch. Both the
-/// writer (after its own commits) and the follower (after other processes'
-/// commits) move it, only ever forward.
-pub(crate) struct HeadCell {
-    head: Mutex<LogHead>,
-    tx: watch::Sender<Position>,
-}
-
-impl HeadCell {
-    fn new(head: LogHead) -> HeadCell {
-        let (tx, _) = watch::channel(head.position);
-        HeadCell { head: Mutex::new(head), tx }
-    }
-
-    pub(crate) fn get(&self) -> LogHead {
-        *self.head.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Moves the head to `head` if that is further. The watch is sent while
-    /// the mutex is held so the two never disagree on the order of updates.
-    pub(crate) fn advance(&self, head: LogHead) {
-        let mut current = self.head.lock().unwrap_or_else(|p| p.into_inner());
-        if head.position > current.position {
-            *current = head;
-            self.tx.send_replace(head.position);
-        }
-    }
-}
 
 /// The PostgreSQL-backed [`EventLog`]; see the crate docs for the design.
 ///
@@ -97,15 +69,15 @@ impl PgLog {
         url: &str,
         options: PgOptions,
         clock: Arc<dyn Clock>,
-    ) -> Result<PgLog, Error> {
+    ) -> Result<PgLog, LogError> {
         validate_schema(&options.schema)?;
         if options.max_group_requests == 0 || options.queue_depth == 0 {
-            return Err(Error::InvalidInput(
+            return Err(LogError::InvalidInput(
                 "max_group_requests and queue_depth must be at least 1".into(),
             ));
         }
         let config: Config =
-            url.parse().map_err(|e| Error::InvalidInput(format!("bad PostgreSQL URL: {e}")))?;
+            url.parse().map_err(|e| LogError::InvalidInput(format!("bad PostgreSQL URL: {e}")))?;
         let schema = options.schema.clone();
 
         let client = connect(&config, "writer", &schema).await?;
@@ -158,8 +130,10 @@ impl PgLog {
     /// `position` (byte `byte` of its canonical bytes, or the last one if the
     /// record is shorter) behind the log's back, the stored hash untouched.
     /// Used to prove that tampering is detected; it bypasses the chain on
-    /// purpose, like `SledLog::tamper_for_test`.
-    pub async fn tamper_for_test(&self, position: Position, byte: usize) -> Result<(), Error> {
+    /// purpose, like `SledLog::tamper_for_test`. Only in builds with the
+    /// `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
+    pub async fn tamper_for_test(&self, position: Position, byte: usize) -> Result<(), LogError> {
         let position = to_i64(position, "position")?;
         let byte = i32::try_from(byte).unwrap_or(i32::MAX);
         let sql = format!(
@@ -180,7 +154,7 @@ impl PgLog {
             })
             .await?;
         if n == 0 {
-            return Err(Error::InvalidInput(format!("no event at position {position}")));
+            return Err(LogError::InvalidInput(format!("no event at position {position}")));
         }
         Ok(())
     }
@@ -189,10 +163,10 @@ impl PgLog {
     /// in it (`DROP SCHEMA … CASCADE`); nothing happens if there is none.
     /// For tests and for tooling that removes a store: there is no undo, and
     /// a log still open on the store fails from then on.
-    pub async fn drop_store(url: &str, schema: &str) -> Result<(), Error> {
+    pub async fn drop_store(url: &str, schema: &str) -> Result<(), LogError> {
         validate_schema(schema)?;
         let config: Config =
-            url.parse().map_err(|e| Error::InvalidInput(format!("bad PostgreSQL URL: {e}")))?;
+            url.parse().map_err(|e| LogError::InvalidInput(format!("bad PostgreSQL URL: {e}")))?;
         let client = connect(&config, "admin", schema).await?;
         client
             .batch_execute(&format!(r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#))
@@ -203,7 +177,7 @@ impl PgLog {
 
 #[async_trait]
 impl EventLog for PgLog {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
         check_append(&request)?;
         let appended = ask_writer(&self.tx, |reply| Job::Append { request, reply }).await?;
         read_back_duplicate(self, appended).await
@@ -214,7 +188,7 @@ impl EventLog for PgLog {
         stream: &StreamId,
         from_version: u64,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, Error> {
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -232,7 +206,7 @@ impl EventLog for PgLog {
             .await
     }
 
-    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -247,7 +221,7 @@ impl EventLog for PgLog {
                     .query(&c.read_all, &[&from_i, &limit])
                     .await
                     .map_err(|e| pg("cannot read the log", &e))?;
-                rows.iter().map(decode_row).collect::<Result<Vec<_>, Error>>()
+                rows.iter().map(decode_row).collect::<Result<Vec<_>, LogError>>()
             })
             .await?;
         // Positions are gap-free, so a page that does not run on from `from`
@@ -255,7 +229,7 @@ impl EventLog for PgLog {
         for (i, ev) in events.iter().enumerate() {
             let expected = from + i as u64;
             if ev.position != expected {
-                return Err(Error::Corruption {
+                return Err(LogError::Corruption {
                     position: expected,
                     reason: format!("record missing: the next stored record is {}", ev.position),
                 });
@@ -264,7 +238,7 @@ impl EventLog for PgLog {
         Ok(events)
     }
 
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, LogError> {
         self.reads
             .run(|c| async move {
                 let row = c
@@ -280,7 +254,7 @@ impl EventLog for PgLog {
             .await
     }
 
-    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
+    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, LogError> {
         let upper = prefix_upper_bound(prefix);
         let upper = upper.as_deref();
         self.reads
@@ -302,14 +276,17 @@ impl EventLog for PgLog {
             .await
     }
 
-    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, Error> {
+    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, LogError> {
         if records.is_empty() {
             return Ok(self.head());
         }
         ask_writer(&self.tx, |reply| Job::Import { records, reply }).await
     }
 
-    async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+    async fn idempotency_lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
         self.reads
             .run(|c| async move {
                 let row = c
@@ -337,10 +314,10 @@ impl EventLog for PgLog {
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.cell.tx.subscribe()
+        self.cell.subscribe()
     }
 
-    async fn verify(&self) -> Result<VerifyReport, Error> {
+    async fn verify(&self) -> Result<VerifyReport, LogError> {
         let mut verifier = ChainVerifier::default();
         loop {
             let after = to_i64(verifier.head_position(), "position")?;
@@ -360,7 +337,7 @@ impl EventLog for PgLog {
                 let expected = verifier.head_position() + 1;
                 let position = to_u64(column::<i64>(row, 0, expected)?, expected, "position")?;
                 if position != expected {
-                    return Err(Error::Corruption {
+                    return Err(LogError::Corruption {
                         position: expected,
                         reason: format!("record missing: the next stored record is {position}"),
                     });
@@ -371,13 +348,13 @@ impl EventLog for PgLog {
                 let bytes: &[u8] = column(row, 4, position)?;
                 let ev = decode_record(bytes, position)?;
                 if ev.hash != stored {
-                    return Err(Error::Corruption {
+                    return Err(LogError::Corruption {
                         position,
                         reason: "record bytes do not match their stored hash".into(),
                     });
                 }
                 if ev.stream != stream || ev.version != version {
-                    return Err(Error::Corruption {
+                    return Err(LogError::Corruption {
                         position,
                         reason: format!(
                             "row says {stream} v{version}, its record says {} v{}",
@@ -394,7 +371,7 @@ impl EventLog for PgLog {
         })
     }
 
-    async fn size_on_disk(&self) -> Result<u64, Error> {
+    async fn size_on_disk(&self) -> Result<u64, LogError> {
         let schema = self.schema.as_str();
         self.reads
             .run(|c| async move {
@@ -413,7 +390,7 @@ impl EventLog for PgLog {
         self.describe.clone()
     }
 
-    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
+    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), LogError> {
         // The table is made on first use, so stores created before
         // checkpoints existed gain it without a migration.
         let create = format!(
@@ -441,7 +418,7 @@ impl EventLog for PgLog {
             .await
     }
 
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
         let select =
             format!(r#"SELECT body FROM "{s}".checkpoints WHERE name = $1"#, s = self.schema);
         let select = &select;

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gridcase_engine::Error;
+use gridcase_engine::log::LogError;
 use tokio_postgres::{Client, Config, Statement};
 
 use crate::sql::{connect, pg, Sql};
@@ -27,7 +27,11 @@ pub(crate) struct ReadConn {
 }
 
 impl ReadConn {
-    pub(crate) async fn open(config: &Config, schema: &str, role: &str) -> Result<ReadConn, Error> {
+    pub(crate) async fn open(
+        config: &Config,
+        schema: &str,
+        role: &str,
+    ) -> Result<ReadConn, LogError> {
         let client = connect(config, role, schema).await?;
         let sql = Sql::new(schema);
         let prepare = |text: String| {
@@ -78,7 +82,7 @@ impl ReadPool {
         config: &Config,
         schema: &str,
         size: usize,
-    ) -> Result<ReadPool, Error> {
+    ) -> Result<ReadPool, LogError> {
         // Connected side by side: authentication (SCRAM) costs client CPU.
         let opening: Vec<_> = (0..size.max(1))
             .map(|_| {
@@ -88,9 +92,9 @@ impl ReadPool {
             .collect();
         let mut slots = Vec::with_capacity(opening.len());
         for task in opening {
-            let conn = task
-                .await
-                .map_err(|e| Error::Internal(format!("opening a read connection failed: {e}")))??;
+            let conn = task.await.map_err(|e| {
+                LogError::Internal(format!("opening a read connection failed: {e}"))
+            })??;
             slots.push(Mutex::new(Some(Arc::new(conn))));
         }
         Ok(ReadPool {
@@ -102,7 +106,7 @@ impl ReadPool {
     }
 
     /// The next connection, reconnected first if it broke.
-    pub(crate) async fn get(&self) -> Result<Arc<ReadConn>, Error> {
+    pub(crate) async fn get(&self) -> Result<Arc<ReadConn>, LogError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let current = self.slots[i].lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(conn) = current {
@@ -117,14 +121,14 @@ impl ReadPool {
 
     /// Runs a read, once more on a fresh connection if the connection it got
     /// turned out to be broken (reads are idempotent, so retrying is safe).
-    pub(crate) async fn run<T, F, Fut>(&self, f: F) -> Result<T, Error>
+    pub(crate) async fn run<T, F, Fut>(&self, f: F) -> Result<T, LogError>
     where
         F: Fn(Arc<ReadConn>) -> Fut,
-        Fut: std::future::Future<Output = Result<T, Error>>,
+        Fut: std::future::Future<Output = Result<T, LogError>>,
     {
         let conn = self.get().await?;
         match f(conn.clone()).await {
-            Err(Error::Storage(_)) if conn.client.is_closed() => f(self.get().await?).await,
+            Err(LogError::Storage(_)) if conn.client.is_closed() => f(self.get().await?).await,
             other => other,
         }
     }

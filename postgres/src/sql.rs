@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use gridcase_engine::log::LogError;
 use gridcase_engine::log::{decode_record, Hash, LogHead, Position, RecordedEvent};
 use gridcase_engine::time::Timestamp;
-use gridcase_engine::Error;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, Row};
 
@@ -18,7 +18,7 @@ pub(crate) const MAX_SCHEMA_LEN: usize = 48;
 /// Checks a schema name. Only plain lower-case identifiers are accepted so
 /// that the name can be spliced into SQL and into a `LISTEN` channel without
 /// any quoting subtleties.
-pub(crate) fn validate_schema(schema: &str) -> Result<(), Error> {
+pub(crate) fn validate_schema(schema: &str) -> Result<(), LogError> {
     let ok = !schema.is_empty()
         && schema.len() <= MAX_SCHEMA_LEN
         && schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -27,7 +27,7 @@ pub(crate) fn validate_schema(schema: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
+        Err(LogError::InvalidInput(format!(
             "schema name {schema:?} must be 1 to {MAX_SCHEMA_LEN} bytes of a-z, 0-9 and _, \
              not start with a digit or pg_"
         )))
@@ -96,7 +96,7 @@ const TABLES: [&str; 4] = ["meta", "events", "streams", "idempotency"];
 /// do not race on `CREATE … IF NOT EXISTS` (which is not atomic against
 /// itself). A complete store is only read, so a role with no DDL rights can
 /// open a store that an administrator created.
-pub(crate) async fn ensure_schema(client: &Client, schema: &str) -> Result<(), Error> {
+pub(crate) async fn ensure_schema(client: &Client, schema: &str) -> Result<(), LogError> {
     // Stream names are compared and ordered as UTF-8 bytes (Rust's order);
     // another server encoding would reorder or refuse them.
     let encoding: String = client
@@ -105,7 +105,7 @@ pub(crate) async fn ensure_schema(client: &Client, schema: &str) -> Result<(), E
         .and_then(|row| row.try_get(0))
         .map_err(|e| pg("cannot read the server encoding", &e))?;
     if encoding != "UTF8" {
-        return Err(Error::InvalidInput(format!(
+        return Err(LogError::InvalidInput(format!(
             "the database uses encoding {encoding}; gridcase needs a UTF8 database"
         )));
     }
@@ -144,7 +144,7 @@ pub(crate) async fn ensure_schema(client: &Client, schema: &str) -> Result<(), E
                     .map_err(|e| pg("cannot read the store format", &e))?;
                 match found {
                     Some(found) if found > i64::from(supported) => {
-                        return Err(Error::NewerFormat {
+                        return Err(LogError::NewerFormat {
                             found: u32::try_from(found).unwrap_or(u32::MAX),
                             supported,
                         });
@@ -303,7 +303,7 @@ pub(crate) fn session_config(config: &Config, role: &str, schema: &str) -> Confi
 
 /// Opens a connection for `role` of the store in `schema` and drives it on
 /// its own task.
-pub(crate) async fn connect(config: &Config, role: &str, schema: &str) -> Result<Client, Error> {
+pub(crate) async fn connect(config: &Config, role: &str, schema: &str) -> Result<Client, LogError> {
     let config = session_config(config, role, schema);
     let (client, connection) = config
         .connect(NoTls)
@@ -360,8 +360,8 @@ pub(crate) fn pg_text(e: &tokio_postgres::Error) -> String {
 }
 
 /// A PostgreSQL failure as the engine's storage error.
-pub(crate) fn pg(context: &str, e: &tokio_postgres::Error) -> Error {
-    Error::Storage(format!("postgres: {context}: {}", pg_text(e)))
+pub(crate) fn pg(context: &str, e: &tokio_postgres::Error) -> LogError {
+    LogError::Storage(format!("postgres: {context}: {}", pg_text(e)))
 }
 
 /// Whether `e` is a unique violation (the backstop of positions, stream
@@ -371,15 +371,15 @@ pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
 }
 
 /// A position or version as a PostgreSQL `bigint`.
-pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, Error> {
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, LogError> {
     i64::try_from(v)
-        .map_err(|_| Error::InvalidInput(format!("{what} {v} exceeds PostgreSQL bigint")))
+        .map_err(|_| LogError::InvalidInput(format!("{what} {v} exceeds PostgreSQL bigint")))
 }
 
 /// A `bigint` column that holds a position or a version.
-pub(crate) fn to_u64(v: i64, position: Position, what: &str) -> Result<u64, Error> {
+pub(crate) fn to_u64(v: i64, position: Position, what: &str) -> Result<u64, LogError> {
     u64::try_from(v)
-        .map_err(|_| Error::Corruption { position, reason: format!("negative {what} {v}") })
+        .map_err(|_| LogError::Corruption { position, reason: format!("negative {what} {v}") })
 }
 
 /// Reads a column, reporting a type mismatch as corruption at `position`.
@@ -387,16 +387,16 @@ pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,
     idx: usize,
     position: Position,
-) -> Result<T, Error> {
-    row.try_get(idx).map_err(|e| Error::Corruption {
+) -> Result<T, LogError> {
+    row.try_get(idx).map_err(|e| LogError::Corruption {
         position,
         reason: format!("column {idx} does not read: {}", pg_text(&e)),
     })
 }
 
 /// A stored 32-byte hash.
-pub(crate) fn to_hash(bytes: &[u8], position: Position) -> Result<Hash, Error> {
-    bytes.try_into().map_err(|_| Error::Corruption {
+pub(crate) fn to_hash(bytes: &[u8], position: Position) -> Result<Hash, LogError> {
+    bytes.try_into().map_err(|_| LogError::Corruption {
         position,
         reason: format!("stored hash has {} bytes", bytes.len()),
     })
@@ -404,12 +404,12 @@ pub(crate) fn to_hash(bytes: &[u8], position: Position) -> Result<Hash, Error> {
 
 /// Decodes a `(position, record)` row, checking that the record says the
 /// position it is stored at.
-pub(crate) fn decode_row(row: &Row) -> Result<RecordedEvent, Error> {
+pub(crate) fn decode_row(row: &Row) -> Result<RecordedEvent, LogError> {
     let position = to_u64(column::<i64>(row, 0, 0)?, 0, "position")?;
     let bytes: &[u8] = column(row, 1, position)?;
     let ev = decode_record(bytes, position)?;
     if ev.position != position {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position,
             reason: format!("record says position {}", ev.position),
         });
@@ -423,7 +423,7 @@ pub(crate) fn decode_row(row: &Row) -> Result<RecordedEvent, Error> {
 pub(crate) async fn load_head(
     client: &Client,
     statement: &tokio_postgres::Statement,
-) -> Result<(LogHead, Timestamp), Error> {
+) -> Result<(LogHead, Timestamp), LogError> {
     let Some(row) =
         client.query_opt(statement, &[]).await.map_err(|e| pg("cannot read the head", &e))?
     else {
@@ -437,13 +437,13 @@ pub(crate) async fn load_head(
     let bytes: &[u8] = column(&row, 2, position)?;
     let ev = decode_record(bytes, position)?;
     if ev.position != position {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position,
             reason: format!("record says position {}", ev.position),
         });
     }
     if ev.hash != stored {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position,
             reason: "record bytes do not match their stored hash".into(),
         });

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use gridcase_engine::log::group::Group as Decider;
 use gridcase_engine::log::group::{check_import, replies, CommittedState, Decision, GroupWrite};
-use gridcase_engine::log::{AppendOutcome, AppendRequest, Appended, Hash, LogHead, RecordedEvent};
+use gridcase_engine::log::LogError;
+use gridcase_engine::log::{
+    AppendOutcome, AppendRequest, Appended, Durability, Hash, LogHead, RecordedEvent,
+};
 use gridcase_engine::time::{Clock, Timestamp};
-use gridcase_engine::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, Config, Statement};
 
-use crate::pg_log::HeadCell;
+use crate::head::HeadCell;
 use crate::sql::{
     channel, column, connect, is_unique_violation, load_head, lock_key, pg, pg_text, to_hash,
     to_u64, Sql,
@@ -35,15 +37,15 @@ const EVENT_OVERHEAD: usize = 128;
 /// Work for the writer.
 pub(crate) enum Job {
     /// An append, grouped with the others queued with it.
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, Error>> },
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, LogError>> },
     /// Exported records to append as they are; always a transaction of its own.
-    Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, Error>> },
+    Import { records: Vec<RecordedEvent>, reply: oneshot::Sender<Result<LogHead, LogError>> },
 }
 
 /// What the writer commits in one transaction.
 enum Group {
-    Appends(Vec<(AppendRequest, oneshot::Sender<Result<Appended, Error>>)>),
-    Import(Vec<RecordedEvent>, oneshot::Sender<Result<LogHead, Error>>),
+    Appends(Vec<(AppendRequest, oneshot::Sender<Result<Appended, LogError>>)>),
+    Import(Vec<RecordedEvent>, oneshot::Sender<Result<LogHead, LogError>>),
 }
 
 /// The writer's connection and its prepared statements.
@@ -65,14 +67,24 @@ struct Conn {
 }
 
 impl Conn {
-    async fn prepare(client: Client, schema: &str) -> Result<Conn, Error> {
-        // The commit is the durability point whatever the server's default;
-        // a writer stalled inside a transaction must not hold the store's
-        // lock forever, so the server ends such a session.
+    async fn prepare(
+        client: Client,
+        schema: &str,
+        durability: Durability,
+    ) -> Result<Conn, LogError> {
+        // The commit is the durability point whatever the server's default
+        // (see `PgOptions::durability`); a writer stalled inside a
+        // transaction must not hold the store's lock forever, so the server
+        // ends such a session.
+        let synchronous = match durability {
+            Durability::Durable => "on",
+            Durability::Flushed | Durability::Buffered => "off",
+        };
         client
-            .batch_execute(
-                "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '60s'",
-            )
+            .batch_execute(&format!(
+                "SET synchronous_commit = {synchronous}; \
+                 SET idle_in_transaction_session_timeout = '60s'"
+            ))
             .await
             .map_err(|e| pg("cannot configure the writer session", &e))?;
         let sql = Sql::new(schema);
@@ -123,9 +135,9 @@ impl Conn {
 /// Why a group's transaction did not commit.
 enum Failure {
     /// Nothing was written and a fresh try may succeed.
-    Retry(Error),
+    Retry(LogError),
     /// Every append of the group fails with this.
-    Fatal(Error),
+    Fatal(LogError),
 }
 
 /// The group-commit writer task of one [`crate::PgLog`].
@@ -159,8 +171,8 @@ impl Writer {
         last_recorded: Timestamp,
         rx: mpsc::Receiver<Job>,
         id: String,
-    ) -> Result<Writer, Error> {
-        let conn = Conn::prepare(client, &options.schema).await?;
+    ) -> Result<Writer, LogError> {
+        let conn = Conn::prepare(client, &options.schema, options.durability).await?;
         Ok(Writer {
             cell,
             config,
@@ -231,8 +243,8 @@ impl Writer {
     async fn commit_appends(
         &mut self,
         requests: &[&AppendRequest],
-    ) -> Vec<Result<Appended, Error>> {
-        let mut last = Error::Internal("no attempt was made".into());
+    ) -> Vec<Result<Appended, LogError>> {
+        let mut last = LogError::Internal("no attempt was made".into());
         for attempt in 1..=MAX_ATTEMPTS {
             match self.attempt_appends(requests).await {
                 Ok(results) => return results,
@@ -251,8 +263,8 @@ impl Writer {
     }
 
     /// Commits one import, retrying with fresh state when that can help.
-    async fn commit_import(&mut self, records: &[RecordedEvent]) -> Result<LogHead, Error> {
-        let mut last = Error::Internal("no attempt was made".into());
+    async fn commit_import(&mut self, records: &[RecordedEvent]) -> Result<LogHead, LogError> {
+        let mut last = LogError::Internal("no attempt was made".into());
         for attempt in 1..=MAX_ATTEMPTS {
             match self.attempt_import(records).await {
                 Ok(result) => return result,
@@ -271,13 +283,14 @@ impl Writer {
     }
 
     /// The connection, opened again if it broke.
-    async fn connection(&mut self) -> Result<&Conn, Error> {
+    async fn connection(&mut self) -> Result<&Conn, LogError> {
         if self.conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             self.conn = None;
             let client = connect(&self.config, "writer", &self.options.schema).await?;
-            self.conn = Some(Conn::prepare(client, &self.options.schema).await?);
+            self.conn =
+                Some(Conn::prepare(client, &self.options.schema, self.options.durability).await?);
         }
-        self.conn.as_ref().ok_or_else(|| Error::Internal("writer connection missing".into()))
+        self.conn.as_ref().ok_or_else(|| LogError::Internal("writer connection missing".into()))
     }
 
     /// Ends the open transaction. A connection that cannot even roll back is
@@ -302,7 +315,7 @@ impl Writer {
     }
 
     /// Like [`Writer::fail`] for an error of ours (a bad head record).
-    async fn abort(&mut self, err: Error) -> Failure {
+    async fn abort(&mut self, err: LogError) -> Failure {
         self.rollback().await;
         Failure::Fatal(err)
     }
@@ -366,7 +379,7 @@ impl Writer {
                     known.insert(*k, (digest, outcome));
                 }
             }
-            Ok::<_, Error>((max, Snapshot { current, known }))
+            Ok::<_, LogError>((max, Snapshot { current, known }))
         })();
         let (max, snapshot) = match snapshot {
             Ok(s) => s,
@@ -384,7 +397,7 @@ impl Writer {
                     self.cell.advance(head);
                 }
                 Ok((head, _)) => {
-                    let e = Error::Internal(format!(
+                    let e = LogError::Internal(format!(
                         "head moved from {max} to {} under the store lock",
                         head.position
                     ));
@@ -469,7 +482,7 @@ impl Writer {
         match written {
             Ok(n) if n == expected_rows => {}
             Ok(n) => {
-                let e = Error::Internal(format!("inserted {n} of {expected_rows} events"));
+                let e = LogError::Internal(format!("inserted {n} of {expected_rows} events"));
                 return Err(self.abort(e).await);
             }
             Err(e) => return Err(self.fail("cannot write", &e).await),
@@ -486,7 +499,7 @@ impl Writer {
                 // re-reads the head, so this writer stays right either way;
                 // the callers are told, and a keyed retry is safe.
                 self.conn = None;
-                return Err(Failure::Fatal(Error::Storage(format!(
+                return Err(Failure::Fatal(LogError::Storage(format!(
                     "postgres: connection lost while committing ({}); the appends may or may \
                      not be stored: retry them with their idempotency keys",
                     pg_text(&e)
@@ -502,7 +515,7 @@ impl Writer {
     async fn attempt_appends(
         &mut self,
         requests: &[&AppendRequest],
-    ) -> Result<Vec<Result<Appended, Error>>, Failure> {
+    ) -> Result<Vec<Result<Appended, LogError>>, Failure> {
         let streams: Vec<&str> = requests
             .iter()
             .map(|r| r.stream.as_str())
@@ -534,7 +547,7 @@ impl Writer {
     async fn attempt_import(
         &mut self,
         records: &[RecordedEvent],
-    ) -> Result<Result<LogHead, Error>, Failure> {
+    ) -> Result<Result<LogHead, LogError>, Failure> {
         let streams: Vec<&str> = records
             .iter()
             .map(|r| r.stream.as_str())
@@ -564,11 +577,11 @@ struct Snapshot<'a> {
 }
 
 impl CommittedState for Snapshot<'_> {
-    fn stream_version(&self, stream: &str) -> Result<u64, Error> {
+    fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
         Ok(self.current.get(stream).copied().unwrap_or(0))
     }
 
-    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
         Ok(self.known.get(key.as_bytes()).copied())
     }
 }
@@ -611,8 +624,8 @@ async fn backoff(attempt: usize) {
     }
 }
 
-fn closed() -> Error {
-    Error::Storage("postgres: the writer connection closed".into())
+fn closed() -> LogError {
+    LogError::Storage("postgres: the writer connection closed".into())
 }
 
 fn request_bytes(request: &AppendRequest) -> usize {

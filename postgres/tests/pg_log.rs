@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use gridcase_engine::log::LogError;
 use gridcase_engine::log::{
     subscribe, AppendRequest, EventData, EventLog, ExpectedVersion, SledLog, SledOptions, StreamId,
     CODEC_POSTCARD, RECORD_FORMAT,
 };
 use gridcase_engine::time::{ManualClock, Timestamp};
-use gridcase_engine::Error;
 use gridcase_postgres::{PgLog, PgOptions, LAYOUT_VERSION};
 use tokio_postgres::NoTls;
 
@@ -157,7 +157,7 @@ async fn concurrent_appenders_are_gap_free() {
                     let v = log.stream_version(&sid("shared")).await.unwrap();
                     match log.append(req("shared", ExpectedVersion::Exact(v), 1)).await {
                         Ok(_) => shared_ok += 1,
-                        Err(Error::Conflict { .. }) => {}
+                        Err(LogError::Conflict { .. }) => {}
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -193,7 +193,7 @@ async fn conflict_writes_nothing_and_batches_are_atomic() {
         [ExpectedVersion::Exact(2), ExpectedVersion::NoStream, ExpectedVersion::Exact(4)]
     {
         match log.append(req("a", expected, 5)).await {
-            Err(Error::Conflict { actual, stream, .. }) => {
+            Err(LogError::Conflict { actual, stream, .. }) => {
                 assert_eq!((actual, stream.as_str()), (3, "a"))
             }
             other => panic!("expected a conflict, got {other:?}"),
@@ -201,7 +201,7 @@ async fn conflict_writes_nothing_and_batches_are_atomic() {
     }
     assert!(matches!(
         log.append(req("new", ExpectedVersion::Exact(1), 1)).await,
-        Err(Error::Conflict { actual: 0, .. })
+        Err(LogError::Conflict { actual: 0, .. })
     ));
     assert_eq!(log.head(), head);
     assert_eq!(log.read_all(1, 100).await.unwrap().len(), 3);
@@ -219,9 +219,9 @@ async fn conflict_writes_nothing_and_batches_are_atomic() {
     // A batch with one bad event is refused whole.
     let mut bad = req("a", ExpectedVersion::Any, 3);
     bad.events[2].payload = vec![0; gridcase_postgres::MAX_PAYLOAD_BYTES + 1];
-    assert!(matches!(log.append(bad).await, Err(Error::InvalidInput(_))));
+    assert!(matches!(log.append(bad).await, Err(LogError::InvalidInput(_))));
     let empty = req("a", ExpectedVersion::Any, 0);
-    assert!(matches!(log.append(empty).await, Err(Error::InvalidInput(_))));
+    assert!(matches!(log.append(empty).await, Err(LogError::InvalidInput(_))));
     assert_gap_free(&log, 53).await;
 
     // Concurrent batches on one stream with the same expectation: one wins,
@@ -241,7 +241,7 @@ async fn conflict_writes_nothing_and_batches_are_atomic() {
                 wins += 1;
                 assert_eq!(o.outcome.last_version, 4);
             }
-            Err(Error::Conflict { actual: 4, .. }) => {}
+            Err(LogError::Conflict { actual: 4, .. }) => {}
             Err(e) => panic!("{e}"),
         }
     }
@@ -267,7 +267,7 @@ async fn idempotent_retry_and_mismatch() {
     assert_eq!(log.head().position, 2);
     let mut other = req("a", ExpectedVersion::Any, 1);
     other.idempotency_key = Some("k1".into());
-    assert!(matches!(log.append(other).await, Err(Error::IdempotencyMismatch { .. })));
+    assert!(matches!(log.append(other).await, Err(LogError::IdempotencyMismatch { .. })));
     let (digest, outcome) = log.idempotency_lookup("k1").await.unwrap().unwrap();
     assert_eq!(digest, gridcase_engine::log::request_digest(&r));
     assert_eq!(outcome, first);
@@ -368,7 +368,7 @@ async fn two_writers_on_one_store_interleave_gap_free() {
                         let v = log.stream_version(&sid("both")).await.unwrap();
                         match log.append(req("both", ExpectedVersion::Exact(v), 1)).await {
                             Ok(_) => break,
-                            Err(Error::Conflict { .. }) => continue,
+                            Err(LogError::Conflict { .. }) => continue,
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -424,7 +424,7 @@ async fn tamper_is_found_at_its_position() {
     };
     db.batch_execute(&flip(37, 60)).await.unwrap();
     match log.verify().await {
-        Err(Error::Corruption { position, .. }) => assert_eq!(position, 37),
+        Err(LogError::Corruption { position, .. }) => assert_eq!(position, 37),
         other => panic!("expected corruption, got {other:?}"),
     }
     // Reads of the tampered record still decode or fail, but never panic.
@@ -435,13 +435,13 @@ async fn tamper_is_found_at_its_position() {
     for (position, byte) in [(1, 0), (2, 1), (99, 30), (100, 10_000)] {
         log.tamper_for_test(position, byte).await.unwrap();
         match log.verify().await {
-            Err(Error::Corruption { position: p, .. }) => assert_eq!(p, position, "byte {byte}"),
+            Err(LogError::Corruption { position: p, .. }) => assert_eq!(p, position, "byte {byte}"),
             other => panic!("expected corruption, got {other:?}"),
         }
         log.tamper_for_test(position, byte).await.unwrap();
         log.verify().await.unwrap();
     }
-    assert!(matches!(log.tamper_for_test(101, 0).await, Err(Error::InvalidInput(_))));
+    assert!(matches!(log.tamper_for_test(101, 0).await, Err(LogError::InvalidInput(_))));
 
     // Bytes and stored hash rewritten together (a payload byte, so the
     // record still decodes): the next record's link breaks.
@@ -460,7 +460,7 @@ async fn tamper_is_found_at_its_position() {
     .await
     .unwrap();
     match log.verify().await {
-        Err(Error::Corruption { position, .. }) => assert_eq!(position, 51),
+        Err(LogError::Corruption { position, .. }) => assert_eq!(position, 51),
         other => panic!("expected corruption, got {other:?}"),
     }
     // A missing record is a gap at its position, for verify and for reads.
@@ -468,10 +468,10 @@ async fn tamper_is_found_at_its_position() {
         .await
         .unwrap();
     match log.verify().await {
-        Err(Error::Corruption { position, .. }) => assert_eq!(position, 12),
+        Err(LogError::Corruption { position, .. }) => assert_eq!(position, 12),
         other => panic!("expected corruption, got {other:?}"),
     }
-    assert!(matches!(log.read_all(10, 10).await, Err(Error::Corruption { position: 12, .. })));
+    assert!(matches!(log.read_all(10, 10).await, Err(LogError::Corruption { position: 12, .. })));
     drop(log);
     drop_schema(&url, &schema).await;
 }
@@ -491,7 +491,7 @@ async fn newer_format_is_refused() {
         .await
         .unwrap();
         match PgLog::open(&url, options(&schema), clock(0)).await {
-            Err(Error::NewerFormat { found, supported }) => {
+            Err(LogError::NewerFormat { found, supported }) => {
                 assert_eq!((found, supported), (current + 1, current))
             }
             Err(e) => panic!("expected NewerFormat, got {e}"),
@@ -521,10 +521,10 @@ async fn stream_listings_and_bad_input() {
 
     for bad in ["", "Upper", "a;drop", "pg_catalog"] {
         let r = PgLog::open(&url, options(bad), clock(0)).await;
-        assert!(matches!(r, Err(Error::InvalidInput(_))), "{bad:?}");
+        assert!(matches!(r, Err(LogError::InvalidInput(_))), "{bad:?}");
     }
     let r = PgLog::open("postgres://nobody@127.0.0.1:1/none", options(&schema), clock(0)).await;
-    assert!(matches!(r, Err(Error::Storage(_))));
+    assert!(matches!(r, Err(LogError::Storage(_))));
     drop_schema(&url, &schema).await;
 }
 
@@ -547,10 +547,10 @@ async fn import_from_sled_reproduces_the_chain() {
     let dst = open(&url, &schema).await;
     let mut broken = all.clone();
     broken[10].payload[0] ^= 1;
-    assert!(matches!(dst.import(broken).await, Err(Error::Corruption { position: 11, .. })));
+    assert!(matches!(dst.import(broken).await, Err(LogError::Corruption { position: 11, .. })));
     assert!(matches!(
         dst.import(all[1..].to_vec()).await,
-        Err(Error::Corruption { position: 1, .. })
+        Err(LogError::Corruption { position: 1, .. })
     ));
     assert_eq!(dst.head().position, 0);
     assert_eq!(dst.import(Vec::new()).await.unwrap().position, 0);

@@ -80,3 +80,10 @@ pub enum Error {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 }
+
+/// A log error is a failure of the log, as the engine reports it.
+impl From<gridcase_engine::log::LogError> for Error {
+    fn from(e: gridcase_engine::log::LogError) -> Error {
+        Error::Log(e.into())
+    }
+}

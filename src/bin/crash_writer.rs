@@ -10,7 +10,10 @@
 //!
 //! Event `i` of a batch carries the payload `<batch tag>/<i>/<events>/` plus
 //! filler, so a reader can check every batch is whole. Usage:
-//! `crash_writer DIR [--tasks N] [--streams N] [--durability MODE] [--max-seconds S] [--seed N]`
+//! `crash_writer DIR [--tasks N] [--streams N] [--durability MODE] [--max-seconds S] [--seed N]
+//! [--appends N] [--events N]`: `--appends` stops each task after N appends
+//! (then the process exits by itself), `--events` makes every append carry
+//! exactly N events (the durability test's single-event appends).
 
 use std::io::Write;
 use std::str::FromStr;
@@ -30,6 +33,10 @@ struct Args {
     durability: Durability,
     max_seconds: u64,
     seed: u64,
+    /// Appends per task before it stops (unbounded when `None`).
+    appends: Option<u64>,
+    /// Events per append (random sizes when `None`).
+    events: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +49,8 @@ fn parse_args() -> Result<Args, String> {
         durability: Durability::Durable,
         max_seconds: 60,
         seed: std::process::id() as u64,
+        appends: None,
+        events: None,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -51,6 +60,8 @@ fn parse_args() -> Result<Args, String> {
             "--streams" => out.streams = num()? as usize,
             "--max-seconds" => out.max_seconds = num()?,
             "--seed" => out.seed = num()?,
+            "--appends" => out.appends = Some(num()?),
+            "--events" => out.events = Some(num()?.max(1)),
             "--durability" => {
                 out.durability = Durability::from_str(&value).map_err(|e| e.to_string())?
             }
@@ -89,11 +100,15 @@ fn emit(line: &str) {
 async fn task(log: Arc<SledLog>, args: Arc<Args>, task: usize, deadline: Instant) {
     let mut rng = Rng((args.seed ^ (task as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
     let mut seq = 0u64;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && args.appends.is_none_or(|n| seq < n) {
         seq += 1;
         let stream = format!("crash-{}", rng.below(args.streams as u64));
         // Mostly small batches; now and then one that spans several frames.
-        let count = if rng.below(50) == 0 { 300 + rng.below(400) } else { 1 + rng.below(4) };
+        let count = match args.events {
+            Some(n) => n,
+            None if rng.below(50) == 0 => 300 + rng.below(400),
+            None => 1 + rng.below(4),
+        };
         let batch = format!("{:x}.{task}.{seq}", args.seed);
         let events = (0..count)
             .map(|i| {

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use gridcase::engine::domain::{ActorId, Command, Event, Rule, Satisfaction, Status};
 use gridcase::engine::engine::{CommandOptions, CommandResult};
 use gridcase::engine::log::{
-    AppendOutcome, AppendRequest, Appended, EventLog, Hash, LogHead, Position, RecordedEvent,
-    SledLog, StreamId, VerifyReport,
+    AppendOutcome, AppendRequest, Appended, EventLog, Hash, LogError, LogHead, Position,
+    RecordedEvent, SledLog, StreamId, VerifyReport,
 };
 use gridcase::engine::time::ManualClock;
 use gridcase::engine::{Engine, EngineOptions, Error};
@@ -412,7 +412,7 @@ struct GatedLog {
 
 #[async_trait]
 impl EventLog for GatedLog {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, Error> {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
         let out = self.inner.append(request).await;
         self.after_append.pass().await;
         out
@@ -422,22 +422,25 @@ impl EventLog for GatedLog {
         stream: &StreamId,
         from_version: u64,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, Error> {
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         self.inner.read_stream(stream, from_version, limit).await
     }
-    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         self.inner.read_all(from, limit).await
     }
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, LogError> {
         self.inner.stream_version(stream).await
     }
-    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
+    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, LogError> {
         self.inner.streams_with_prefix(prefix).await
     }
-    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, Error> {
+    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, LogError> {
         self.inner.import(records).await
     }
-    async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+    async fn idempotency_lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
         let out = self.inner.idempotency_lookup(key).await;
         self.after_lookup.pass().await;
         out
@@ -448,10 +451,10 @@ impl EventLog for GatedLog {
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.inner.watch_head()
     }
-    async fn verify(&self) -> Result<VerifyReport, Error> {
+    async fn verify(&self) -> Result<VerifyReport, LogError> {
         self.inner.verify().await
     }
-    async fn size_on_disk(&self) -> Result<u64, Error> {
+    async fn size_on_disk(&self) -> Result<u64, LogError> {
         self.inner.size_on_disk().await
     }
     fn describe(&self) -> String {

@@ -12,9 +12,9 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use gridcase::engine::log::LogError;
 use gridcase::engine::log::{EventLog, Position, SledLog, SledOptions};
 use gridcase::engine::time::SystemClock;
-use gridcase::engine::Error;
 use gridcase_postgres::{PgLog, PgOptions};
 
 /// Makes fresh, empty stores of one backend.
@@ -40,7 +40,7 @@ pub trait Store: Send + Sync {
     /// Flips one byte of the stored record at `position` (at or after
     /// byte offset `byte` of its canonical bytes) behind the log's back.
     /// `None` when the backend has no such hook; the tamper test is then skipped.
-    async fn tamper(&self, _position: Position, _byte: usize) -> Option<Result<(), Error>> {
+    async fn tamper(&self, _position: Position, _byte: usize) -> Option<Result<(), LogError>> {
         None
     }
 }
@@ -128,10 +128,10 @@ impl Backend for SledBackend {
 /// let go of the file, which can be a moment after the last `Db` handle is
 /// dropped, so an in-process reopen right after a drop may find the store
 /// "in use"; that case is retried for a few seconds.
-pub fn open_sled(path: &Path, options: &SledOptions) -> Result<SledLog, Error> {
+pub fn open_sled(path: &Path, options: &SledOptions) -> Result<SledLog, LogError> {
     retry_while_locked(
         || SledLog::open(path, options.clone(), Arc::new(SystemClock)),
-        |e| matches!(e, Error::Storage(m) if m.contains("in use by another process") || m.contains("could not acquire lock")),
+        |e| matches!(e, LogError::Storage(m) if m.contains("in use by another process") || m.contains("could not acquire lock")),
     )
 }
 
@@ -198,7 +198,7 @@ impl Store for SledStore {
         self.log = Some(Arc::new(log));
     }
 
-    async fn tamper(&self, position: Position, byte: usize) -> Option<Result<(), Error>> {
+    async fn tamper(&self, position: Position, byte: usize) -> Option<Result<(), LogError>> {
         Some(self.sled().tamper_for_test(position, byte))
     }
 }
@@ -268,7 +268,7 @@ impl Store for PgStore {
         self.log = Some(Arc::new(open_pg(&self.url, &self.schema).await));
     }
 
-    async fn tamper(&self, position: Position, byte: usize) -> Option<Result<(), Error>> {
+    async fn tamper(&self, position: Position, byte: usize) -> Option<Result<(), LogError>> {
         Some(self.pg().tamper_for_test(position, byte).await)
     }
 }

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use gridcase::engine::log::LogError;
 use gridcase::engine::log::{AppendOutcome, ExpectedVersion};
-use gridcase::engine::Error;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -60,7 +60,7 @@ async fn concurrent_appends(backend: Arc<dyn Backend>) {
             tokio::spawn(async move {
                 let mut rng = ChaCha8Rng::seed_from_u64(task as u64);
                 // (tag, stream, events, result)
-                let mut results: Vec<(String, String, usize, Result<AppendOutcome, Error>)> =
+                let mut results: Vec<(String, String, usize, Result<AppendOutcome, LogError>)> =
                     Vec::new();
                 for seq in 0..APPENDS_PER_TASK {
                     // Shared streams with optimistic concurrency (some appends
@@ -86,7 +86,7 @@ async fn concurrent_appends(backend: Arc<dyn Backend>) {
                         assert!(r.is_ok(), "an Any append failed: {r:?}");
                     }
                     if let Err(e) = &r {
-                        assert!(matches!(e, Error::Conflict { .. }), "unexpected error {e}");
+                        assert!(matches!(e, LogError::Conflict { .. }), "unexpected error {e}");
                     }
                     results.push((tag(task, seq), stream, n, r));
                 }

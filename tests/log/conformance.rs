@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use gridcase::engine::log::LogError;
 use gridcase::engine::log::{read_all_stream, request_digest, ExpectedVersion, GENESIS_HASH};
-use gridcase::engine::Error;
 
 use super::backend::{run_all, Backend};
 use super::support::{
@@ -108,7 +108,7 @@ mod suite {
         ];
         for (expected, actual) in cases {
             match log.append(request("s", expected, "bad", 3)).await {
-                Err(Error::Conflict { stream, expected: e, actual: a }) => {
+                Err(LogError::Conflict { stream, expected: e, actual: a }) => {
                     assert_eq!((stream.as_str(), e, a), ("s", expected, actual));
                 }
                 other => panic!("expected a conflict for {expected:?}, got {other:?}"),
@@ -118,7 +118,7 @@ mod suite {
         // A missing stream conflicts with any exact version but 0.
         assert!(matches!(
             log.append(request("t", ExpectedVersion::Exact(1), "bad", 1)).await,
-            Err(Error::Conflict { actual: 0, .. })
+            Err(LogError::Conflict { actual: 0, .. })
         ));
         assert_eq!(log.stream_version(&sid("t")).await.unwrap(), 0);
         assert!(log.streams_with_prefix("t").await.unwrap().is_empty());
@@ -142,7 +142,7 @@ mod suite {
         assert_eq!((big.first_position, big.last_position, big.last_version), (2, 701, 700));
         // A conflicting batch (larger than any frame) leaves no trace.
         let err = log.append(request("big", ExpectedVersion::Exact(699), "lost", 600)).await;
-        assert!(matches!(err, Err(Error::Conflict { actual: 700, .. })), "{err:?}");
+        assert!(matches!(err, Err(LogError::Conflict { actual: 700, .. })), "{err:?}");
         log.append(request("x", ExpectedVersion::Exact(1), "x2", 5)).await.unwrap();
         let all = read_everything(log.as_ref(), 97).await;
         check_structure(log.as_ref(), &all);
@@ -162,7 +162,7 @@ mod suite {
         let log = store.log();
         log.append(request("s", ExpectedVersion::Any, "ok", 1)).await.unwrap();
         let empty = request("s", ExpectedVersion::Any, "none", 0);
-        assert!(matches!(log.append(empty).await, Err(Error::InvalidInput(_))));
+        assert!(matches!(log.append(empty).await, Err(LogError::InvalidInput(_))));
         assert_eq!(log.head().position, 1);
         assert!(StreamId::new("").is_err());
         assert!(StreamId::new("a\0b").is_err());
@@ -223,7 +223,7 @@ mod suite {
         variants.push(v);
         for v in variants {
             match log.append(v.clone()).await {
-                Err(Error::IdempotencyMismatch { key }) => assert_eq!(key, "key-1"),
+                Err(LogError::IdempotencyMismatch { key }) => assert_eq!(key, "key-1"),
                 other => panic!("expected a mismatch for {v:?}, got {other:?}"),
             }
             assert_eq!(log.head(), head);
@@ -232,7 +232,7 @@ mod suite {
         // A keyed request that conflicted did not use up its key.
         let mut conflicting = request("s", ExpectedVersion::Exact(1), "late", 1);
         conflicting.idempotency_key = Some("key-2".into());
-        assert!(matches!(log.append(conflicting).await, Err(Error::Conflict { .. })));
+        assert!(matches!(log.append(conflicting).await, Err(LogError::Conflict { .. })));
         let mut fixed = request("s", ExpectedVersion::Exact(5), "late", 1);
         fixed.idempotency_key = Some("key-2".into());
         let fresh = log.append(fixed.clone()).await.unwrap().outcome;
@@ -250,7 +250,7 @@ mod suite {
         );
         let mut v = keyed.clone();
         v.events.pop();
-        assert!(matches!(log.append(v).await, Err(Error::IdempotencyMismatch { .. })));
+        assert!(matches!(log.append(v).await, Err(LogError::IdempotencyMismatch { .. })));
         assert_eq!(log.head().position, 6);
         let all = read_everything(log.as_ref(), 100).await;
         check_structure(log.as_ref(), &all);
@@ -420,7 +420,7 @@ mod suite {
             };
             result.unwrap();
             match log.verify().await {
-                Err(Error::Corruption { position: p, reason }) => {
+                Err(LogError::Corruption { position: p, reason }) => {
                     assert_eq!(p, position, "byte {byte}: {reason}")
                 }
                 other => panic!("tampered position {position}: verify said {other:?}"),

@@ -17,7 +17,7 @@
 //!     cargo test --release --test tests log::crash -- --nocapture
 //! ```
 //! `GRIDCASE_CRASH_SEED=N` replays a run's kill schedule;
-//! `GRIDCASE_CRASH_DURABILITY=strict` runs the writer in another mode.
+//! `GRIDCASE_CRASH_DURABILITY=flushed` runs the writer in another mode.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};

@@ -8,6 +8,7 @@ mod backend;
 mod concurrency;
 mod conformance;
 mod crash;
+mod durability;
 mod model;
 mod recovery;
 mod support;

@@ -14,11 +14,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use gridcase::engine::log::LogError;
 use gridcase::engine::log::{
     request_digest, AppendOutcome, AppendRequest, Appended, EventData, ExpectedVersion,
     IdempotencyMark, RecordedEvent, CODEC_POSTCARD,
 };
-use gridcase::engine::Error;
 use proptest::prelude::*;
 
 use super::backend::{backends, runtime, Backend};
@@ -133,7 +133,7 @@ impl Model {
     }
 
     /// Checks the log's answer to `req` against the model and applies it.
-    fn append(&mut self, req: &AppendRequest, got: Result<Appended, Error>) {
+    fn append(&mut self, req: &AppendRequest, got: Result<Appended, LogError>) {
         // The records an append answers with are the records the log holds:
         // the ones it wrote, or on a retry the first call's.
         let records = got.as_ref().map(|a| a.records.clone()).unwrap_or_default();
@@ -148,7 +148,7 @@ impl Model {
                     self.assert_matches(&records, outcome.first_position);
                 } else {
                     match got {
-                        Err(Error::IdempotencyMismatch { key: k }) => assert_eq!(&k, key),
+                        Err(LogError::IdempotencyMismatch { key: k }) => assert_eq!(&k, key),
                         other => panic!("reused key {key} with new content gave {other:?}"),
                     }
                 }
@@ -158,7 +158,7 @@ impl Model {
         let current = self.version(req.stream.as_str());
         if !req.expected.admits(current) {
             match got {
-                Err(Error::Conflict { stream, expected, actual }) => {
+                Err(LogError::Conflict { stream, expected, actual }) => {
                     assert_eq!(
                         (stream.as_str(), expected, actual),
                         (req.stream.as_str(), req.expected, current)

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use gridcase::engine::log::LogError;
 use gridcase::engine::log::{
     EventLog, ExpectedVersion, RecordedEvent, SledLog, SledOptions, StreamId, RECORD_FORMAT,
 };
-use gridcase::engine::Error;
 
 use super::backend::{open_sled, retry_while_locked, runtime, sole_owner};
 use super::support::{check_structure, read_everything, request, sid};
@@ -45,7 +45,7 @@ fn newer_format_is_refused_on_open() {
             db.flush().unwrap();
         }
         match open_sled(dir.path(), &SledOptions::default()) {
-            Err(Error::NewerFormat { found, supported }) => {
+            Err(LogError::NewerFormat { found, supported }) => {
                 assert_eq!((found, supported), (RECORD_FORMAT as u32 + 1, RECORD_FORMAT as u32));
             }
             Err(other) => panic!("expected NewerFormat, got {other}"),
@@ -197,7 +197,7 @@ fn a_store_in_use_is_refused_clearly() {
         std::sync::Arc::new(gridcase::engine::time::SystemClock),
     );
     match second {
-        Err(Error::Storage(m)) => assert!(m.contains("in use by another process"), "{m}"),
+        Err(LogError::Storage(m)) => assert!(m.contains("in use by another process"), "{m}"),
         Err(other) => panic!("expected a storage error, got {other}"),
         Ok(_) => panic!("a store was opened twice"),
     }

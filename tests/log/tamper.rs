@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
+use gridcase::engine::log::LogError;
 use gridcase::engine::log::{EventLog, ExpectedVersion, SledOptions};
-use gridcase::engine::Error;
 
 use super::backend::{open_sled, runtime};
 use super::support::{event, request, sid};
 
-fn expect_corruption_at(result: Result<impl std::fmt::Debug, Error>, position: u64, what: &str) {
+fn expect_corruption_at(result: Result<impl std::fmt::Debug, LogError>, position: u64, what: &str) {
     match result {
-        Err(Error::Corruption { position: p, reason }) => {
+        Err(LogError::Corruption { position: p, reason }) => {
             assert_eq!(p, position, "{what}: corruption reported at the wrong position ({reason})")
         }
         other => panic!("{what}: expected corruption at {position}, got {other:?}"),
@@ -161,11 +161,11 @@ fn on_disk_tamper_is_detected() {
         match open_sled(dir.path(), &SledOptions::default()) {
             Err(e) => {
                 eprintln!("outcome: open refused the tampered store: {e}");
-                assert!(matches!(e, Error::Corruption { .. }), "{e}");
+                assert!(matches!(e, LogError::Corruption { .. }), "{e}");
             }
             Ok(log) => {
                 match log.verify().await {
-                    Err(Error::Corruption { position, reason }) => {
+                    Err(LogError::Corruption { position, reason }) => {
                         eprintln!("outcome: verify reported corruption at {position}: {reason}");
                         assert_eq!(position, target);
                     }

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
 
 use crate::domain::{Actor, ActorId, Case, CaseId, Event};
 use crate::log::{subscribe, EventLog, Position, RecordedEvent, SledLog, SledOptions, StreamId};
@@ -125,7 +125,7 @@ pub struct Engine {
 }
 
 fn case_stream(id: &str) -> Result<StreamId, Error> {
-    StreamId::new(format!("{CASE_STREAM_PREFIX}{id}"))
+    StreamId::new(format!("{CASE_STREAM_PREFIX}{id}")).map_err(Error::from)
 }
 
 impl Engine {
@@ -274,7 +274,7 @@ impl Engine {
 
     /// Every event from `from` on, then live, with no gap and no duplicate.
     pub fn subscribe(&self, from: Position) -> BoxStream<'static, Result<RecordedEvent, Error>> {
-        subscribe(self.log.clone(), from)
+        subscribe(self.log.clone(), from).map(|r| r.map_err(Error::from)).boxed()
     }
 
     /// Staff of a role in a unit (first active one), for tools and simulators.

@@ -59,7 +59,7 @@ impl Engine {
             .log
             .append(req)
             .await
-            .map_err(|e| match e {
+            .map_err(|e| match Error::from(e) {
                 Error::Conflict { .. } => Error::InvalidInput(
                     "this store already has an organisation; use a new data directory".into(),
                 ),

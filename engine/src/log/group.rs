@@ -20,8 +20,8 @@ use super::record::{
 use super::{
     AppendOutcome, AppendRequest, Appended, LogHead, RecordedEvent, StreamId, MAX_PAYLOAD_BYTES,
 };
+use crate::log::LogError;
 use crate::time::Timestamp;
-use crate::Error;
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest position or stream version a group may assign: PostgreSQL keeps
@@ -33,10 +33,10 @@ const MAX_POSITION: u64 = i64::MAX as u64;
 /// store lock). The group itself overlays what it writes on top.
 pub trait CommittedState {
     /// Last committed version of `stream` (0 when it does not exist).
-    fn stream_version(&self, stream: &str) -> Result<u64, Error>;
+    fn stream_version(&self, stream: &str) -> Result<u64, LogError>;
 
     /// The request digest and first outcome committed under `key`, if any.
-    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error>;
+    fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, LogError>;
 }
 
 /// What one append of a group comes to.
@@ -44,7 +44,7 @@ pub trait CommittedState {
 pub enum Decision {
     /// Refused before anything was written (a conflict, a key reused for a
     /// different request, an encoding failure); the group goes on without it.
-    Refused(Error),
+    Refused(LogError),
     /// A retry of a key committed before this group: answered without writing.
     Committed(AppendOutcome),
     /// A retry of a key written earlier in this same group: holds once the
@@ -92,7 +92,11 @@ impl GroupWrite {
 
     /// The stream version as this group leaves it: its own writes first,
     /// then the committed state.
-    fn stream_version(&self, stream: &str, committed: &impl CommittedState) -> Result<u64, Error> {
+    fn stream_version(
+        &self,
+        stream: &str,
+        committed: &impl CommittedState,
+    ) -> Result<u64, LogError> {
         match self.stream_heads.get(stream) {
             Some(v) => Ok(*v),
             None => committed.stream_version(stream),
@@ -130,7 +134,7 @@ impl Group {
         &mut self,
         req: &AppendRequest,
         committed: &impl CommittedState,
-    ) -> Result<Decision, Error> {
+    ) -> Result<Decision, LogError> {
         let digest = req.idempotency_key.as_ref().map(|_| request_digest(req));
         if let (Some(key), Some(digest)) = (&req.idempotency_key, digest) {
             let (seen, in_group) = match self.write.keys.get(key) {
@@ -139,7 +143,7 @@ impl Group {
             };
             if let Some((first_digest, mut outcome)) = seen {
                 if first_digest != digest {
-                    return Err(Error::IdempotencyMismatch { key: key.clone() });
+                    return Err(LogError::IdempotencyMismatch { key: key.clone() });
                 }
                 outcome.deduplicated = true;
                 return Ok(if in_group {
@@ -152,7 +156,7 @@ impl Group {
         let stream = req.stream.as_str();
         let current = self.write.stream_version(stream, committed)?;
         if !req.expected.admits(current) {
-            return Err(Error::Conflict {
+            return Err(LogError::Conflict {
                 stream: stream.to_string(),
                 expected: req.expected,
                 actual: current,
@@ -164,7 +168,7 @@ impl Group {
         let last_position = head.position.saturating_add(count);
         let last_version = current.saturating_add(count);
         if last_position > MAX_POSITION || last_version > MAX_POSITION {
-            return Err(Error::InvalidInput("the log is full".into()));
+            return Err(LogError::InvalidInput("the log is full".into()));
         }
         let encoded = chain_append(req, first_position, current + 1, self.now, head.hash, digest)?;
         // Only now, with nothing left to fail, does the group take the append.
@@ -212,8 +216,8 @@ impl Group {
 pub fn replies(
     decisions: Vec<Decision>,
     records: Vec<ChainedRecord>,
-    committed: Result<(), Error>,
-) -> Vec<Result<Appended, Error>> {
+    committed: Result<(), LogError>,
+) -> Vec<Result<Appended, LogError>> {
     let mut records = records.into_iter().map(|c| c.record);
     decisions
         .into_iter()
@@ -236,11 +240,13 @@ pub fn replies(
 /// closing or its writer died.
 pub async fn ask_writer<J, T>(
     writer: &mpsc::Sender<J>,
-    job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> J,
-) -> Result<T, Error> {
+    job: impl FnOnce(oneshot::Sender<Result<T, LogError>>) -> J,
+) -> Result<T, LogError> {
     let (reply, answer) = oneshot::channel();
-    writer.send(job(reply)).await.map_err(|_| Error::Internal("log writer stopped".into()))?;
-    answer.await.map_err(|_| Error::Internal("log writer stopped before acknowledging".into()))?
+    writer.send(job(reply)).await.map_err(|_| LogError::Internal("log writer stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| LogError::Internal("log writer stopped before acknowledging".into()))?
 }
 
 /// Checks records exported from another store before they are appended as
@@ -253,19 +259,19 @@ pub fn check_import(
     head: LogHead,
     last_recorded: Timestamp,
     committed: &impl CommittedState,
-) -> Result<GroupWrite, Error> {
+) -> Result<GroupWrite, LogError> {
     let mut write = GroupWrite::empty(head, last_recorded);
     let mut verifier = ChainVerifier::resume(head.position + 1, head.hash);
     for rec in records {
         if rec.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(Error::InvalidInput(format!(
+            return Err(LogError::InvalidInput(format!(
                 "record {} has a payload over {MAX_PAYLOAD_BYTES} bytes",
                 rec.position
             )));
         }
         StreamId::new(rec.stream.clone())?;
         if rec.position > MAX_POSITION || rec.version > MAX_POSITION {
-            return Err(Error::InvalidInput(format!(
+            return Err(LogError::InvalidInput(format!(
                 "record {} has a position or version past {MAX_POSITION}",
                 rec.position
             )));
@@ -276,7 +282,7 @@ pub fn check_import(
         let bytes = encode_record(&envelope_of(rec))?;
         let decoded = decode_record(&bytes, rec.position)?;
         if decoded.hash != rec.hash {
-            return Err(Error::Corruption {
+            return Err(LogError::Corruption {
                 position: rec.position,
                 reason: "record does not hash to its stated hash".into(),
             });
@@ -284,7 +290,7 @@ pub fn check_import(
         verifier.check(&decoded)?;
         let current = write.stream_version(&rec.stream, committed)?;
         if rec.version != current + 1 {
-            return Err(Error::Corruption {
+            return Err(LogError::Corruption {
                 position: rec.position,
                 reason: format!(
                     "stream {} jumps from version {current} to {}",
@@ -326,10 +332,10 @@ mod tests {
     }
 
     impl CommittedState for State {
-        fn stream_version(&self, stream: &str) -> Result<u64, Error> {
+        fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
             Ok(self.versions.get(stream).copied().unwrap_or(0))
         }
-        fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error> {
+        fn idempotency(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
             Ok(self.keys.get(key).copied())
         }
     }
@@ -361,9 +367,9 @@ mod tests {
         let other = g.decide(&req("b", ExpectedVersion::Any, 1, Some("k")), &state);
         assert!(matches!(a, Decision::Written { records: Range { start: 0, end: 2 }, .. }));
         assert!(matches!(again, Decision::Repeat(o) if o.deduplicated && o.first_position == 1));
-        assert!(matches!(late, Decision::Refused(Error::Conflict { actual: 2, .. })));
+        assert!(matches!(late, Decision::Refused(LogError::Conflict { actual: 2, .. })));
         assert!(matches!(next, Decision::Written { outcome, .. } if outcome.first_position == 3));
-        assert!(matches!(other, Decision::Refused(Error::IdempotencyMismatch { .. })));
+        assert!(matches!(other, Decision::Refused(LogError::IdempotencyMismatch { .. })));
         // The clock went back: the group keeps the store's latest time.
         assert!(g.write().records.iter().all(|r| r.record.recorded_at == Timestamp(5)));
         assert_eq!(g.write().head.position, 3);
@@ -377,9 +383,9 @@ mod tests {
             .map(|r| r.unwrap_or_default())
             .collect();
         assert_eq!(positions, vec![vec![1, 2], vec![], vec![], vec![3], vec![]]);
-        let failed = replies(decisions, records, Err(Error::Storage("disk".into())));
-        assert!(matches!(failed[0], Err(Error::Storage(_))));
-        assert!(matches!(failed[2], Err(Error::Conflict { .. })));
+        let failed = replies(decisions, records, Err(LogError::Storage("disk".into())));
+        assert!(matches!(failed[0], Err(LogError::Storage(_))));
+        assert!(matches!(failed[2], Err(LogError::Conflict { .. })));
     }
 
     #[test]
@@ -407,13 +413,13 @@ mod tests {
         // Not from the start of the chain, or out of stream order: refused.
         assert!(matches!(
             check_import(&exported[1..], EMPTY, Timestamp(0), &State::default()),
-            Err(Error::Corruption { position: 1, .. })
+            Err(LogError::Corruption { position: 1, .. })
         ));
         let mut state = State::default();
         state.versions.insert("a".into(), 1);
         assert!(matches!(
             check_import(&exported, EMPTY, Timestamp(0), &state),
-            Err(Error::Corruption { position: 1, .. })
+            Err(LogError::Corruption { position: 1, .. })
         ));
     }
 }

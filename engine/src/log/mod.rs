@@ -10,16 +10,18 @@
 //! **Architecture Invariant:** the domain never sees a backend: it talks to
 //! `Arc<dyn EventLog>` and to [`RecordedEvent`]s only.
 
+mod error;
 pub mod group;
 mod record;
-mod sled_log;
+mod sled;
 mod subscribe;
 
+pub use error::LogError;
 pub use record::{
     chain_append, decode_record, encode_record, envelope_of, hex, request_digest, ChainVerifier,
     ChainedRecord, Envelope, Hash, IdempotencyMark, CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
 };
-pub use sled_log::{SledLog, SledOptions};
+pub use sled::{SledLog, SledOptions};
 pub use subscribe::{read_all_stream, subscribe};
 
 use async_trait::async_trait;
@@ -27,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::time::Timestamp;
-use crate::Error;
 
 /// Largest payload accepted, by every backend. (In sled, larger values would
 /// become blob files, which sled 0.34.7 writes without fsync.)
@@ -37,17 +38,17 @@ pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
 
 /// The checks every backend makes before queueing an append: at least one
 /// event, at most [`MAX_EVENTS_PER_APPEND`], payloads within [`MAX_PAYLOAD_BYTES`].
-pub fn check_append(request: &AppendRequest) -> Result<(), Error> {
+pub fn check_append(request: &AppendRequest) -> Result<(), LogError> {
     if request.events.is_empty() {
-        return Err(Error::InvalidInput("an append needs at least one event".into()));
+        return Err(LogError::InvalidInput("an append needs at least one event".into()));
     }
     if request.events.len() > MAX_EVENTS_PER_APPEND {
-        return Err(Error::InvalidInput(format!(
+        return Err(LogError::InvalidInput(format!(
             "an append may carry at most {MAX_EVENTS_PER_APPEND} events"
         )));
     }
     if let Some(e) = request.events.iter().find(|e| e.payload.len() > MAX_PAYLOAD_BYTES) {
-        return Err(Error::InvalidInput(format!(
+        return Err(LogError::InvalidInput(format!(
             "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
             e.event_type,
             e.payload.len()
@@ -68,10 +69,10 @@ impl StreamId {
     pub const MAX_LEN: usize = 200;
 
     /// Validates a stream name: 1 to 200 bytes, no NUL (NUL separates index keys).
-    pub fn new(name: impl Into<String>) -> Result<StreamId, Error> {
+    pub fn new(name: impl Into<String>) -> Result<StreamId, LogError> {
         let name = name.into();
         if name.is_empty() || name.len() > Self::MAX_LEN || name.contains('\0') {
-            return Err(Error::InvalidInput(format!(
+            return Err(LogError::InvalidInput(format!(
                 "stream name {name:?} must be 1 to {} bytes without NUL",
                 Self::MAX_LEN
             )));
@@ -113,29 +114,46 @@ impl ExpectedVersion {
     }
 }
 
-/// How long an append waits before it is acknowledged.
+/// How long an append waits before it is acknowledged: which failure an
+/// acknowledged append survives. Every mode is group commit: one flush or
+/// sync serves every append of a group.
+///
+/// | mode | sled | PostgreSQL | survives |
+/// |---|---|---|---|
+/// | `Durable` (default) | sled's flush, then one `fdatasync` of its data file (`<dir>/db`) per group | `synchronous_commit = on` | a power cut or OS crash |
+/// | `Flushed` | sled's flush only (`sync_file_range` on Linux: no file metadata, no disk-cache flush) | `synchronous_commit = off` | a crash of the process |
+/// | `Buffered` | neither: flushed in the background within the flush interval | `synchronous_commit = off` | nothing: a crash can lose the last interval |
+///
+/// Parsed from `buffered`, `flushed` or `durable`; `strict` (a mode of
+/// earlier builds that fsynced every file of the store) is accepted as an
+/// alias of `durable`, which now gives the same promise, so stored configs
+/// and scripts keep working.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Durability {
     /// Acknowledged once applied to the store; flushed in the background
     /// within the flush interval. A crash can lose the last interval.
     Buffered,
-    /// Acknowledged after the store's flush returned.
+    /// Acknowledged after the store's flush returned: survives the process
+    /// crashing, not a power cut (sled 0.34 flushes with `sync_file_range`,
+    /// which persists neither file metadata nor the disk's cache: sled #1452).
+    Flushed,
+    /// Acknowledged after the group is on stable storage: survives a power
+    /// cut. The default.
     #[default]
+    #[serde(alias = "Strict")]
     Durable,
-    /// `Durable`, plus an fsync of every store file (sled 0.34 flushes with
-    /// `sync_file_range`, which does not persist file metadata: sled #1452).
-    Strict,
 }
 
 impl std::str::FromStr for Durability {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = LogError;
+    fn from_str(s: &str) -> Result<Self, LogError> {
         match s.to_ascii_lowercase().as_str() {
             "buffered" => Ok(Durability::Buffered),
-            "durable" => Ok(Durability::Durable),
-            "strict" => Ok(Durability::Strict),
-            _ => Err(Error::InvalidInput(format!(
-                "unknown durability {s:?}: use buffered, durable or strict"
+            "flushed" => Ok(Durability::Flushed),
+            // `strict` was the power-loss-safe mode of earlier builds.
+            "durable" | "strict" => Ok(Durability::Durable),
+            _ => Err(LogError::InvalidInput(format!(
+                "unknown durability {s:?}: use buffered, flushed or durable"
             ))),
         }
     }
@@ -243,7 +261,7 @@ impl Appended {
 pub async fn read_back_duplicate<L: EventLog + ?Sized>(
     log: &L,
     appended: Appended,
-) -> Result<Appended, Error> {
+) -> Result<Appended, LogError> {
     let o = appended.outcome;
     if !o.deduplicated || !appended.records.is_empty() {
         return Ok(appended);
@@ -253,7 +271,7 @@ pub async fn read_back_duplicate<L: EventLog + ?Sized>(
     let whole = records.len() as u64 == count
         && records.iter().zip(o.first_position..).all(|(r, p)| r.position == p);
     if !whole {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position: o.first_position,
             reason: format!(
                 "the records of a keyed append ({}..={}) are not all in the log",
@@ -321,7 +339,7 @@ pub trait EventLog: Send + Sync + 'static {
     /// Appends a batch atomically after the optimistic-concurrency and
     /// idempotency checks; returns once the batch meets the log's durability,
     /// with the records it wrote (see [`Appended`]).
-    async fn append(&self, request: AppendRequest) -> Result<Appended, Error>;
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError>;
 
     /// Up to `limit` events of `stream` with version >= `from_version`, in order.
     async fn read_stream(
@@ -329,24 +347,27 @@ pub trait EventLog: Send + Sync + 'static {
         stream: &StreamId,
         from_version: u64,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, Error>;
+    ) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// Up to `limit` events with position >= `from`, in order.
-    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error>;
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// The last version of `stream` (0 when it does not exist).
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error>;
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, LogError>;
 
     /// Names of the streams that start with `prefix`, in order (for id allocation and listings).
-    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
+    async fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>, LogError>;
 
     /// Appends records exported from another store exactly as they were
     /// (positions, times, actors, hashes), checking that they continue this
     /// log's chain and streams. All or nothing; used by import and migrate.
-    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, Error>;
+    async fn import(&self, records: Vec<RecordedEvent>) -> Result<LogHead, LogError>;
 
     /// The digest and outcome recorded under an idempotency key, if the key was used.
-    async fn idempotency_lookup(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, Error>;
+    async fn idempotency_lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Hash, AppendOutcome)>, LogError>;
 
     /// The committed head.
     fn head(&self) -> LogHead;
@@ -354,11 +375,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Follows the committed head position; subscriptions wait on it.
     fn watch_head(&self) -> watch::Receiver<Position>;
 
-    /// Walks the whole chain; the first bad record is `Error::Corruption`.
-    async fn verify(&self) -> Result<VerifyReport, Error>;
+    /// Walks the whole chain; the first bad record is `LogError::Corruption`.
+    async fn verify(&self) -> Result<VerifyReport, LogError>;
 
     /// Bytes the store occupies, where the backend can tell.
-    async fn size_on_disk(&self) -> Result<u64, Error>;
+    async fn size_on_disk(&self) -> Result<u64, LogError>;
 
     /// A short name of the backend and where it stores, for reports.
     fn describe(&self) -> String;
@@ -367,14 +388,31 @@ pub trait EventLog: Send + Sync + 'static {
     /// previous one. Checkpoints are not events: they are not chained, and a
     /// reader must check one against the log before trusting it. A backend
     /// that keeps none ignores this.
-    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
+    async fn save_checkpoint(&self, name: &str, bytes: Vec<u8>) -> Result<(), LogError> {
         let _ = (name, bytes);
         Ok(())
     }
 
     /// The checkpoint last saved under `name`, if any.
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
         let _ = name;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::Durability;
+
+    #[test]
+    fn durability_names_and_the_strict_alias() {
+        let parse = |s: &str| s.parse::<Durability>().unwrap();
+        assert_eq!(parse("buffered"), Durability::Buffered);
+        assert_eq!(parse("Flushed"), Durability::Flushed);
+        assert_eq!(parse("durable"), Durability::Durable);
+        assert_eq!(parse("strict"), Durability::Durable);
+        assert_eq!(Durability::default(), Durability::Durable);
+        assert!("fast".parse::<Durability>().is_err());
     }
 }

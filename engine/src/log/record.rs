@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AppendRequest, Position, RecordedEvent};
+use crate::log::LogError;
 use crate::time::Timestamp;
-use crate::Error;
 
 /// A BLAKE3 digest.
 pub type Hash = [u8; 32];
@@ -68,29 +68,32 @@ pub struct Envelope {
 }
 
 /// Canonical bytes of a record.
-pub fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, Error> {
+pub fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, LogError> {
     let mut out = Vec::with_capacity(96 + envelope.payload.len() + envelope.stream.len());
     out.push(RECORD_FORMAT);
     out.push(CODEC_POSTCARD);
     let out = postcard::to_extend(envelope, out)
-        .map_err(|e| Error::Codec(format!("cannot encode envelope: {e}")))?;
+        .map_err(|e| LogError::Codec(format!("cannot encode envelope: {e}")))?;
     Ok(out)
 }
 
 /// The envelope bytes after the record's format and codec tags, once both
 /// are known to this build.
-fn envelope_body(bytes: &[u8], position: Position) -> Result<&[u8], Error> {
+fn envelope_body(bytes: &[u8], position: Position) -> Result<&[u8], LogError> {
     let [format, codec, body @ ..] = bytes else {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position,
             reason: "record shorter than its header".into(),
         });
     };
     if *format > RECORD_FORMAT {
-        return Err(Error::NewerFormat { found: *format as u32, supported: RECORD_FORMAT as u32 });
+        return Err(LogError::NewerFormat {
+            found: *format as u32,
+            supported: RECORD_FORMAT as u32,
+        });
     }
     if *codec != CODEC_POSTCARD {
-        return Err(Error::Corruption {
+        return Err(LogError::Corruption {
             position,
             reason: format!("unknown envelope codec tag {codec}"),
         });
@@ -100,9 +103,9 @@ fn envelope_body(bytes: &[u8], position: Position) -> Result<&[u8], Error> {
 
 /// Decodes canonical record bytes, computing the record's hash on the way.
 /// A bad tag or undecodable bytes are reported against `position`.
-pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, Error> {
+pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, LogError> {
     let body = envelope_body(bytes, position)?;
-    let env: Envelope = postcard::from_bytes(body).map_err(|e| Error::Corruption {
+    let env: Envelope = postcard::from_bytes(body).map_err(|e| LogError::Corruption {
         position,
         reason: format!("envelope does not decode: {e}"),
     })?;
@@ -138,11 +141,11 @@ pub(crate) struct IdempotencyMarkRef<'a> {
 }
 
 /// Decodes only the fields of [`IndexFields`] from canonical record bytes.
-pub(crate) fn index_fields(bytes: &[u8], position: Position) -> Result<IndexFields<'_>, Error> {
+pub(crate) fn index_fields(bytes: &[u8], position: Position) -> Result<IndexFields<'_>, LogError> {
     let body = envelope_body(bytes, position)?;
     // postcard decodes fields in order and leaves trailing bytes alone, so a
     // struct of the leading fields reads a prefix of the envelope.
-    postcard::from_bytes(body).map_err(|e| Error::Corruption {
+    postcard::from_bytes(body).map_err(|e| LogError::Corruption {
         position,
         reason: format!("envelope does not decode: {e}"),
     })
@@ -171,7 +174,7 @@ pub fn chain_append(
     recorded_at: Timestamp,
     prev_hash: Hash,
     digest: Option<Hash>,
-) -> Result<Vec<ChainedRecord>, Error> {
+) -> Result<Vec<ChainedRecord>, LogError> {
     let mut hash = prev_hash;
     let mut out = Vec::with_capacity(req.events.len());
     for (i, ev) in req.events.iter().enumerate() {
@@ -290,16 +293,16 @@ impl ChainVerifier {
     }
 
     /// Checks one record; `stored_position` is where the store keeps it.
-    pub fn check(&mut self, event: &RecordedEvent) -> Result<(), Error> {
+    pub fn check(&mut self, event: &RecordedEvent) -> Result<(), LogError> {
         let position = self.next_position;
         if event.position != position {
-            return Err(Error::Corruption {
+            return Err(LogError::Corruption {
                 position,
                 reason: format!("expected position {position}, record says {}", event.position),
             });
         }
         if event.prev_hash != self.prev_hash {
-            return Err(Error::Corruption {
+            return Err(LogError::Corruption {
                 position,
                 reason: "previous-hash link does not match the record before".into(),
             });
@@ -390,7 +393,7 @@ mod tests {
     fn newer_format_is_refused() {
         let mut bytes = encode_record(&sample()).unwrap();
         bytes[0] = RECORD_FORMAT + 1;
-        assert!(matches!(decode_record(&bytes, 7), Err(Error::NewerFormat { .. })));
+        assert!(matches!(decode_record(&bytes, 7), Err(LogError::NewerFormat { .. })));
     }
 
     #[test]

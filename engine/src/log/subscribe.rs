@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::{EventLog, Position, RecordedEvent};
-use crate::Error;
+use crate::log::LogError;
 
 const PAGE: usize = 1024;
 
@@ -22,7 +22,7 @@ const PAGE: usize = 1024;
 pub fn subscribe(
     log: Arc<dyn EventLog>,
     from: Position,
-) -> BoxStream<'static, Result<RecordedEvent, Error>> {
+) -> BoxStream<'static, Result<RecordedEvent, LogError>> {
     let head = log.watch_head();
     let state = (log, head, from.max(1), VecDeque::<RecordedEvent>::new(), false);
     stream::unfold(state, |(log, mut head, mut next, mut buf, failed)| async move {
@@ -58,7 +58,7 @@ pub fn subscribe(
 pub fn read_all_stream(
     log: Arc<dyn EventLog>,
     from: Position,
-) -> BoxStream<'static, Result<RecordedEvent, Error>> {
+) -> BoxStream<'static, Result<RecordedEvent, LogError>> {
     let upto = log.head().position;
     stream::unfold((log, from.max(1), false), move |(log, next, done)| async move {
         if done || next > upto {
