@@ -573,11 +573,9 @@ impl<'a> ListedCase<'a> {
     pub fn version(&self) -> u64 {
         self.r.version
     }
-    /// Past its resolution deadline at `now` and still being worked on (as `Case::is_overdue`).
+    /// Past its resolution deadline at `now` and still being worked on (`Case::is_overdue`).
     pub fn is_overdue(&self, now: Timestamp) -> bool {
-        !self.r.status.is_final()
-            && self.r.status != Status::Resolved
-            && now > self.r.resolution_due
+        Case::overdue(self.r.status, self.r.resolution_due, now)
     }
 }
 
