@@ -29,8 +29,8 @@ use gridcase_engine::org::{Registry, UnitKind};
 use gridcase_engine::time::{Timestamp, DAY_MS};
 use serde::{Deserialize, Serialize};
 
-use crate::casemap::CaseMap;
 use crate::projection::Projection;
+use crate::set::LiveCases;
 
 /// Where a case was submitted.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -225,12 +225,7 @@ impl Backlog {
     /// The backlog at `now` of the set's live cases `cases` (open ones and
     /// closed ones inside their reopen window), with unit names from
     /// `registry`.
-    pub fn report(
-        &self,
-        now: Timestamp,
-        registry: &Registry,
-        cases: &CaseMap<Case>,
-    ) -> BacklogReport {
+    pub fn report(&self, now: Timestamp, registry: &Registry, cases: &LiveCases) -> BacklogReport {
         let mut grids: BTreeMap<GridKey, BacklogRow> = BTreeMap::new();
         for case in cases.values() {
             let in_progress = case.is_in_progress();

@@ -34,6 +34,10 @@ use serde::{Deserialize, Serialize};
 use crate::casemap::{case_key, CaseKey, FxHasher};
 use crate::projection::Projection;
 
+/// The interning tables' hasher: their keys are short codes, hashed on
+/// every new case.
+type Fx = BuildHasherDefault<FxHasher>;
+
 /// An interned code: an index into [`Names`].
 type Sym = u32;
 
@@ -46,7 +50,7 @@ const NONE: Sym = Sym::MAX;
 #[serde(from = "Vec<Box<str>>")]
 struct Names {
     list: Vec<Box<str>>,
-    index: HashMap<Box<str>, Sym>,
+    index: HashMap<Box<str>, Sym, Fx>,
 }
 
 impl From<Vec<Box<str>>> for Names {
@@ -92,7 +96,7 @@ impl Names {
 #[serde(from = "Vec<Box<[Sym]>>")]
 struct Lists {
     list: Vec<Box<[Sym]>>,
-    index: HashMap<Box<[Sym]>, Sym>,
+    index: HashMap<Box<[Sym]>, Sym, Fx>,
 }
 
 impl From<Vec<Box<[Sym]>>> for Lists {
@@ -231,7 +235,7 @@ impl PartialEq for Slots {
 impl Eq for Slots {}
 
 fn hash(key: &CaseKey) -> u64 {
-    BuildHasherDefault::<FxHasher>::default().hash_one(key)
+    Fx::default().hash_one(key)
 }
 
 impl Slots {
@@ -357,9 +361,14 @@ impl Cases {
             case.merged_into.as_deref().unwrap_or(""),
         );
         // Records arrive in log order, whose times never go back: the new
-        // one almost always goes last. Equal times are ordered by id.
-        let at =
-            self.records.partition_point(|x| (x.submitted_at, &x.key) <= (r.submitted_at, &r.key));
+        // one almost always goes last, checked first (a binary search
+        // touches a cold record per step). Equal times are ordered by id.
+        let fits_last = |x: &Listed| (x.submitted_at, &x.key) <= (r.submitted_at, &r.key);
+        let at = match self.records.last() {
+            None => 0,
+            Some(last) if fits_last(last) => self.records.len(),
+            Some(_) => self.records.partition_point(fits_last),
+        };
         self.records.insert(at, r);
         // The records after it moved up by one (almost always none): last
         // first, so that no two entries ever hold the same position.
@@ -401,7 +410,7 @@ impl Cases {
         r.status = case.status;
         r.level = case.level;
         let merged = case.merged_into.as_deref().unwrap_or("");
-        if note.is_some() || r.text(3) != merged {
+        if note.is_some_and(|n| n != r.text(2)) || r.text(3) != merged {
             let (description, location) = (r.text(0).to_string(), r.text(1).to_string());
             let note = note.map_or_else(|| r.text(2).to_string(), str::to_string);
             r.set_texts(&description, &location, &note, merged);
@@ -564,11 +573,9 @@ impl<'a> ListedCase<'a> {
     pub fn version(&self) -> u64 {
         self.r.version
     }
-    /// Past its resolution deadline at `now` and still being worked on (as `Case::is_overdue`).
+    /// Past its resolution deadline at `now` and still being worked on (`Case::is_overdue`).
     pub fn is_overdue(&self, now: Timestamp) -> bool {
-        !self.r.status.is_final()
-            && self.r.status != Status::Resolved
-            && now > self.r.resolution_due
+        Case::overdue(self.r.status, self.r.resolution_due, now)
     }
 }
 

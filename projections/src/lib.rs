@@ -67,5 +67,5 @@ pub use runner::{
     as_of_position, as_of_time, follow, open, rebuild, FollowOptions, Follower, SharedProjections,
     Start,
 };
-pub use set::{Config, Digests, ProjectionSet};
+pub use set::{Config, Digests, LiveCases, ProjectionSet};
 pub use store::Store;

@@ -18,8 +18,8 @@ use gridcase_engine::org::Registry;
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::casemap::CaseMap;
 use crate::projection::Projection;
+use crate::set::LiveCases;
 
 /// The SLA projection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,12 +116,7 @@ pub struct OverdueReport {
 impl Overdue {
     /// The SLA position at `now` of the set's live cases `cases`, with unit
     /// names from `registry`.
-    pub fn report(
-        &self,
-        now: Timestamp,
-        registry: &Registry,
-        cases: &CaseMap<Case>,
-    ) -> OverdueReport {
+    pub fn report(&self, now: Timestamp, registry: &Registry, cases: &LiveCases) -> OverdueReport {
         let pct = self.near_due_percent as i128;
         let mut holders: BTreeMap<String, HolderSla> = BTreeMap::new();
         let (mut overdue, mut near) = (0, 0);

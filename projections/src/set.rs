@@ -24,6 +24,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::backlog::{Backlog, BacklogReport};
 use crate::casemap::{case_id, CaseKey, CaseMap};
+
+/// The cases that can still change (open, or closed inside their reopen
+/// window), by id. Boxed: folding a record swaps the case with the scratch
+/// copy (a pointer swap, not a copy of a 600-byte case) and the table's
+/// entries stay small.
+pub type LiveCases = CaseMap<Box<Case>>;
 use crate::cases::Cases;
 use crate::chains::{CaseChain, ChainReport, Chains};
 use crate::overdue::{Overdue, OverdueReport};
@@ -90,7 +96,7 @@ pub struct ProjectionSet {
     /// Every case that can still change (open, or closed inside its reopen
     /// window), as `Case::apply` folds it: the one per-case state every
     /// projection reads.
-    live: CaseMap<Case>,
+    live: LiveCases,
     /// When closed cases leave `live`.
     retention: Retention,
     /// Records of a case stream the set did not know (its case evicted
@@ -186,7 +192,7 @@ impl ProjectionSet {
             match Case::start(event, &rec.actor, rec.recorded_at) {
                 Some(case) => {
                     self.each(rec, event, None, Some(&case));
-                    self.live.insert(key, case);
+                    self.live.insert(key, Box::new(case));
                 }
                 None => self.stray_events += 1,
             }
@@ -198,7 +204,7 @@ impl ProjectionSet {
                 Case::clone_from(s, case);
                 s
             }
-            none => none.insert(Box::new(case.clone())),
+            none => none.insert(case.clone()),
         };
         after.apply(event, rec.recorded_at);
         // 3. Every projection sees the same two states.
@@ -212,7 +218,7 @@ impl ProjectionSet {
         let excluded = after.is_excluded();
         // The new state goes into the map; the old one becomes the scratch.
         if let Some(s) = &mut self.scratch.0 {
-            std::mem::swap(case, s);
+            std::mem::swap::<Box<Case>>(case, s);
         }
         // 4. Retention bookkeeping.
         match event {
@@ -282,11 +288,11 @@ impl ProjectionSet {
     /// The state of a case that can still change (open, or closed inside
     /// its reopen window), as `Case::apply` folded it.
     pub fn case(&self, case_id: &str) -> Option<&Case> {
-        self.live.get(&CaseKey::new(case_id))
+        self.live.get(&CaseKey::new(case_id)).map(|c| &**c)
     }
 
     /// Every case that can still change, by id.
-    pub fn live_cases(&self) -> &CaseMap<Case> {
+    pub fn live_cases(&self) -> &LiveCases {
         &self.live
     }
 

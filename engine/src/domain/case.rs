@@ -704,7 +704,13 @@ impl Case {
 
     /// Past its resolution deadline at `now` and still being worked on.
     pub fn is_overdue(&self, now: Timestamp) -> bool {
-        self.is_open() && self.status != Status::Resolved && now > self.resolution_due
+        Case::overdue(self.status, self.resolution_due, now)
+    }
+
+    /// [`Case::is_overdue`] from the two fields it reads, for read models
+    /// that keep those and not the whole case (the Open311 listing).
+    pub fn overdue(status: Status, resolution_due: Timestamp, now: Timestamp) -> bool {
+        !status.is_final() && status != Status::Resolved && now > resolution_due
     }
 
     /// Holder whose unit is `unit`.

@@ -81,6 +81,32 @@ async fn catch_up_follow_save_and_resume() {
     assert!(text.contains("网格"), "unit names come from the registry:\n{text}");
 }
 
+/// A state file of the previous format (before the one per-case fold) is
+/// rebuilt, not decoded as the new layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_of_an_older_format_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, clock, log) = engine(&dir.path().join("log"), base()).await;
+    drive(&engine, &clock, &ops(3, 40)).await;
+    let store = Store::open(dir.path().join("state")).unwrap();
+    open(&log, &store, Config::default()).await.unwrap();
+    // Rewrite the saved file as format 1, with a checksum that matches.
+    let path = store.path();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 32);
+    bytes[4] = 1;
+    let check = *blake3::hash(&bytes).as_bytes();
+    bytes.extend_from_slice(&check);
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        store.load(Config::default()),
+        Err(gridcase_projections::Error::OlderFormat { found: 1, .. })
+    ));
+    let (set, start) = open(&log, &store, Config::default()).await.unwrap();
+    assert!(matches!(start, Start::Rebuilt { reason: Some(_) }), "{start:?}");
+    assert_eq!(set.digests(), rebuild(&log, Config::default()).await.unwrap().digests());
+}
+
 /// A saved state from another log is detected and rebuilt, not trusted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_of_another_log_is_rebuilt() {
