@@ -105,12 +105,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 8. The community's resolution rate for the month, from the projections.
     let mut set = ProjectionSet::new(Config::default());
     set.catch_up(engine.log()).await?;
-    let report = set.rates_report(Period::parse("2026-03")?, 98.5);
-    if let Some(unit) = report.units.iter().find(|u| u.code == "320902001001") {
-        println!(
-            "{}: resolution {}/{}",
-            unit.name, unit.resolution.numerator, unit.resolution.denominator
-        );
-    }
+    let unit = set.unit_rates("320902001001", Period::parse("2026-03")?, 98.5)?;
+    println!(
+        "{}: resolution {}/{} (below the 98.5% target: {:?})",
+        unit.name, unit.resolution.numerator, unit.resolution.denominator, unit.below_target
+    );
     Ok(())
 }

@@ -52,6 +52,7 @@ mod error;
 pub mod overdue;
 pub mod period;
 mod projection;
+pub mod query;
 pub mod rates;
 mod retention;
 pub mod runner;
@@ -63,6 +64,7 @@ pub use casemap::{case_id, CaseKey, CaseMap};
 pub use error::Error;
 pub use period::{Period, PeriodKind};
 pub use projection::{digest_of, Projection};
+pub use query::{CasePage, CaseQuery};
 pub use runner::{
     as_of_position, as_of_time, follow, open, rebuild, FollowOptions, Follower, SharedProjections,
     Start,

@@ -389,7 +389,7 @@ pub struct UnitRates {
 }
 
 impl UnitRates {
-    fn new(
+    pub(crate) fn new(
         kind: UnitKind,
         code: &str,
         counts: Counts,
@@ -462,7 +462,7 @@ pub struct Ranking {
 }
 
 /// The kinds a report lists, in order.
-const REPORT_KINDS: [UnitKind; 5] = [
+pub(crate) const REPORT_KINDS: [UnitKind; 5] = [
     UnitKind::District,
     UnitKind::Street,
     UnitKind::Community,

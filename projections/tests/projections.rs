@@ -25,3 +25,6 @@ mod fold;
 
 #[path = "projections/memory.rs"]
 mod memory;
+
+#[path = "projections/query.rs"]
+mod query;
