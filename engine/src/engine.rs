@@ -375,17 +375,12 @@ impl Engine {
             events.iter().map(Event::to_data).collect(),
         );
         req.correlation_id = Some("init".into());
-        let out = self
-            .log
-            .append(req)
-            .await
-            .map_err(|e| match Error::from(e) {
-                Error::Conflict { .. } => Error::InvalidInput(
-                    "this store already has an organisation; use a new data directory".into(),
-                ),
-                other => other,
-            })?
-            .outcome;
+        let out = self.log.append(req).await.map(|a| a.outcome).map_err(|e| match e.into() {
+            Error::Conflict { .. } => Error::InvalidInput(
+                "this store already has an organisation; use a new data directory".into(),
+            ),
+            other => other,
+        })?;
         self.refresh_registry().await?;
         Ok(out)
     }
