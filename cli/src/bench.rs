@@ -30,7 +30,7 @@ use crate::Global;
 /// Options of `gridcase bench`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// The global `--durability`, for both stores alike (set by [`bench`]).
+    /// The global `--durability`, for both stores alike (set by `bench`).
     #[arg(skip)]
     durability: Durability,
     /// sled, postgres or both (`gridcase bench --store both` says the same).

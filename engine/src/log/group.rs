@@ -6,7 +6,7 @@
 //! group (the idempotency checks, the per-stream version overlay, positions
 //! and the hash chain through [`chain_append`]), writes the resulting
 //! [`GroupWrite`] in one atomic step of its store, and answers each caller
-//! with [`Group::replies`]. Only the write and the committed-state lookup
+//! with [`replies`]. Only the write and the committed-state lookup
 //! ([`CommittedState`]) differ between backends, so the rules that make two
 //! stores of the same appends byte-identical live once, here.
 
