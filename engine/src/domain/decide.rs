@@ -3,7 +3,7 @@
 //! [`decide`] is pure: given the case (or none, for a submission), the
 //! command, the resolved actor, the registry and the time, it returns the
 //! events to append or a [`Rejection`] naming the rule, case and state.
-//! ARCHITECTURE.md has the state machine and the authority table.
+//! `LIFECYCLE.md` beside this file has the state machine and the authority table.
 
 use super::event::{Event, OverdueKind};
 use super::{Actor, Case, Command, HopReason, Level, Rejection, Rule, Status, Submission};

@@ -1,6 +1,6 @@
 //! The embedded default backend: the log on `sled` 0.34.
 //!
-//! Layout (see ARCHITECTURE.md, "The append path" and "The recovery path"):
+//! Layout (see ARCHITECTURE.md, "The write path" and "The recovery path"):
 //! - tree `frames`: one value per group-commit frame, keyed by the big-endian
 //!   position of its first record. This is the only source of truth, and the
 //!   only thing written on the durable path: sled's cost is per key, so one
