@@ -208,8 +208,8 @@ impl Writer {
         }
     }
 
-    /// Waits for one job, then takes every other append already queued, up
-    /// to the group limits. An import goes alone.
+    /// `[write 4]`: waits for one job, then takes every other append
+    /// already queued, up to the group limits. An import goes alone.
     async fn next_group(&mut self) -> Option<Group> {
         let first = match self.carry.take() {
             Some(job) => job,
@@ -239,7 +239,10 @@ impl Writer {
         Some(Group::Appends(jobs))
     }
 
-    /// Commits one group of appends, retrying with fresh state when that can help.
+    /// `[write 5]` to `[write 8]` on PostgreSQL: decides the group with the
+    /// shared core and commits it in one transaction (durable per the
+    /// session's `synchronous_commit`), retrying with fresh state when that
+    /// can help; the replies carry the records.
     async fn commit_appends(
         &mut self,
         requests: &[&AppendRequest],

@@ -133,6 +133,7 @@ impl Engine {
         opts: CommandOptions,
         at: Option<Timestamp>,
     ) -> Result<CommandResult, Error> {
+        // [write 1] Resolve the actor; a keyed retry returns the first call's result.
         let actor = self.actor(actor_id)?;
         let digest = command_digest(case_id, &command, &actor.id);
         if let Some(key) = &opts.idempotency_key {
@@ -181,6 +182,7 @@ impl Engine {
                 _ => None,
             };
             let ctx = Context { registry: &registry, now, case_id: &id, merge_target_open };
+            // [write 2] Decide on the loaded case (pure: no clock, no store).
             let events = match decide(case.as_deref(), &command, &actor, &ctx) {
                 Ok(events) => events,
                 Err(rejection) => {
@@ -229,7 +231,7 @@ impl Engine {
             req.idempotency_key = opts.idempotency_key.clone();
             req.content_digest = Some(digest);
             req.correlation_id = opts.correlation_id.clone();
-            // [write path 3] From here the log may commit whatever happens to
+            // [write 3] From here the log may commit whatever happens to
             // this future; the guard keeps the open-case view honest if it is dropped.
             let pending = Pending { engine: self, case_id: Some(id.clone()) };
             match self.append_recorded(req).await {
@@ -249,6 +251,8 @@ impl Engine {
                     for e in &events[skip..] {
                         next.apply(e, outcome.recorded_at);
                     }
+                    // [write 9] Fold our own events into the view and note the
+                    // positions as ours, so catch-up does not read them back.
                     let next = Arc::new(next);
                     {
                         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());

@@ -123,6 +123,7 @@ impl Group {
 
     /// Decides one append against `committed` and the group so far. An
     /// append that is written is chained after the group's last record.
+    /// `[write 5]` in ARCHITECTURE.md.
     pub fn decide(&mut self, req: &AppendRequest, committed: &impl CommittedState) -> Decision {
         match self.try_decide(req, committed) {
             Ok(d) => d,

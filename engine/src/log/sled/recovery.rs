@@ -31,6 +31,7 @@ impl SledLog {
         // sled's background threads can hold the file lock for a moment
         // after a previous handle in this process was dropped, so a lock
         // failure is retried for up to LOCK_WAIT before it is reported.
+        // [recovery 1] Open sled with the page cache and segment size of the options.
         let started = std::time::Instant::now();
         let db = loop {
             let attempt = sled::Config::new()
@@ -64,7 +65,7 @@ impl SledLog {
         let index = db.open_tree("index").map_err(storage)?;
         let checkpoints = db.open_tree("checkpoints").map_err(storage)?;
 
-        // 1. Refuse a store written by a newer build.
+        // [recovery 2] Refuse a store written by a newer build.
         match meta.get(b"format").map_err(storage)? {
             Some(v) => {
                 let found = v.first().copied().unwrap_or(0);
@@ -80,10 +81,10 @@ impl SledLog {
             }
         }
 
-        // 2. Find and check the tail frame; it gives the chain head and the clock floor.
+        // [recovery 3] Find and check the tail frame; it gives the chain head and the clock floor.
         let (head, last_recorded) = Self::recover_tail(&frames)?;
 
-        // 3. Compare with the anchor kept outside sled: sled takes a corrupt
+        // [recovery 4] Compare with the anchor kept outside sled: sled takes a corrupt
         // record for a torn tail and silently drops it and everything after
         // it, so only a head recorded elsewhere can tell truncation from a
         // clean end.
@@ -106,7 +107,9 @@ impl SledLog {
             poisoned: Mutex::new(None),
         });
 
-        // 3. Bring the derived index up to the head, then load stream heads from it.
+        // [recovery 5] and [recovery 6]: bring the derived index up to the
+        // head (cleared first if it claims more or has another layout), then
+        // load stream heads from it.
         let checkpoint = inner.index_checkpoint()?;
         let layout = inner.index.get(b"F").map_err(storage)?;
         if checkpoint > head.position || layout.as_deref() != Some(&[INDEX_FORMAT][..]) {
@@ -124,6 +127,7 @@ impl SledLog {
         }
         *inner.heads.write().map_err(|_| LogError::Internal("heads lock poisoned".into()))? = heads;
 
+        // [recovery 7] Start the writer and the indexer.
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let (notify_tx, notify_rx) = std_mpsc::channel::<()>();
         let w_inner = inner.clone();
