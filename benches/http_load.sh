@@ -26,9 +26,14 @@ for tool in wrk curl date; do
     command -v "$tool" >/dev/null || { echo "missing $tool (Debian: apt-get install -y wrk curl)" >&2; exit 1; }
 done
 
-echo "== build"
-cargo build --release -p gridcase-cli --quiet
-BIN="$TARGET/release/gridcase"
+# GRIDCASE_BIN=path runs an already built binary (an A/B of two builds).
+if [ -n "${GRIDCASE_BIN:-}" ]; then
+    BIN="$GRIDCASE_BIN"
+else
+    echo "== build"
+    cargo build --release -p gridcase-cli --quiet
+    BIN="$TARGET/release/gridcase"
+fi
 
 WORK=$(mktemp -d)
 SERVER=""
