@@ -46,7 +46,7 @@ pub struct EventsQuery {
     ),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Bad from or Last-Event-ID", body = ErrorBody),
+        (status = 400, description = "Bad from or Last-Event-ID: not a number, or past the log's head", body = ErrorBody),
         (status = 401, description = "No or unknown API key", body = ErrorBody),
         (status = 403, description = "Not a staff key", body = ErrorBody),
     ),
@@ -59,14 +59,37 @@ pub async fn events(
     QueryParams(q): QueryParams<EventsQuery>,
 ) -> Result<Response, ApiError> {
     principal.require_staff()?;
+    // One rule for both ways of saying where to start: a position the log
+    // has (or the next one) is taken, anything past it is refused. A
+    // client cannot have received an id past the head, and `n + 1` on
+    // u64::MAX would otherwise wrap to 0 and replay the whole log.
+    let head = state.engine.log().head().position;
     let start = match header_text(&headers, "last-event-id")? {
-        Some(id) if !id.is_empty() => id.parse::<u64>().map(|n| n + 1).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_last_event_id",
-                "Last-Event-ID must be a log position (a number)",
-            )
-        })?,
-        _ => q.from.unwrap_or_else(|| state.engine.log().head().position + 1),
+        Some(id) if !id.is_empty() => match id.parse::<u64>() {
+            Ok(n) if n <= head => n + 1,
+            Ok(n) => {
+                return Err(ApiError::bad_request(
+                    "invalid_last_event_id",
+                    format!("Last-Event-ID {n} is past the log's head ({head})"),
+                ))
+            }
+            Err(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_last_event_id",
+                    "Last-Event-ID must be a log position (a number)",
+                ))
+            }
+        },
+        _ => match q.from {
+            Some(from) if from > head.saturating_add(1) => {
+                return Err(ApiError::bad_request(
+                    "invalid_from",
+                    format!("from {from} is past the log's next position ({})", head + 1),
+                ))
+            }
+            Some(from) => from,
+            None => head + 1,
+        },
     };
     let mut shutdown = state.shutdown.clone();
     let metrics = state.metrics.clone();

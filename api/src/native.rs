@@ -360,14 +360,10 @@ fn now_or(state: &AppState, text: Option<&str>) -> Result<Timestamp, ApiError> {
 }
 
 fn target(t: Option<f64>) -> Result<f64, ApiError> {
-    let t = t.unwrap_or(gridcase_projections::rates::DEFAULT_TARGET_PERCENT);
-    if !(0.0..=100.0).contains(&t) {
-        return Err(ApiError::bad_request(
-            "invalid_target",
-            "target is a percentage from 0 to 100",
-        ));
-    }
-    Ok(t)
+    gridcase_projections::rates::check_target(
+        t.unwrap_or(gridcase_projections::rates::DEFAULT_TARGET_PERCENT),
+    )
+    .map_err(|e| ApiError::bad_request("invalid_target", e.to_string()))
 }
 
 fn period(text: &str) -> Result<Period, ApiError> {

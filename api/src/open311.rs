@@ -579,7 +579,10 @@ fn status_notes(case: &ListedCase<'_>, reg: &Registry) -> String {
         }
         Status::Escalated => format!("escalated to {}", holders()),
         Status::Dispatched => format!("dispatched to {}", holders()),
-        Status::Resolved => format!("resolved by {}; awaiting the callback", holders()),
+        // The listing does not keep whether the callback was made (a
+        // resolved case may be called back and wait only for closure), so
+        // the note does not claim it is awaited.
+        Status::Resolved => format!("resolved by {}", holders()),
         Status::Closed => "closed after the callback".to_string(),
         Status::Rejected => "rejected as invalid".to_string(),
         Status::Merged => {

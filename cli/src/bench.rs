@@ -462,14 +462,14 @@ pub async fn bench(g: &Global, mut a: BenchArgs) -> Result<(), CliError> {
             "shape": a.shape, "days": a.days, "drain_days": a.drain_days, "rate_per_day": a.rate, "seed": a.seed,
         }, "runs": runs}));
     }
-    print_table(&runs);
+    print_table(&runs)?;
     if stores.len() == 2 {
-        print_ratios(&runs);
+        print_ratios(&runs)?;
     }
     Ok(())
 }
 
-fn print_table(runs: &[Figures]) {
+fn print_table(runs: &[Figures]) -> Result<(), CliError> {
     let mut t = Table::new(&[
         "store",
         "actors",
@@ -504,11 +504,11 @@ fn print_table(runs: &[Figures]) {
             format!("{:.0}", f.peak_rss_mib),
         ]);
     }
-    print!("{}", t.render());
+    crate::out!("{}", t.render())
 }
 
-fn print_ratios(runs: &[Figures]) {
-    println!("\nsled / postgres, same workload:");
+fn print_ratios(runs: &[Figures]) -> Result<(), CliError> {
+    crate::outln!("\nsled / postgres, same workload:")?;
     let mut t = Table::new(&[
         "actors",
         "preloaded",
@@ -546,8 +546,8 @@ fn print_ratios(runs: &[Figures]) {
             r(p.peak_rss_mib, s.peak_rss_mib),
         ]);
     }
-    print!("{}", t.render());
-    println!(
+    crate::out!("{}", t.render())?;
+    crate::outln!(
         "(rates: sled's figure over PostgreSQL's; latency, start, lag, size and memory: how many times lower sled's figure is)"
-    );
+    )
 }

@@ -328,30 +328,33 @@ fn print_result(g: &Global, r: &CommandResult) -> Result<(), CliError> {
         return output::json(r);
     }
     if r.deduplicated {
-        println!("(retry of an earlier call: nothing appended)");
+        crate::outln!("(retry of an earlier call: nothing appended)")?;
     }
-    print_case(&r.case);
+    print_case(&r.case)?;
     if let Some(o) = r.outcome.filter(|_| !r.deduplicated) {
         let names: Vec<&str> = r.events.iter().map(|e| e.event_type()).collect();
-        println!(
+        crate::outln!(
             "appended    {} at positions {}..={}",
             names.join(", "),
             o.first_position,
             o.last_position
-        );
+        )?;
     }
     Ok(())
 }
 
-/// Prints the state of a case as a short block.
-pub fn print_case(c: &Case) {
-    println!("case        {}  (version {})", c.id, c.version);
-    println!("status      {}  at {} level", c.status, c.level);
+/// Prints the state of a case as a short block. Stored text (codes,
+/// description, location) goes through [`output::clean`]: a description
+/// can hold terminal escape sequences.
+pub fn print_case(c: &Case) -> Result<(), CliError> {
+    use output::clean;
+    crate::outln!("case        {}  (version {})", clean(&c.id), c.version)?;
+    crate::outln!("status      {}  at {} level", c.status, c.level)?;
     let holders: Vec<String> = c
         .holders
         .iter()
         .map(|h| {
-            let mut s = h.unit.clone();
+            let mut s = clean(&h.unit).into_owned();
             if h.lead && c.holders.len() > 1 {
                 s.push_str(" (lead)");
             }
@@ -364,13 +367,31 @@ pub fn print_case(c: &Case) {
             s
         })
         .collect();
-    println!("held by     {}", holders.join(", "));
-    println!("category    {} · {} · {} · {}", c.category, c.kind, c.priority, c.channel);
-    println!("grid        {} (community {}, street {})", c.grid, c.community, c.street);
-    println!("due         {}{}", c.resolution_due, if c.overdue_marked { "  OVERDUE" } else { "" });
+    crate::outln!("held by     {}", holders.join(", "))?;
+    crate::outln!(
+        "category    {} · {} · {} · {}",
+        clean(&c.category),
+        c.kind,
+        c.priority,
+        c.channel
+    )?;
+    crate::outln!(
+        "grid        {} (community {}, street {})",
+        clean(&c.grid),
+        clean(&c.community),
+        clean(&c.street)
+    )?;
+    crate::outln!("location    {}", clean(&c.location))?;
+    crate::outln!("description {}", clean(&c.description))?;
+    crate::outln!(
+        "due         {}{}",
+        c.resolution_due,
+        if c.overdue_marked { "  OVERDUE" } else { "" }
+    )?;
     if let Some(w) = &c.assigned_worker {
-        println!("worker      {w}");
+        crate::outln!("worker      {}", clean(w))?;
     }
+    Ok(())
 }
 
 /// `gridcase case show` / `case list`.
@@ -381,13 +402,16 @@ pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
         ShowCmd::List { unit } => {
             engine.catch_up().await?;
             let reg = engine.registry();
+            if let Some(u) = &unit {
+                // An unknown unit is an error, not an empty list.
+                reg.unit(u)?;
+            }
+            // `open_cases` holds exactly the open cases (`Case::is_open`),
+            // the definition `stats` and the backlog count by too.
             let cases: Vec<std::sync::Arc<Case>> = engine
                 .open_cases()
                 .into_iter()
-                .filter(|c| match &unit {
-                    Some(u) => reg.is_within(&c.grid, u) || c.holder(u).is_some(),
-                    None => true,
-                })
+                .filter(|c| unit.as_deref().is_none_or(|u| c.concerns(&reg, u)))
                 .collect();
             if g.json {
                 return output::json(&cases);
@@ -405,8 +429,8 @@ pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
                     c.resolution_due.to_rfc3339(),
                 ]);
             }
-            print!("{}", t.render());
-            println!("{} open cases", cases.len());
+            crate::out!("{}", t.render())?;
+            crate::outln!("{} open cases", cases.len())?;
             Ok(())
         }
     }
@@ -429,7 +453,7 @@ pub async fn case_show(
             &serde_json::json!({"case": case, "timeline": timeline, "chain": chain}),
         );
     }
-    print_case(&case);
+    print_case(&case)?;
     let mut t = Table::new(&["#", "when", "who", "event", "what", "why"]);
     for e in &timeline {
         t.row(vec![
@@ -441,7 +465,7 @@ pub async fn case_show(
             e.why.clone().unwrap_or_default(),
         ]);
     }
-    println!("\ntimeline\n{}", t.render());
+    crate::outln!("\ntimeline\n{}", t.render())?;
     if let Some(c) = chain {
         let mut t = Table::new(&["hop", "from", "to", "reason", "when", "held"]);
         for h in &c.hops {
@@ -454,7 +478,7 @@ pub async fn case_show(
                 h.held_ms.map(crate::output::duration_ms).unwrap_or_default(),
             ]);
         }
-        println!("escalation chain: {}\n{}", c.shape, t.render());
+        crate::outln!("escalation chain: {}\n{}", c.shape, t.render())?;
     }
     Ok(())
 }

@@ -8,6 +8,10 @@ use gridcase_engine::log::{hex, EventLog};
 use gridcase_engine::org::UnitKind;
 use gridcase_engine::time::Timestamp;
 use gridcase_engine::Engine;
+use gridcase_projections::backlog::{BacklogReport, BacklogRow};
+use gridcase_projections::chains::ChainReport;
+use gridcase_projections::overdue::OverdueReport;
+use gridcase_projections::rates::{RatesReport, UnitRates};
 use gridcase_projections::{Config, Period, PeriodKind, ProjectionSet};
 
 use crate::error::CliError;
@@ -23,13 +27,14 @@ pub struct Filters {
     /// Only this unit (grid, community, street, department code) and what lies below it.
     #[arg(long)]
     pub unit: Option<String>,
-    /// Only this category (backlog) or period (rates: 2026-03, 2026-W10, 2026-03-03; default: the current month).
+    /// The rates period (rates and replay only): a month 2026-03, an ISO
+    /// week 2026-W10 or a day 2026-03-03; default: the current month.
     #[arg(long)]
     pub period: Option<String>,
-    /// Only this category code.
+    /// Only grids with open cases of this category code (backlog).
     #[arg(long)]
     pub category: Option<String>,
-    /// Target resolution rate in percent (rates).
+    /// Target resolution rate in percent, above 0 and at most 100 (rates).
     #[arg(long, default_value_t = TARGET_PERCENT)]
     pub target: f64,
     /// Rows to show per table.
@@ -38,7 +43,7 @@ pub struct Filters {
 }
 
 fn proj_err(e: gridcase_projections::Error) -> CliError {
-    CliError::Usage(e.to_string())
+    CliError::Projections(e)
 }
 
 /// The projections of a store: resumed from `<data>/projections`, caught up, saved.
@@ -60,11 +65,21 @@ fn now_of(g: &Global) -> Result<Timestamp, CliError> {
     Ok(clock.now())
 }
 
+/// Whether `code` is the filter's unit or lies below it (every unit when
+/// no `--unit` is given).
 fn within(set: &ProjectionSet, code: &str, unit: &Option<String>) -> bool {
-    match unit {
-        Some(u) => set.registry().is_within(code, u) || code == u,
-        None => true,
+    unit.as_deref().is_none_or(|u| set.registry().is_within(code, u))
+}
+
+/// Checks the filters against the store before anything is printed: an
+/// unknown `--unit` is an error (exit 2), not an empty report, and the
+/// target is a percentage (`rates::check_target`, the API's check too).
+fn check_filters(set: &ProjectionSet, f: &Filters) -> Result<(), CliError> {
+    if let Some(u) = &f.unit {
+        set.registry().unit(u)?;
     }
+    gridcase_projections::rates::check_target(f.target)?;
+    Ok(())
 }
 
 /// Prints the dashboard after a simulation.
@@ -95,44 +110,91 @@ pub async fn print(
             "now": now,
         }));
     }
-    println!("== Simulation");
-    println!(
+    crate::outln!("== Simulation")?;
+    crate::outln!(
         "{} cases submitted, {} commands, {} escalations, {} dispatches, {} returns, {} reopens, {} closed; {} events in {:.1}s",
         report.submitted, report.commands, report.escalations, report.dispatches, report.returns, report.reopens, report.closed, report.events, report.wall_seconds
-    );
-    println!("as of {now}\n");
-    backlog_tables(&set, now, &f);
-    rates_tables(&set, month, &f, &[UnitKind::District, UnitKind::Street, UnitKind::Department]);
-    chain_tables(&set, &f);
-    overdue_table(&set, now, &f);
-    println!(
+    )?;
+    crate::outln!("as of {now}\n")?;
+    backlog_tables(&set, now, &f)?;
+    // The dashboard's rates table is its chosen kinds in full.
+    rates_tables(
+        &set,
+        month,
+        &f,
+        &[UnitKind::District, UnitKind::Street, UnitKind::Department],
+        usize::MAX,
+    )?;
+    chain_tables(&set, &f)?;
+    overdue_table(&set, now, &f)?;
+    crate::outln!(
         "== Audit\nOK: {} events, head {} hash {}",
         verify.events,
         verify.head.position,
         hex(&verify.head.hash)
-    );
-    println!("projection digest {} at position {}", set.digests().combined, set.position());
+    )?;
+    crate::outln!("projection digest {} at position {}", set.digests().combined, set.position())?;
     Ok(())
 }
 
-fn backlog_tables(set: &ProjectionSet, now: Timestamp, f: &Filters) {
-    let r = set.backlog_report(now);
-    let d = &r.district;
-    println!("== Backlog");
-    println!(
-        "district: {} open ({} awaiting callback), {} overdue; solved in the grid: {}",
+/// The backlog narrowed to the filters: grids, communities and streets
+/// within `--unit`, grids with an open case of `--category`. The backlog
+/// counts cases where they were submitted, so a unit outside that tree (a
+/// department, a micro-grid) has no backlog: that is an error, not an
+/// empty report.
+fn filtered_backlog(
+    set: &ProjectionSet,
+    now: Timestamp,
+    f: &Filters,
+) -> Result<BacklogReport, CliError> {
+    let mut r = set.backlog_report(now);
+    if let Some(u) = &f.unit {
+        let kind = set.registry().unit(u)?.kind;
+        if !matches!(
+            kind,
+            UnitKind::District | UnitKind::Street | UnitKind::Community | UnitKind::Grid
+        ) {
+            return Err(CliError::Usage(format!(
+                "the backlog counts cases where they were submitted (district, streets, communities, grids); {u} is a {}: use `overdue --unit {u}` for what it holds",
+                kind.as_str()
+            )));
+        }
+        for rows in [&mut r.grids, &mut r.communities, &mut r.streets] {
+            rows.retain(|row| within(set, &row.code, &f.unit));
+        }
+    }
+    if let Some(c) = &f.category {
+        r.grids.retain(|g| g.by_category.contains_key(c));
+    }
+    Ok(r)
+}
+
+/// The headline row of a backlog: the `--unit`'s own row, else the district's.
+fn backlog_headline<'a>(r: &'a BacklogReport, unit: &Option<String>) -> &'a BacklogRow {
+    let own = unit.as_deref().and_then(|u| {
+        r.grids.iter().chain(&r.communities).chain(&r.streets).find(|row| row.code == u)
+    });
+    own.unwrap_or(&r.district)
+}
+
+fn backlog_tables(set: &ProjectionSet, now: Timestamp, f: &Filters) -> Result<(), CliError> {
+    let r = filtered_backlog(set, now, f)?;
+    let d = backlog_headline(&r, &f.unit);
+    crate::outln!("== Backlog")?;
+    crate::outln!(
+        "{} {}: {} open ({} in progress, {} awaiting callback), {} overdue; solved in the grid: {}",
+        d.kind.map(|k| k.as_str()).unwrap_or("unit"),
+        output::clean(&d.name),
         d.open,
+        d.in_progress,
         d.awaiting_callback,
         d.overdue,
         d.solved_in_grid_percent
             .map(|p| format!("{p:.1}% of {} resolved", d.resolved))
             .unwrap_or_else(|| "-".into())
-    );
-    let mut grids: Vec<_> = r.grids.iter().filter(|g| within(set, &g.code, &f.unit)).collect();
-    if let Some(c) = &f.category {
-        grids.retain(|g| g.by_category.contains_key(c));
-    }
-    let row = |g: &gridcase_projections::backlog::BacklogRow| {
+    )?;
+    let mut grids: Vec<&BacklogRow> = r.grids.iter().collect();
+    let row = |g: &BacklogRow| {
         let a = &g.aging;
         vec![
             g.code.clone(),
@@ -143,33 +205,58 @@ fn backlog_tables(set: &ProjectionSet, now: Timestamp, f: &Filters) {
                 "{}/{}/{}/{}/{}",
                 a.under_1_day, a.days_1_to_3, a.days_3_to_7, a.days_7_to_15, a.over_15_days
             ),
+            g.oldest_submitted_at
+                .map(|t| duration_ms(now.0.saturating_sub(t.0)))
+                .unwrap_or_else(|| "-".into()),
             g.solved_in_grid_percent.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "-".into()),
         ]
     };
-    let headers =
-        ["grid", "name", "open", "overdue", "age <1/1-3/3-7/7-15/>15 d", "solved in grid"];
+    let headers = [
+        "grid",
+        "name",
+        "open",
+        "overdue",
+        "age <1/1-3/3-7/7-15/>15 d",
+        "oldest open",
+        "solved in grid",
+    ];
     grids.sort_by(|a, b| b.open.cmp(&a.open).then_with(|| a.code.cmp(&b.code)));
     let mut t = Table::new(&headers);
     for g in grids.iter().take(f.top) {
         t.row(row(g));
     }
-    println!("\nlargest backlogs\n{}", t.render());
+    crate::outln!("\nlargest backlogs\n{}", t.render())?;
+    // Oldest first by the submission of each grid's oldest open case; a
+    // grid with no open case has no backlog to be old.
+    grids.retain(|g| g.oldest_submitted_at.is_some());
     grids.sort_by(|a, b| {
-        let k = |g: &gridcase_projections::backlog::BacklogRow| {
-            (g.aging.over_15_days, g.aging.days_7_to_15, g.aging.days_3_to_7, g.aging.days_1_to_3)
-        };
-        k(b).cmp(&k(a)).then_with(|| a.code.cmp(&b.code))
+        a.oldest_submitted_at.cmp(&b.oldest_submitted_at).then_with(|| a.code.cmp(&b.code))
     });
     let mut t = Table::new(&headers);
     for g in grids.iter().take(f.top) {
         t.row(row(g));
     }
-    println!("oldest backlogs\n{}", t.render());
+    crate::outln!("oldest backlogs\n{}", t.render())
 }
 
-fn rates_tables(set: &ProjectionSet, period: Period, f: &Filters, kinds: &[UnitKind]) {
-    let r = set.rates_report(period, f.target);
-    println!("== Rates for {} (target resolution rate {:.1}%)", r.period, f.target);
+/// The rates report narrowed to the units within `--unit`.
+fn filtered_rates(set: &ProjectionSet, period: Period, f: &Filters) -> RatesReport {
+    let mut r = set.rates_report(period, f.target);
+    r.units.retain(|u| within(set, &u.code, &f.unit));
+    r
+}
+
+fn rates_tables(
+    set: &ProjectionSet,
+    period: Period,
+    f: &Filters,
+    kinds: &[UnitKind],
+    top: usize,
+) -> Result<(), CliError> {
+    let r = filtered_rates(set, period, f);
+    crate::outln!("== Rates for {} (target resolution rate {:.1}%)", r.period, f.target)?;
+    let units: Vec<&UnitRates> = r.units.iter().filter(|u| kinds.contains(&u.kind)).collect();
+    let shown = &units[..units.len().min(top)];
     let mut t = Table::new(&[
         "unit",
         "name",
@@ -180,9 +267,9 @@ fn rates_tables(set: &ProjectionSet, period: Period, f: &Filters, kinds: &[UnitK
         "on time",
         "returns",
         "redo",
-        "",
+        "target",
     ]);
-    for u in r.units.iter().filter(|u| kinds.contains(&u.kind) && within(set, &u.code, &f.unit)) {
+    for u in shown {
         let p = |x: &gridcase_projections::rates::Rate| {
             x.percent().map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into())
         };
@@ -197,30 +284,62 @@ fn rates_tables(set: &ProjectionSet, period: Period, f: &Filters, kinds: &[UnitK
             p(&u.return_rate),
             p(&u.redo),
             match u.below_target {
-                Some(true) => "BELOW TARGET".into(),
-                Some(false) => String::new(),
+                Some(true) => "BELOW".into(),
+                Some(false) => "met".into(),
                 None => "no data".into(),
             },
         ]);
     }
-    print!("{}", t.render());
+    crate::out!("{}", t.render())?;
+    // The footer speaks of the rows above only.
     let below: Vec<&str> =
-        r.below_target().filter(|u| kinds.contains(&u.kind)).map(|u| u.code.as_str()).collect();
-    println!(
-        "{} of the units shown are below target{}\n",
+        shown.iter().filter(|u| u.below_target == Some(true)).map(|u| u.code.as_str()).collect();
+    let hidden = units.len() - shown.len();
+    crate::outln!(
+        "{} of the {} units shown are below target{}{}\n",
         below.len(),
-        if below.is_empty() { String::new() } else { format!(": {}", below.join(", ")) }
-    );
+        shown.len(),
+        if below.is_empty() { String::new() } else { format!(": {}", below.join(", ")) },
+        if hidden > 0 { format!(" ({hidden} more units not shown: --top)") } else { String::new() }
+    )
 }
 
-fn chain_tables(set: &ProjectionSet, f: &Filters) {
-    let r = set.chain_report();
-    println!("== Escalation chains");
+/// The chain report narrowed to `--unit`: the escalation rows of the
+/// communities and streets within it. Shapes, hold times and categories
+/// are kept for the whole district only.
+fn filtered_chains(set: &ProjectionSet, f: &Filters) -> ChainReport {
+    let mut r = set.chain_report();
+    r.communities.retain(|row| within(set, &row.code, &f.unit));
+    r.streets.retain(|row| within(set, &row.code, &f.unit));
+    r
+}
+
+fn chain_tables(set: &ProjectionSet, f: &Filters) -> Result<(), CliError> {
+    let r = filtered_chains(set, f);
+    crate::outln!("== Escalation chains")?;
+    let pct = |x: &gridcase_projections::rates::Rate| {
+        x.percent().map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into())
+    };
+    if f.unit.is_some() {
+        let mut t = Table::new(&["unit", "name", "cases", "to street", "to department", "rate"]);
+        for row in r.streets.iter().chain(&r.communities).take(f.top) {
+            t.row(vec![
+                row.code.clone(),
+                row.name.clone(),
+                row.counts.cases.to_string(),
+                row.counts.to_street.to_string(),
+                row.counts.to_department.to_string(),
+                pct(&row.rate),
+            ]);
+        }
+        crate::outln!("escalation by unit\n{}", t.render())?;
+        crate::outln!("(the tables below are kept for the whole district)\n")?;
+    }
     let mut t = Table::new(&["chain", "cases"]);
     for s in r.shapes.iter().take(f.top) {
         t.row(vec![s.shape.clone(), s.cases.to_string()]);
     }
-    print!("{}", t.render());
+    crate::out!("{}", t.render())?;
     let mut t = Table::new(&["level", "holds", "median", "p90"]);
     for l in &r.levels {
         let m = |x: Option<f64>| {
@@ -233,27 +352,34 @@ fn chain_tables(set: &ProjectionSet, f: &Filters) {
             m(l.p90_minutes),
         ]);
     }
-    println!("\ntime held per level\n{}", t.render());
+    crate::outln!("\ntime held per level\n{}", t.render())?;
     let mut t = Table::new(&["category", "escalation rate", "cases"]);
     let mut cats: Vec<_> = r.categories.iter().collect();
     cats.sort_by(|a, b| b.rate.cmp_exact(&a.rate));
-    for c in cats.iter().take(5) {
-        t.row(vec![
-            c.name.clone(),
-            c.rate.percent().map(|p| format!("{p:.1}%")).unwrap_or_default(),
-            c.rate.denominator.to_string(),
-        ]);
+    for c in cats.iter().take(f.top) {
+        t.row(vec![c.name.clone(), pct(&c.rate), c.rate.denominator.to_string()]);
     }
-    println!("categories that escalate most\n{}", t.render());
+    crate::outln!("categories that escalate most\n{}", t.render())
 }
 
-fn overdue_table(set: &ProjectionSet, now: Timestamp, f: &Filters) {
-    let r = set.overdue_report(now);
-    println!(
-        "== Overdue: {} past the limit, {} near it ({}% of the time used)",
-        r.overdue, r.near_due, r.near_due_percent
-    );
-    let mut holders: Vec<_> = r.holders.iter().filter(|h| within(set, &h.unit, &f.unit)).collect();
+/// The overdue report of `--unit`'s cases, or of every case.
+fn filtered_overdue(set: &ProjectionSet, now: Timestamp, f: &Filters) -> OverdueReport {
+    match &f.unit {
+        Some(u) => set.overdue_report_of(now, u),
+        None => set.overdue_report(now),
+    }
+}
+
+fn overdue_table(set: &ProjectionSet, now: Timestamp, f: &Filters) -> Result<(), CliError> {
+    let r = filtered_overdue(set, now, f);
+    crate::outln!(
+        "== Overdue{}: {} past the limit, {} near it ({}% of the time used)",
+        f.unit.as_deref().map(|u| format!(" ({} cases)", output::clean(u))).unwrap_or_default(),
+        r.overdue,
+        r.near_due,
+        r.near_due_percent
+    )?;
+    let mut holders: Vec<_> = r.holders.iter().collect();
     holders.sort_by(|a, b| {
         b.overdue
             .cmp(&a.overdue)
@@ -264,7 +390,7 @@ fn overdue_table(set: &ProjectionSet, now: Timestamp, f: &Filters) {
         "holder",
         "name",
         "level",
-        "open",
+        "in progress",
         "overdue",
         "near due",
         "unclaimed past due",
@@ -280,7 +406,7 @@ fn overdue_table(set: &ProjectionSet, now: Timestamp, f: &Filters) {
             h.unclaimed_past_due.to_string(),
         ]);
     }
-    println!("{}", t.render());
+    crate::outln!("{}", t.render())
 }
 
 fn period_of(f: &Filters, now: Timestamp) -> Result<Period, CliError> {
@@ -307,19 +433,39 @@ pub enum Report {
 
 /// `gridcase backlog|rates|chains|overdue`.
 pub async fn report(g: &Global, which: Report, f: Filters) -> Result<(), CliError> {
+    if f.period.is_some() && !matches!(which, Report::Rates) {
+        return Err(CliError::Usage(
+            "--period is the rates period; this report is as of --at (default: now)".into(),
+        ));
+    }
     let engine = store::open(g).await?;
     let set = projections(g, engine.log()).await?;
+    check_filters(&set, &f)?;
     let now = now_of(g)?;
     let period = period_of(&f, now)?;
     if g.json {
         return match which {
-            Report::Backlog => output::json(&set.backlog_report(now)),
-            Report::Rates => output::json(&serde_json::json!({
-                "rates": set.rates_report(period, f.target),
-                "ranking": set.ranking(Period::containing(PeriodKind::Month, now, Config::default().utc_offset_minutes), f.target).ok(),
-            })),
-            Report::Chains => output::json(&set.chain_report()),
-            Report::Overdue => output::json(&set.overdue_report(now)),
+            Report::Backlog => output::json(&filtered_backlog(&set, now, &f)?),
+            Report::Rates => {
+                let month = Period::containing(
+                    PeriodKind::Month,
+                    now,
+                    Config::default().utc_offset_minutes,
+                );
+                let ranking = set.ranking(month, f.target).ok().map(|mut r| {
+                    for k in &mut r.kinds {
+                        k.ranked.retain(|u| within(&set, &u.unit.code, &f.unit));
+                        k.no_data.retain(|code| within(&set, code, &f.unit));
+                    }
+                    r
+                });
+                output::json(&serde_json::json!({
+                    "rates": filtered_rates(&set, period, &f),
+                    "ranking": ranking,
+                }))
+            }
+            Report::Chains => output::json(&filtered_chains(&set, &f)),
+            Report::Overdue => output::json(&filtered_overdue(&set, now, &f)),
         };
     }
     match which {
@@ -335,11 +481,11 @@ pub async fn report(g: &Global, which: Report, f: Filters) -> Result<(), CliErro
                 UnitKind::Grid,
                 UnitKind::Department,
             ],
+            f.top,
         ),
         Report::Chains => chain_tables(&set, &f),
         Report::Overdue => overdue_table(&set, now, &f),
     }
-    Ok(())
 }
 
 /// `gridcase replay --as-of TIME | --position N`: every report as it was then, and the digests.
@@ -372,6 +518,7 @@ pub async fn replay(
             return Err(CliError::Usage("give exactly one of --as-of TIME or --position N".into()))
         }
     };
+    check_filters(&set, &f)?;
     let now = match as_of.as_deref() {
         Some(t) => Timestamp::parse(t)?,
         None => set.last_recorded_at(),
@@ -380,20 +527,26 @@ pub async fn replay(
     if g.json {
         return output::json(&serde_json::json!({
             "position": set.position(), "now": now,
-            "backlog": set.backlog_report(now), "rates": set.rates_report(period, f.target),
-            "chains": set.chain_report(), "overdue": set.overdue_report(now), "digests": set.digests(),
+            "backlog": filtered_backlog(&set, now, &f)?, "rates": filtered_rates(&set, period, &f),
+            "chains": filtered_chains(&set, &f), "overdue": filtered_overdue(&set, now, &f),
+            "digests": set.digests(),
         }));
     }
-    println!("== Replay as of {now}, position {}\n", set.position());
-    backlog_tables(&set, now, &f);
-    rates_tables(&set, period, &f, &[UnitKind::District, UnitKind::Street, UnitKind::Department]);
-    chain_tables(&set, &f);
-    overdue_table(&set, now, &f);
+    crate::outln!("== Replay as of {now}, position {}\n", set.position())?;
+    backlog_tables(&set, now, &f)?;
+    rates_tables(
+        &set,
+        period,
+        &f,
+        &[UnitKind::District, UnitKind::Street, UnitKind::Department],
+        f.top,
+    )?;
+    chain_tables(&set, &f)?;
+    overdue_table(&set, now, &f)?;
     let d = set.digests();
-    println!("== Digests at position {}", d.position);
+    crate::outln!("== Digests at position {}", d.position)?;
     for (name, h) in &d.parts {
-        println!("{name:<10} {h}");
+        crate::outln!("{name:<10} {h}")?;
     }
-    println!("{:<10} {}", "combined", d.combined);
-    Ok(())
+    crate::outln!("{:<10} {}", "combined", d.combined)
 }

@@ -1,4 +1,14 @@
 //! The CLI's one error type; `main` prints it as one line and exits non-zero.
+//!
+//! Exit codes (every command):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done |
+//! | 1 | a failure of the store, a file or the system |
+//! | 2 | a request the caller must fix: a rule refused it, bad or unknown input (a malformed time, an unknown unit, case or staff code, `--target` outside (0, 100]), a command time before the log's last record |
+//! | 3 | corruption: the log's chain or a record does not check out, from whatever command found it |
+//! | 141 | standard output was closed by its reader (`gridcase rates --json \| head -c 10`): the command stops writing and ends quietly, as a program killed by SIGPIPE would (128 + 13) |
 
 /// What can stop a `gridcase` command.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +30,13 @@ pub enum CliError {
     /// A JSON document or line that does not parse.
     #[error("{0}")]
     Json(String),
+    /// From the projections: a query they refuse, or the log failing
+    /// underneath (corruption included).
+    #[error("{0}")]
+    Projections(#[from] gridcase_projections::Error),
+    /// Standard output's reader went away; nothing is printed about it.
+    #[error("standard output was closed")]
+    StdoutClosed,
 }
 
 /// A log error reads as the engine's error of the same name.
@@ -33,17 +50,32 @@ impl CliError {
     /// Wraps an I/O error with what was being done.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
         let what = what.into();
-        move |source| CliError::Io { what, source }
+        move |source| {
+            if source.kind() == std::io::ErrorKind::BrokenPipe {
+                CliError::StdoutClosed
+            } else {
+                CliError::Io { what, source }
+            }
+        }
     }
 
-    /// The process exit code: 2 for a rejected or invalid request, 3 for
-    /// corruption, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
+    /// The process exit code (the table in the module docs).
+    pub fn exit_code(&self) -> u8 {
+        use gridcase_projections::Error as P;
         match self {
-            CliError::Engine(gridcase_engine::Error::Corruption { .. }) => 3,
-            CliError::Engine(e) if e.is_client_error() => 2,
+            CliError::Engine(gridcase_engine::Error::Corruption { .. })
+            | CliError::Projections(P::Log(gridcase_engine::Error::Corruption { .. }))
+            | CliError::Projections(P::Decode { .. }) => 3,
+            CliError::Engine(e) | CliError::Projections(P::Log(e)) if e.is_client_error() => 2,
+            CliError::Projections(P::InvalidInput(_)) => 2,
             CliError::Usage(_) => 2,
+            CliError::StdoutClosed => 141,
             _ => 1,
         }
+    }
+
+    /// Whether `main` prints nothing for it (the reader is gone).
+    pub fn is_quiet(&self) -> bool {
+        matches!(self, CliError::StdoutClosed)
     }
 }

@@ -191,8 +191,11 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            if !e.is_quiet() {
+                // Messages quote input and stored text: shown escaped.
+                eprintln!("error: {}", output::clean(&e.to_string()));
+            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

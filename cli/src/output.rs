@@ -1,8 +1,71 @@
-//! Human tables (aligned for CJK text) and JSON output.
+//! Human tables (aligned for CJK text) and JSON output, and the one way
+//! the CLI writes to standard output ([`out`], the `outln!`/`out!` macros):
+//! a reader that goes away (`gridcase rates --json | head -c 10`) ends the
+//! command quietly with [`CliError::StdoutClosed`] instead of a panic.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Write;
 
 use serde::Serialize;
 
 use crate::error::CliError;
+
+/// Writes to standard output; a closed pipe is [`CliError::StdoutClosed`].
+pub fn out(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    std::io::stdout().lock().write_fmt(args).map_err(stdout_error)
+}
+
+/// The error of a failed write to standard output.
+pub fn stdout_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        CliError::StdoutClosed
+    } else {
+        CliError::Io { what: "cannot write to standard output".into(), source: e }
+    }
+}
+
+/// `println!` through [`out`]: evaluates to `Result<(), CliError>`.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::out(format_args!("\n"))
+    };
+    ($($t:tt)*) => {
+        $crate::output::out(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` through [`out`]: evaluates to `Result<(), CliError>`.
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::output::out(format_args!($($t)*))
+    };
+}
+
+/// Text from the store (descriptions, notes, reasons, names) made safe for
+/// a terminal: control characters (C0, DEL, C1) and the bidirectional
+/// overrides and isolates, which can rewrite or hide what is on screen,
+/// are shown as `\u{1b}`-style escapes; everything else, CJK included, as
+/// is. Every table cell goes through it, and so does every other line
+/// that prints stored text.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            o.extend(c.escape_unicode());
+        } else {
+            o.push(c);
+        }
+    }
+    Cow::Owned(o)
+}
 
 /// Terminal columns a string takes: CJK and full-width characters take two.
 pub fn width(s: &str) -> usize {
@@ -32,9 +95,9 @@ impl Table {
         Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
     }
 
-    /// Adds a row.
+    /// Adds a row; each cell is shown through [`clean`].
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(|c| clean(&c).into_owned()).collect());
     }
 
     /// The table as text, two spaces between columns.
@@ -69,8 +132,7 @@ impl Table {
 /// Prints one JSON document.
 pub fn json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Json(e.to_string()))?;
-    println!("{text}");
-    Ok(())
+    crate::outln!("{text}")
 }
 
 /// Hours as "3.5h" or days as "2.1d".

@@ -116,7 +116,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     let server = Server::start(engine, keys, options, listener).await.map_err(api_err)?;
     let addr = server.local_addr();
     // One line on stdout for scripts (the port when --listen ends in :0).
-    println!("listening on {addr}");
+    crate::outln!("listening on {addr}")?;
     eprintln!(
         "gridcase serving http://{addr}: native API /api/v1 (OpenAPI /api/v1/openapi.json), Open311 /open311/v2, events /api/v1/events, metrics /metrics"
     );
@@ -176,7 +176,7 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
                 entry.actor,
                 path.display()
             );
-            println!("{key}");
+            crate::outln!("{key}")?;
             Ok(())
         }
         ApiKeyCmd::List { keys } => {
@@ -193,7 +193,7 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
             for k in list {
                 t.row(vec![k.id, k.actor, k.label, k.created_at]);
             }
-            print!("{}", t.render());
+            crate::out!("{}", t.render())?;
             Ok(())
         }
         ApiKeyCmd::Revoke { id, keys } => {

@@ -125,14 +125,14 @@ pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
             "head": out.last_position,
         }));
     }
-    println!(
+    crate::outln!(
         "initialised {}: {} units, {} staff, {} categories ({} events)",
         engine.log().describe(),
         reg.units.len(),
         reg.staff.len(),
         reg.categories.len(),
         out.last_position - out.first_position + 1
-    );
+    )?;
     Ok(())
 }
 
@@ -147,7 +147,7 @@ pub fn org_generate(shape: &str) -> Result<(), CliError> {
     };
     let text = gridcase_sim::org::to_toml(&org)
         .map_err(|e| CliError::Usage(format!("cannot write TOML: {e}")))?;
-    print!("{text}");
+    crate::out!("{text}")?;
     Ok(())
 }
 
@@ -166,13 +166,13 @@ pub fn org_check(g: &Global, file: &Path) -> Result<(), CliError> {
             &serde_json::json!({"units": counts, "staff": org.staff.len(), "categories": org.categories.len()}),
         );
     }
-    println!(
+    crate::outln!(
         "{} is valid: {:?}, {} staff, {} categories",
         file.display(),
         counts,
         org.staff.len(),
         org.categories.len()
-    );
+    )?;
     Ok(())
 }
 
@@ -192,10 +192,10 @@ pub async fn tick(g: &Global, now: &str) -> Result<(), CliError> {
     if g.json {
         return output::json(&report);
     }
-    println!(
+    crate::outln!(
         "deadlines up to {now}: {} cases checked, {} escalated to a street, {} dispatched to a department, {} overdue marks",
         report.checked, report.escalations, report.dispatches, report.overdue_marks
-    );
+    )?;
     Ok(())
 }
 
@@ -209,12 +209,12 @@ pub async fn verify(g: &Global) -> Result<(), CliError> {
             "ok": true, "events": report.events, "head_position": report.head.position, "head_hash": hex(&report.head.hash),
         }));
     }
-    println!(
+    crate::outln!(
         "OK: {} events, head {} hash {}",
         report.events,
         report.head.position,
         hex(&report.head.hash)
-    );
+    )?;
     Ok(())
 }
 
@@ -403,12 +403,12 @@ pub async fn import(g: &Global, file: &Path) -> Result<(), CliError> {
             &serde_json::json!({"events": report.events, "head_hash": hex(&report.head.hash)}),
         );
     }
-    println!(
+    crate::outln!(
         "imported {} events; chain verified, head {} hash {}",
         report.events,
         report.head.position,
         hex(&report.head.hash)
-    );
+    )?;
     Ok(())
 }
 
@@ -433,16 +433,16 @@ pub async fn stats(g: &Global) -> Result<(), CliError> {
             "per_type": per_type, "open_cases": open_cases,
         }));
     }
-    println!("store       {}", log.describe());
-    println!("size        {:.1} MiB", size as f64 / 1048576.0);
-    println!("events      {count}");
-    println!("head hash   {}", hex(&head.hash));
-    println!("open cases  {open_cases}\n");
+    crate::outln!("store       {}", log.describe())?;
+    crate::outln!("size        {:.1} MiB", size as f64 / 1048576.0)?;
+    crate::outln!("events      {count}")?;
+    crate::outln!("head hash   {}", hex(&head.hash))?;
+    crate::outln!("open cases  {open_cases}\n")?;
     let mut t = Table::new(&["event type", "count"]);
     for (k, v) in per_type {
         t.row(vec![k, v.to_string()]);
     }
-    print!("{}", t.render());
+    crate::out!("{}", t.render())?;
     Ok(())
 }
 
@@ -499,12 +499,12 @@ pub async fn migrate(g: &Global, from: &str, to: &str) -> Result<(), CliError> {
             "from": src.describe(), "to": dst.describe(),
         }));
     }
-    println!(
+    crate::outln!(
         "migrated {copied} events from {} to {}; chain verified, head {} hash {}",
         src.describe(),
         dst.describe(),
         dst_report.head.position,
         hex(&dst_report.head.hash)
-    );
+    )?;
     Ok(())
 }

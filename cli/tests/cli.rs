@@ -56,11 +56,16 @@ fn init(dir: &Path) {
 }
 
 fn submit(dir: &Path) -> String {
+    submit_at(dir, AT)
+}
+
+/// [`submit`] at `at` (no earlier than the log's last record).
+fn submit_at(dir: &Path, at: &str) -> String {
     let v = json(
         dir,
         &[
             "--at",
-            AT,
+            at,
             "submit",
             "--as",
             "resident:13800000000",
@@ -329,7 +334,8 @@ fn replay_as_of_matches_what_was_printed_then() {
             "gw-320902001001001",
         ],
     );
-    let id2 = submit(d);
+    // After the escalation: the log records no time before its last one.
+    let id2 = submit_at(d, "2026-03-03T10:00:00Z");
     ok(d, &["--at", "2026-03-20T00:00:00Z", "tick", "--now", "2026-03-20T00:00:00Z"]);
     assert_ne!(
         json(d, &["--at", t1, "backlog"]),
@@ -390,7 +396,9 @@ fn migrate_copies_between_sled_stores_with_the_same_head() {
         "not empty",
     );
     // And to PostgreSQL when CI provides one.
-    if let Ok(url) = std::env::var("GRIDCASE_TEST_PG_URL") {
+    if let Some(url) = gridcase_postgres::testing::test_url(
+        "migrate_copies_between_sled_stores_with_the_same_head",
+    ) {
         let schema_url = url.clone();
         let c = dir.path().join("c");
         let out = gridcase(&a, &["migrate", "--from", a.to_str().unwrap(), "--to", &schema_url]);
@@ -439,7 +447,7 @@ fn bench_runs_a_small_workload() {
 fn bench_store_both_with_preload() {
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("scratch");
-    let pg = std::env::var("GRIDCASE_TEST_PG_URL").ok();
+    let pg = gridcase_postgres::testing::test_url("bench_store_both_with_preload");
     let kind = if pg.is_some() { "both" } else { "sled" };
     let mut args = vec![
         "bench",
@@ -512,4 +520,339 @@ fn reject_merge_withdraw_supervise_and_list() {
     let ids: Vec<&str> =
         listed.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![e.as_str()]);
+}
+
+/// Runs `args` and returns (exit code, stdout, stderr).
+fn run(data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = gridcase(data, args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The data rows of the first table after the line `title` (or of the
+/// first table when `title` is empty): lines after the rule, up to a
+/// blank line or the rates footer.
+fn table_rows(text: &str, title: &str) -> Vec<String> {
+    let mut lines = text.lines().skip_while(|l| !title.is_empty() && l.trim() != title);
+    let _ = lines.by_ref().find(|l| l.starts_with("---"));
+    lines
+        .take_while(|l| !l.trim().is_empty() && !l.contains("below target"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A store with two open cases in two communities of the same street,
+/// and `extra` more in the first grid.
+fn two_communities(d: &Path) -> (String, String) {
+    init(d);
+    let a = submit(d);
+    let b = json(
+        d,
+        &[
+            "--at",
+            AT,
+            "submit",
+            "--as",
+            "resident:2",
+            "--category",
+            "noise_dispute",
+            "--location",
+            "320902001002001",
+            "--description",
+            "x",
+        ],
+    )["case"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (a, b)
+}
+
+/// Issue 15, point 1: `--unit` narrows every report, JSON included; an
+/// unknown unit and a target that is not a percentage are errors (exit 2);
+/// `--top` limits the rates table and the chains' category table.
+#[test]
+fn unit_top_and_target_apply_to_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_communities(d);
+    let late = "2026-03-20T00:00:00Z";
+    let c1 = "320902001001";
+    let rates = json(d, &["--at", late, "rates", "--unit", c1, "--period", "2026-03"]);
+    let units = rates["rates"]["units"].as_array().unwrap();
+    assert!(!units.is_empty());
+    assert!(units.len() < 20, "rates --json ignores --unit: {} units", units.len());
+    assert!(units.iter().all(|u| u["code"].as_str().unwrap().starts_with(c1)));
+    let backlog = json(d, &["--at", late, "backlog", "--unit", c1]);
+    let grids = backlog["grids"].as_array().unwrap();
+    assert!(grids.len() < 20, "backlog --json ignores --unit: {} grids", grids.len());
+    assert!(grids.iter().all(|g| g["code"].as_str().unwrap().starts_with(c1)));
+    let chains = json(d, &["chains", "--unit", c1]);
+    let communities = chains["communities"].as_array().unwrap();
+    assert_eq!(communities.len(), 1, "chains ignores --unit");
+    // Noise disputes are due in 7 days: on the 20th both cases are overdue,
+    // one of them in c1.
+    let all = json(d, &["--at", late, "overdue"]);
+    assert_eq!(all["overdue"], 2);
+    let one = json(d, &["--at", late, "overdue", "--unit", c1]);
+    assert_eq!(one["overdue"], 1, "overdue's headline ignores --unit");
+    let text = ok(d, &["--at", late, "overdue", "--unit", c1]);
+    assert_eq!(table_rows(&text, "").len(), 1, "{text}");
+    for cmd in ["rates", "backlog", "chains", "overdue"] {
+        let (code, out, err) = run(d, &[cmd, "--unit", "123"]);
+        assert_eq!(code, Some(2), "{cmd} --unit 123: {err}");
+        assert!(err.contains("123") && out.is_empty(), "{cmd}: {err}");
+    }
+    for target in ["150", "NaN", "0", "-1", "inf"] {
+        let (code, _, err) = run(d, &["rates", "--target", target]);
+        assert_eq!(code, Some(2), "--target {target}: {err}");
+    }
+    let text = ok(d, &["--at", late, "rates", "--top", "3", "--period", "2026-03"]);
+    assert_eq!(table_rows(&text, "").len(), 3, "rates ignores --top:\n{text}");
+    let text = ok(d, &["chains", "--top", "2"]);
+    assert!(table_rows(&text, "categories that escalate most").len() <= 2, "{text}");
+}
+
+/// Issue 15, point 1: the rates footer names only units in the table, and
+/// only those below target.
+#[test]
+fn rates_footer_names_only_shown_units_below_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, _) = two_communities(d);
+    ok(d, &["--at", "2026-03-20T00:00:00Z", "tick", "--now", "2026-03-20T00:00:00Z"]);
+    let _ = a;
+    let text = ok(
+        d,
+        &["--at", "2026-03-20T00:00:00Z", "rates", "--unit", "320902001001", "--period", "2026-03"],
+    );
+    let rows = table_rows(&text, "");
+    let footer = text.lines().find(|l| l.contains("below target")).unwrap();
+    let (_, named) = footer.split_once(": ").unwrap_or((footer, ""));
+    for code in named.split(", ").filter(|c| !c.is_empty()) {
+        let row = rows.iter().find(|r| r.starts_with(code));
+        assert!(
+            row.is_some_and(|r| r.contains("BELOW")),
+            "{code} named but not shown below target:\n{text}"
+        );
+    }
+    assert!(!named.contains("320902001002"), "a unit outside --unit is named:\n{text}");
+}
+
+/// Issue 15, point 2: headers match columns; "oldest backlogs" is ordered
+/// by the oldest open case (the under-one-day bucket counts) and lists no
+/// grid without an open case; `backlog --period` is refused.
+#[test]
+fn backlog_and_rates_tables_say_what_they_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let sub = |at: &str, grid: &str| {
+        ok(
+            d,
+            &[
+                "--at",
+                at,
+                "submit",
+                "--as",
+                "resident:1",
+                "--category",
+                "noise_dispute",
+                "--location",
+                grid,
+                "--description",
+                "x",
+            ],
+        );
+    };
+    // The higher grid code has the older case; both are under a day old.
+    sub("2026-03-02T01:00:00Z", "320902001001003");
+    sub("2026-03-02T05:00:00Z", "320902001001002");
+    let text = ok(d, &["--at", "2026-03-02T08:00:00Z", "backlog"]);
+    let oldest = table_rows(&text, "oldest backlogs");
+    assert_eq!(oldest.len(), 2, "grids with no open case are listed:\n{text}");
+    assert!(oldest[0].starts_with("320902001001003"), "not ordered by age:\n{text}");
+    let text = ok(d, &["--at", "2026-03-02T08:00:00Z", "rates", "--top", "5"]);
+    let header = text.lines().find(|l| l.starts_with("unit ")).unwrap();
+    let row = &table_rows(&text, "")[0];
+    let cols = |l: &str| l.split("  ").filter(|c| !c.trim().is_empty()).count();
+    assert_eq!(cols(header), cols(row), "headers do not match columns:\n{text}");
+    fails(d, &["backlog", "--period", "2026-03"], "--period");
+}
+
+/// Issue 15, point 3: `case list`, `stats` and `backlog` count the same
+/// open cases, and a called-back case awaits no callback.
+#[test]
+fn open_means_the_same_in_case_list_stats_and_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let (a, b, _c) = (submit(d), submit(d), submit(d));
+    let cs = "cs-320902001001-1";
+    for id in [&a, &b] {
+        ok(d, &["--at", AT, "resolve", id, "--note", "done", "--as", cs]);
+    }
+    ok(d, &["--at", AT, "callback", &a, "--satisfaction", "satisfied", "--as", cs]);
+    let listed = json(d, &["--at", AT, "case", "list"]).as_array().unwrap().len();
+    let stats = json(d, &["--at", AT, "stats"])["open_cases"].as_u64().unwrap();
+    let backlog = json(d, &["--at", AT, "backlog"]);
+    let district = &backlog["district"];
+    assert_eq!((listed as u64, stats), (3, 3));
+    assert_eq!(district["open"], 3, "backlog counts another 'open'");
+    assert_eq!(district["in_progress"], 1);
+    assert_eq!(district["awaiting_callback"], 1, "a called-back case awaits no callback");
+    let text = ok(d, &["--at", AT, "backlog"]);
+    assert!(text.contains("3 open (1 in progress, 1 awaiting callback)"), "{text}");
+}
+
+/// Issue 15, point 5: a command dated before the log's last record is
+/// refused (exit 2) and writes nothing; so is a tick.
+#[test]
+fn a_command_before_the_last_record_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    let before = fingerprint(d);
+    let early = "2026-03-01T12:00:00Z";
+    let (code, _, err) = run(
+        d,
+        &[
+            "--at",
+            early,
+            "assign",
+            &id,
+            "--worker",
+            "gw-320902001001001",
+            "--as",
+            "cs-320902001001-1",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("before the log's last record"), "{err}");
+    let (code, _, err) = run(d, &["tick", "--now", early]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(fingerprint(d), before);
+}
+
+/// Issue 15, point 9: a closed pipe ends the command quietly with 141;
+/// stored control characters are shown escaped; errors read as text, not
+/// Rust debug forms; corruption exits 3 from every command.
+#[test]
+fn output_is_safe_for_pipes_terminals_and_scripts() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let evil = "灯\u{1b}[2J\u{1b}]0;pwned\u{7}坏\u{202e}了";
+    let id = json(
+        d,
+        &[
+            "--at",
+            AT,
+            "submit",
+            "--as",
+            "resident:1",
+            "--category",
+            "noise_dispute",
+            "--location",
+            "320902001001001",
+            "--description",
+            evil,
+        ],
+    )["case"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = ok(d, &["case", "show", &id]);
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}') && !shown.contains('\u{202e}'));
+    assert!(shown.contains("\\u{1b}[2J"), "{shown}");
+    let (_, _, err) = run(
+        d,
+        &[
+            "assign",
+            &id,
+            "--worker",
+            "gw-320902001001001",
+            "--as",
+            "cs-320902001001-1",
+            "--if-version",
+            "7",
+        ],
+    );
+    assert!(err.contains("version 7") && !err.contains("Exact("), "{err}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gridcase"))
+        .arg("--data")
+        .arg(d)
+        .args(["--json", "--at", AT, "rates"])
+        .env_remove("GRIDCASE_STORE")
+        .env_remove("GRIDCASE_AT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(err.is_empty(), "a closed pipe is not an error to print: {err}");
+
+    let (events, _) = fingerprint(d);
+    {
+        let clock = std::sync::Arc::new(gridcase_engine::time::SystemClock);
+        let log =
+            gridcase_engine::log::SledLog::open(d.join("log"), Default::default(), clock).unwrap();
+        log.tamper_for_test(events - 1, 40).unwrap();
+    }
+    std::fs::remove_dir_all(d.join("projections")).ok();
+    for args in [
+        &["audit", "verify"][..],
+        &["rates"],
+        &["backlog"],
+        &["overdue"],
+        &["chains"],
+        &["stats"],
+        &["export"],
+        &["replay", "--position", "5"],
+    ] {
+        let (code, _, err) = run(d, args);
+        assert_eq!(code, Some(3), "{args:?}: {err}");
+    }
+}
+
+/// Issue 15, point 15: times outside 2000..2100 are refused everywhere.
+#[test]
+fn times_outside_2000_to_2100_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    let before = fingerprint(d);
+    for until in ["9223372036854775807", "2100-01-02"] {
+        fails(
+            d,
+            &[
+                "--at",
+                AT,
+                "extend",
+                &id,
+                "--until",
+                until,
+                "--reason",
+                "r",
+                "--as",
+                "cs-320902001001-1",
+            ],
+            "outside the accepted range",
+        );
+    }
+    fails(d, &["--at=-9223372036854775808", "overdue"], "outside the accepted range");
+    fails(d, &["tick", "--now", "2200-01-01"], "outside the accepted range");
+    assert_eq!(fingerprint(d), before);
 }

@@ -12,7 +12,7 @@ use crate::log::{ExpectedVersion, LogError};
 #[non_exhaustive]
 pub enum Error {
     /// Optimistic concurrency: the stream moved since it was read. Nothing was written.
-    #[error("conflict on stream {stream}: expected {expected:?}, it is at version {actual}; reload and retry")]
+    #[error("conflict on stream {stream}: expected {expected}, it is at version {actual}; reload and retry")]
     Conflict {
         /// The stream.
         stream: String,

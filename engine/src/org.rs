@@ -174,6 +174,20 @@ impl Registry {
         None
     }
 
+    /// Whether a case submitted in `grid` and held by `holders` is
+    /// `unit`'s: the grid is `unit` or lies below it, or `unit` is one of
+    /// the holders (a department sees the cases dispatched to it). The one
+    /// rule behind every unit filter over cases: `case list --unit`, the
+    /// API's case listing and the overdue report of one unit.
+    pub fn case_concerns<'a>(
+        &self,
+        grid: &str,
+        mut holders: impl Iterator<Item = &'a str>,
+        unit: &str,
+    ) -> bool {
+        self.is_within(grid, unit) || holders.any(|h| h == unit)
+    }
+
     /// Whether `inner` is `outer` or lies below it.
     pub fn is_within(&self, inner: &str, outer: &str) -> bool {
         let mut cur = Some(inner);

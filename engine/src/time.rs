@@ -26,6 +26,15 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// The earliest time the engine takes from a caller or a clock:
+/// 2000-01-01T00:00:00Z. With [`LATEST`], the one range every time given
+/// to gridcase must fall in ([`Timestamp::in_range`]): outside it a time
+/// is a typo or an attack (`9223372036854775807` as an extension made a
+/// case that could never be overdue), and arithmetic on it can overflow.
+pub const EARLIEST: Timestamp = Timestamp(946_684_800_000);
+/// The end (exclusive) of the accepted range: 2100-01-01T00:00:00Z.
+pub const LATEST: Timestamp = Timestamp(4_102_444_800_000);
+
 impl Timestamp {
     /// Milliseconds since the epoch.
     pub fn millis(self) -> i64 {
@@ -43,23 +52,37 @@ impl Timestamp {
     }
 
     /// Parses an RFC 3339 time (`2026-03-03T08:00:00Z`), a date (`2026-03-03`,
-    /// midnight UTC) or a number of milliseconds since the epoch.
+    /// midnight UTC) or a number of milliseconds since the epoch. Every
+    /// time a person or a client gives goes through here, so a time outside
+    /// [`EARLIEST`]..[`LATEST`] is refused here, once, for all of them.
     pub fn parse(text: &str) -> Result<Timestamp, Error> {
         let text = text.trim();
-        if let Ok(ms) = text.parse::<i64>() {
-            return Ok(Timestamp(ms));
+        let t = if let Ok(ms) = text.parse::<i64>() {
+            Timestamp(ms)
+        } else if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+            Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        } else if let Ok(d) =
+            time::Date::parse(text, &time::macros::format_description!("[year]-[month]-[day]"))
+        {
+            Timestamp((d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        } else {
+            return Err(Error::InvalidInput(format!(
+                "malformed time {text:?}: use RFC 3339 (2026-03-03T08:00:00Z), a date (2026-03-03) or epoch milliseconds"
+            )));
+        };
+        t.in_range(text)
+    }
+
+    /// `Ok(self)` when it lies in [`EARLIEST`]..[`LATEST`], else
+    /// [`Error::InvalidInput`] naming `what` (the field or the text given).
+    pub fn in_range(self, what: &str) -> Result<Timestamp, Error> {
+        if (EARLIEST..LATEST).contains(&self) {
+            Ok(self)
+        } else {
+            Err(Error::InvalidInput(format!(
+                "time {what:?} is outside the accepted range {EARLIEST} to {LATEST}"
+            )))
         }
-        if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-            return Ok(Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64));
-        }
-        let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
-        if let Ok(d) = time::Date::parse(text, &date_fmt) {
-            let t = d.midnight().assume_utc();
-            return Ok(Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64));
-        }
-        Err(Error::InvalidInput(format!(
-            "malformed time {text:?}: use RFC 3339 (2026-03-03T08:00:00Z), a date (2026-03-03) or epoch milliseconds"
-        )))
     }
 
     /// RFC 3339 text in UTC (fractional seconds only when non-zero).
@@ -134,6 +157,15 @@ mod tests {
         assert_eq!(Timestamp::parse(&a.0.to_string()).unwrap(), a);
         assert_eq!(a.to_rfc3339(), "2026-03-03T00:00:00Z");
         assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn times_outside_2000_to_2100_are_refused() {
+        for t in ["9223372036854775807", "-9223372036854775808", "0", "2100-01-01", "1999-12-31"] {
+            assert!(Timestamp::parse(t).is_err(), "{t}");
+        }
+        assert_eq!(Timestamp::parse("2000-01-01").unwrap(), EARLIEST);
+        assert!(Timestamp::parse("2099-12-31T23:59:59Z").is_ok());
     }
 
     #[test]

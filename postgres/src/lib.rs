@@ -135,6 +135,9 @@ mod pool;
 mod sql;
 mod writer;
 
+#[cfg(feature = "test-hooks")]
+pub mod testing;
+
 use std::sync::Arc;
 use std::time::Duration;
 

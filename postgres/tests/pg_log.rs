@@ -2,7 +2,8 @@
 //!
 //! They run only when `GRIDCASE_TEST_PG_URL` names a database the tests may
 //! create schemas in (`.ci/postgres.sh` sets one up and prints the URL);
-//! otherwise each test prints a skip note and passes. Every test works in a
+//! otherwise each test says `SKIPPED` in the test output, and fails when
+//! `CI` is set. Every test works in a
 //! fresh schema of its own and drops it when it passes.
 
 #![allow(clippy::unwrap_used)]
@@ -21,16 +22,10 @@ use gridcase_engine::time::{ManualClock, Timestamp};
 use gridcase_postgres::{PgLog, PgOptions, LAYOUT_VERSION};
 use tokio_postgres::NoTls;
 
-const URL_VAR: &str = "GRIDCASE_TEST_PG_URL";
-
+/// The server `test` may use; without one the test says SKIPPED (and
+/// fails under CI): `gridcase_postgres::testing::test_url`.
 fn url(test: &str) -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skip {test}: {URL_VAR} is unset (run .ci/postgres.sh to get a server)");
-            None
-        }
-    }
+    gridcase_postgres::testing::test_url(test)
 }
 
 /// A schema no other test (or test run) uses.

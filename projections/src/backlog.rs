@@ -8,13 +8,16 @@
 //! [`Backlog::report`] reads together with everything that depends on the
 //! time of the question (aging, overdue) from its `now`.
 //!
-//! Definitions:
-//! - *open*: submitted, assigned, escalated or dispatched (being worked on,
-//!   [`Case::is_in_progress`]); resolved cases waiting for callback or
-//!   closure are counted apart as *awaiting callback*.
-//! - *age*: `now - submitted_at`, in buckets <1 day, 1–3, 3–7, 7–15, >15 days.
-//! - *overdue*: open with `resolution_due < now` (the deadline as extended
-//!   or as reset by a reopen).
+//! Definitions (the words are `Case` methods, so every surface counts alike):
+//! - *open*: [`Case::is_open`], not closed, rejected, merged or withdrawn;
+//!   of those, *in progress* ([`Case::is_in_progress`]: submitted, assigned,
+//!   escalated or dispatched) and *awaiting callback*
+//!   ([`Case::awaits_callback`]: resolved, not called back yet); the rest
+//!   are resolved, called back and waiting for closure.
+//! - *age*: `now - submitted_at` of each open case, in buckets <1 day, 1–3,
+//!   3–7, 7–15, >15 days; `oldest_submitted_at` is the oldest open case's.
+//! - *overdue*: [`Case::is_overdue`] at `now` (in progress, past the
+//!   resolution deadline as extended or as reset by a reopen).
 //! - *solved in the grid*: among resolved cases ([`Case::resolved_now`]),
 //!   those that never went above the community.
 //!
@@ -23,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use gridcase_engine::domain::{Case, Event, Priority, Status};
+use gridcase_engine::domain::{Case, Event, Priority};
 use gridcase_engine::log::RecordedEvent;
 use gridcase_engine::org::{Registry, UnitKind};
 use gridcase_engine::time::{Timestamp, DAY_MS};
@@ -161,11 +164,15 @@ pub struct BacklogRow {
     pub code: String,
     /// Unit name (the code when the registry does not know it).
     pub name: String,
-    /// Open cases (being worked on).
+    /// Open cases ([`Case::is_open`]).
     pub open: u64,
-    /// Resolved, waiting for callback or closure.
+    /// Of those, being worked on ([`Case::is_in_progress`]).
+    pub in_progress: u64,
+    /// Of those, resolved and not called back yet ([`Case::awaits_callback`]).
     pub awaiting_callback: u64,
-    /// Open cases past their resolution deadline.
+    /// Submission time of the oldest open case; `None` with no open case.
+    pub oldest_submitted_at: Option<Timestamp>,
+    /// Cases in progress past their resolution deadline.
     pub overdue: u64,
     /// Open cases by age.
     pub aging: Aging,
@@ -184,7 +191,12 @@ pub struct BacklogRow {
 impl BacklogRow {
     fn merge(&mut self, o: &BacklogRow) {
         self.open += o.open;
+        self.in_progress += o.in_progress;
         self.awaiting_callback += o.awaiting_callback;
+        self.oldest_submitted_at = match (self.oldest_submitted_at, o.oldest_submitted_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.overdue += o.overdue;
         self.aging.merge(&o.aging);
         for (p, n) in &o.by_priority {
@@ -228,22 +240,20 @@ impl Backlog {
     pub fn report(&self, now: Timestamp, registry: &Registry, cases: &LiveCases) -> BacklogReport {
         let mut grids: BTreeMap<GridKey, BacklogRow> = BTreeMap::new();
         for case in cases.values() {
-            let in_progress = case.is_in_progress();
-            if !in_progress && case.status != Status::Resolved {
+            if !case.is_open() {
                 continue;
             }
             let row = grids.entry(GridKey::of(case)).or_default();
-            if in_progress {
-                row.open += 1;
-                row.aging.count(now.0 - case.submitted_at.0);
-                if case.resolution_due < now {
-                    row.overdue += 1;
-                }
-                *row.by_priority.entry(case.priority).or_default() += 1;
-                *row.by_category.entry(case.category.clone()).or_default() += 1;
-            } else {
-                row.awaiting_callback += 1;
-            }
+            row.open += 1;
+            row.in_progress += u64::from(case.is_in_progress());
+            row.awaiting_callback += u64::from(case.awaits_callback());
+            row.overdue += u64::from(case.is_overdue(now));
+            row.aging.count(now.0.saturating_sub(case.submitted_at.0));
+            row.oldest_submitted_at = Some(
+                row.oldest_submitted_at.map_or(case.submitted_at, |t| t.min(case.submitted_at)),
+            );
+            *row.by_priority.entry(case.priority).or_default() += 1;
+            *row.by_category.entry(case.category.clone()).or_default() += 1;
         }
         for (street, communities) in &self.solved {
             for (community, grids_solved) in communities {

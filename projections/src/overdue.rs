@@ -115,19 +115,27 @@ pub struct OverdueReport {
 
 impl Overdue {
     /// The SLA position at `now` of the set's live cases `cases`, with unit
-    /// names from `registry`.
-    pub fn report(&self, now: Timestamp, registry: &Registry, cases: &LiveCases) -> OverdueReport {
+    /// names from `registry`; with `unit`, of that unit's cases only
+    /// ([`Case::concerns`]), the headline counts and the holder rows alike.
+    pub fn report(
+        &self,
+        now: Timestamp,
+        registry: &Registry,
+        cases: &LiveCases,
+        unit: Option<&str>,
+    ) -> OverdueReport {
         let pct = self.near_due_percent as i128;
         let mut holders: BTreeMap<String, HolderSla> = BTreeMap::new();
         let (mut overdue, mut near) = (0, 0);
         // In id order: a holder's level is taken from its first case.
         for (key, t) in cases.sorted() {
-            if !t.is_in_progress() {
+            if !t.is_in_progress() || unit.is_some_and(|u| !t.concerns(registry, u)) {
                 continue;
             }
             let window_start = t.limit_started_at();
-            let span = (t.resolution_due.0 - window_start.0).max(1) as i128;
-            let elapsed = (now.0 - window_start.0) as i128;
+            // In i128: no `now` a caller can give overflows the difference.
+            let span = (t.resolution_due.0 as i128 - window_start.0 as i128).max(1);
+            let elapsed = now.0 as i128 - window_start.0 as i128;
             let state = if now > t.resolution_due {
                 Some(SlaState::Overdue)
             } else if elapsed * 100 >= pct * span {
@@ -164,7 +172,7 @@ impl Overdue {
                         case_id: key.id(),
                         state,
                         resolution_due: t.resolution_due,
-                        overdue_by_ms: now.0 - t.resolution_due.0,
+                        overdue_by_ms: now.0.saturating_sub(t.resolution_due.0),
                         elapsed_percent: 100.0 * elapsed as f64 / span as f64,
                         category: t.category.clone(),
                         priority: t.priority,

@@ -95,10 +95,7 @@ impl ProjectionSet {
             query.status.is_none_or(|s| c.status() == s)
                 && (!query.open_only || !c.status().is_final())
                 && query.category.as_deref().is_none_or(|k| c.category() == k)
-                && query
-                    .unit
-                    .as_deref()
-                    .is_none_or(|u| reg.is_within(c.grid(), u) || c.holders().any(|h| h == u))
+                && query.unit.as_deref().is_none_or(|u| reg.case_concerns(c.grid(), c.holders(), u))
         };
         let mut total = 0;
         let mut cases = Vec::new();

@@ -29,6 +29,20 @@ use crate::projection::Projection;
 /// The default resolution-rate target, in percent (Chengdu reports above 98.5%).
 pub const DEFAULT_TARGET_PERCENT: f64 = 98.5;
 
+/// A target resolution rate as given by a person or a client: a finite
+/// percentage above 0 and at most 100 (RATES.md "Target and ranking"). The
+/// one check the CLI's `--target` and the API's `target=` both run: NaN
+/// would flag nothing, 150 would flag everything.
+pub fn check_target(percent: f64) -> Result<f64, crate::Error> {
+    if percent.is_finite() && percent > 0.0 && percent <= 100.0 {
+        Ok(percent)
+    } else {
+        Err(crate::Error::InvalidInput(format!(
+            "the target {percent} is not a percentage: give a number above 0 and at most 100"
+        )))
+    }
+}
+
 /// Counters of one unit in one period (see RATES.md for each definition).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {

@@ -372,7 +372,14 @@ impl ProjectionSet {
 
     /// Open cases past or near their limit at `now`, by holder.
     pub fn overdue_report(&self, now: Timestamp) -> OverdueReport {
-        self.overdue.report(now, &self.registry, &self.live)
+        self.overdue.report(now, &self.registry, &self.live, None)
+    }
+
+    /// [`ProjectionSet::overdue_report`] of one unit's cases
+    /// ([`Case::concerns`]: submitted in its subtree or held by it): the
+    /// headline counts those cases, the rows are their holders.
+    pub fn overdue_report_of(&self, now: Timestamp, unit: &str) -> OverdueReport {
+        self.overdue.report(now, &self.registry, &self.live, Some(unit))
     }
 
     /// The readable timeline of a case's history, with names from this set's registry.

@@ -12,6 +12,7 @@ use gridcase::engine::domain::event::OverdueKind;
 use gridcase::engine::domain::{Case, Command, Event, HopReason, Level, Priority, Status};
 use gridcase::engine::engine::TickReport;
 use gridcase::engine::time::Timestamp;
+use gridcase::engine::Error;
 
 use super::fixture::*;
 
@@ -302,8 +303,9 @@ async fn ticking_twice_at_the_same_time_records_nothing_the_second_time() {
     let second = h.engine.tick(at(8 * DAY)).await.unwrap();
     assert_eq!(second.events, 0, "{second:?}");
     assert_eq!(h.head(), head);
-    // An earlier time after a later one records nothing either.
-    assert_eq!(h.engine.tick(at(3 * DAY)).await.unwrap().events, 0);
+    // An earlier time after a later one is refused (the log cannot record
+    // the past) and records nothing either.
+    assert!(matches!(h.engine.tick(at(3 * DAY)).await, Err(Error::InvalidInput(_))));
     assert_eq!(h.head(), head);
     assert_eq!(h.folded(&a).await, *h.engine.case(&case_id(&a)).await.unwrap());
 }

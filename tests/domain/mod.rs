@@ -14,3 +14,4 @@ mod idempotency;
 mod lifecycle;
 mod properties;
 mod scenario;
+mod times;

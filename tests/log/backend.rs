@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -64,20 +64,15 @@ pub fn backends() -> Vec<Arc<dyn Backend>> {
     ];
     // ---- PostgreSQL -------------------------------------------------------
     // Each store is a fresh schema in the database GRIDCASE_TEST_PG_URL names
-    // (`.ci/postgres.sh` sets one up and prints the URL). Without the
-    // variable the PostgreSQL runs are skipped (noted once).
-    static NOTE: Once = Once::new();
-    match std::env::var(PG_URL_VAR) {
-        Ok(url) if !url.is_empty() => all.push(Arc::new(PgBackend { url })),
-        _ => NOTE.call_once(|| {
-            eprintln!("note: {PG_URL_VAR} is unset: PostgreSQL log suite runs skipped")
-        }),
+    // (`.ci/postgres.sh` sets one up and prints the URL).
+    // Without the variable the runs say SKIPPED in the test output (and
+    // fail under CI): `gridcase_postgres::testing::test_url`.
+    if let Some(url) = gridcase_postgres::testing::test_url("the PostgreSQL runs of the log suite")
+    {
+        all.push(Arc::new(PgBackend { url }));
     }
     all
 }
-
-/// The environment variable naming the PostgreSQL server the suite may use.
-pub const PG_URL_VAR: &str = "GRIDCASE_TEST_PG_URL";
 
 /// Runs one async suite function against every backend, each on its own
 /// multi-threaded runtime.

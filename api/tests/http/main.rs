@@ -6,6 +6,7 @@
 mod commands;
 mod common;
 mod events;
+mod hardening;
 mod lifecycle;
 mod malformed;
 mod open311;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{Event, OverdueKind};
 use super::{Channel, Contact, HopReason, Level, Priority, RequestKind, Satisfaction, Status};
+use crate::org::Registry;
 use crate::time::Timestamp;
 
 /// A unit holding the case (once the case has ended: one that held it
@@ -613,9 +614,27 @@ impl Case {
         Some(case)
     }
 
-    /// Not closed, rejected, merged or withdrawn.
+    /// **Open**: not closed, rejected, merged or withdrawn; that is, in
+    /// progress ([`Case::is_in_progress`]) or resolved and waiting for its
+    /// callback or closure. This is the one meaning of "open" every count
+    /// uses (`case list`, `stats`, the backlog, the API's `open_cases`);
+    /// RATES.md "Case states" states it in words.
     pub fn is_open(&self) -> bool {
         !self.status.is_final()
+    }
+
+    /// **Awaiting callback**: resolved, and not called back since (a
+    /// reopen clears the callback, so a case resolved again awaits a new
+    /// one). A resolved case whose callback is done awaits only closure.
+    pub fn awaits_callback(&self) -> bool {
+        self.status == Status::Resolved && self.last_callback.is_none()
+    }
+
+    /// Whether the case is `unit`'s: submitted in its subtree, or held by
+    /// it (see [`Registry::case_concerns`], the one rule of every unit
+    /// filter over cases).
+    pub fn concerns(&self, registry: &Registry, unit: &str) -> bool {
+        registry.case_concerns(&self.grid, self.holders.iter().map(|h| h.unit.as_str()), unit)
     }
 
     /// Rejected as invalid, merged into a duplicate or withdrawn: nothing

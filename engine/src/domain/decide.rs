@@ -290,6 +290,18 @@ pub fn decide(
                 now <= case.resolution_due,
                 "an extension must be requested before the deadline",
             )?;
+            // The one accepted range of times (time.rs): an `until` of
+            // i64::MAX would make a case that can never be overdue.
+            if until.in_range("until").is_err() {
+                return Err(j.no(
+                    Rule::InvalidArgument,
+                    format!(
+                        "the new deadline {until} is outside the accepted range {} to {}",
+                        crate::time::EARLIEST,
+                        crate::time::LATEST
+                    ),
+                ));
+            }
             if *until <= case.resolution_due {
                 return Err(j.no(
                     Rule::InvalidArgument,

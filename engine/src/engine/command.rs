@@ -22,6 +22,11 @@ use crate::log::{AppendOutcome, AppendRequest, ExpectedVersion, Hash, RecordedEv
 use crate::time::Timestamp;
 use crate::Error;
 
+/// How far behind the log's last record a command's time may be and still
+/// count as concurrent with it rather than as a time in the past (see
+/// `Engine::command_time`).
+pub const CONCURRENT_SKEW_MS: i64 = 5_000;
+
 /// Per-call options of a command.
 #[derive(Clone, Debug, Default)]
 pub struct CommandOptions {
@@ -106,6 +111,10 @@ impl Engine {
 
     /// Runs `command` on case `case` as `actor`, at the clock's time.
     ///
+    /// A time before the log's last record (beyond [`CONCURRENT_SKEW_MS`])
+    /// or outside [`crate::time::EARLIEST`]..[`crate::time::LATEST`] is
+    /// [`Error::InvalidInput`] and writes nothing.
+    ///
     /// A refused command is [`Error::Rejected`] and writes nothing; a race
     /// with another writer is retried on the newer state (up to
     /// [`super::EngineOptions::max_retries`]) unless `opts.expected_version`
@@ -152,7 +161,7 @@ impl Engine {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let now = at.unwrap_or_else(|| self.clock.now());
+            let now = self.command_time(at)?;
             let (id, case, expected) = match case_id {
                 Some(id) => {
                     let case = self.load(id).await?;
@@ -292,7 +301,39 @@ impl Engine {
         req: AppendRequest,
     ) -> Result<(AppendOutcome, Vec<RecordedEvent>), Error> {
         let appended = self.log.append(req).await?;
+        self.note_recorded(appended.outcome.recorded_at);
         Ok((appended.outcome, appended.records))
+    }
+
+    /// The time a command is decided at: `at` (a tick's horizon) or the
+    /// clock's now.
+    ///
+    /// The log never records a time before its last record (it stamps
+    /// `max(clock, last)`), while deadlines are computed from this time; a
+    /// command dated before the last record (`--at` in the past, a clock
+    /// set back) would store a case whose recorded time and deadlines
+    /// disagree, so it is refused. Up to [`CONCURRENT_SKEW_MS`] behind is
+    /// not "in the past" but a race with a concurrent writer (a request
+    /// read the clock, another was recorded a moment later); that time is
+    /// moved up to the last record, so the record and its deadlines still
+    /// agree. A time outside [`crate::time::EARLIEST`]..[`crate::time::LATEST`]
+    /// is refused whatever the log holds.
+    pub(super) fn command_time(&self, at: Option<Timestamp>) -> Result<Timestamp, Error> {
+        // The bound first, then the clock: the log stamped the bound from
+        // the same clock earlier, so with a clock that does not go back
+        // `now >= last` here and nothing concurrent is refused.
+        let last = self.last_recorded_at();
+        let now = at.unwrap_or_else(|| self.clock.now()).in_range("the command's time")?;
+        match last {
+            Some(last) if now.0 < last.0.saturating_sub(CONCURRENT_SKEW_MS) => {
+                Err(Error::InvalidInput(format!(
+                    "the command's time {now} is before the log's last record ({last}); \
+                     the log cannot record the past: give a time at or after {last}"
+                )))
+            }
+            Some(last) => Ok(now.max(last)),
+            None => Ok(now),
+        }
     }
 
     /// The result of an earlier call, for a retried idempotency key: its

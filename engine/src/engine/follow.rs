@@ -62,6 +62,7 @@ impl Engine {
             let Some(last) = page.last() else { break };
             let last_pos = last.position;
             for rec in &page {
+                self.note_recorded(rec.recorded_at);
                 let Some(id) = rec.stream.strip_prefix(CASE_STREAM_PREFIX) else {
                     if rec.stream == ORG_STREAM {
                         // Flagged before any await, so a cancelled catch-up

@@ -7,7 +7,7 @@
 //! [`EventLog::append`] with an exact expected version, so two engines (or
 //! two processes) on one store can never both act on the same case state.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::stream::{BoxStream, StreamExt};
@@ -15,7 +15,7 @@ use futures::stream::{BoxStream, StreamExt};
 use crate::domain::{Actor, ActorId, Case, CaseId, Event};
 use crate::log::{subscribe, EventLog, Position, RecordedEvent, SledLog, SledOptions, StreamId};
 use crate::org::{Registry, Role};
-use crate::time::Clock;
+use crate::time::{Clock, Timestamp};
 use crate::Error;
 
 mod checkpoint;
@@ -26,7 +26,7 @@ mod open_cases;
 mod registry;
 mod tick;
 
-pub use command::{CommandOptions, CommandResult};
+pub use command::{CommandOptions, CommandResult, CONCURRENT_SKEW_MS};
 pub use feed::FeedOptions;
 pub use tick::TickReport;
 
@@ -122,6 +122,10 @@ pub struct Engine {
     /// registry being re-read (a cancelled `init_org` or catch-up); the next
     /// command or catch-up re-reads it first.
     registry_stale: AtomicBool,
+    /// The latest `recorded_at` this engine knows the log holds (read from
+    /// the head record at start, raised by every append and catch-up): a
+    /// command whose time is before it is refused (see `command_time`).
+    last_recorded: AtomicI64,
 }
 
 fn case_stream(id: &str) -> Result<StreamId, Error> {
@@ -148,7 +152,14 @@ impl Engine {
             }),
             next_seq: AtomicU64::new(0),
             registry_stale: AtomicBool::new(false),
+            last_recorded: AtomicI64::new(i64::MIN),
         };
+        let head = engine.log.head().position;
+        if head > 0 {
+            if let Some(rec) = engine.log.read_all(head, 1).await?.first() {
+                engine.note_recorded(rec.recorded_at);
+            }
+        }
         engine.refresh_registry().await?;
         let ids = engine.log.streams_with_prefix(CASE_STREAM_PREFIX).await?;
         let max = ids
@@ -169,6 +180,19 @@ impl Engine {
     ) -> Result<Engine, Error> {
         let log = SledLog::open(dir, options, clock.clone())?;
         Engine::new(Arc::new(log), clock, EngineOptions::default()).await
+    }
+
+    /// Raises the known last recorded time to `t`.
+    fn note_recorded(&self, t: Timestamp) {
+        self.last_recorded.fetch_max(t.0, Ordering::SeqCst);
+    }
+
+    /// The latest record time this engine knows of (its own appends, what
+    /// it has caught up with, and the head record at start); `None` for an
+    /// empty log.
+    pub fn last_recorded_at(&self) -> Option<Timestamp> {
+        let t = self.last_recorded.load(Ordering::SeqCst);
+        (t != i64::MIN).then_some(Timestamp(t))
     }
 
     /// The log underneath.

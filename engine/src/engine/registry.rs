@@ -66,6 +66,7 @@ impl Engine {
                 other => other,
             })?
             .outcome;
+        self.note_recorded(out.recorded_at);
         self.refresh_registry().await?;
         guard.disarm();
         Ok(out)

@@ -32,8 +32,13 @@ impl Engine {
     /// dispatch to the category's department, overdue marks). Deadlines are
     /// derived from the log, so after a restart nothing is missed, and the
     /// appends are version-checked, so nothing fires twice.
+    ///
+    /// A `now` before the log's last record is refused like any command's
+    /// time (see [`Engine::execute`]): the deadline events would be
+    /// recorded later than the time their new deadlines count from.
     pub async fn tick(&self, now: Timestamp) -> Result<TickReport, Error> {
         self.catch_up().await?;
+        self.command_time(Some(now))?;
         let due: Vec<String> = {
             let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             open.deadlines

@@ -11,7 +11,7 @@ use super::ExpectedVersion;
 #[non_exhaustive]
 pub enum LogError {
     /// Optimistic concurrency: the stream moved since it was read. Nothing was written.
-    #[error("conflict on stream {stream}: expected {expected:?}, it is at version {actual}; reload and retry")]
+    #[error("conflict on stream {stream}: expected {expected}, it is at version {actual}; reload and retry")]
     Conflict {
         /// The stream.
         stream: String,

@@ -103,6 +103,18 @@ pub enum ExpectedVersion {
     Exact(u64),
 }
 
+/// For people: "version 7", "no stream yet", "any version" (error
+/// messages must not show the Rust form `Exact(7)`).
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream yet"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
 impl ExpectedVersion {
     /// Whether a stream whose last version is `current` (0: no stream) satisfies this.
     pub fn admits(self, current: u64) -> bool {

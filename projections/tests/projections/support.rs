@@ -506,8 +506,9 @@ pub fn render(set: &ProjectionSet, view: &str) -> String {
                     row.by_category.iter().map(|(p, n)| format!("{p}:{n}")).collect();
                 writeln!(
                     out,
-                    "{u} open={} awaiting={} overdue={} aging={}/{}/{}/{}/{} priority={} category={} solved_in_grid={}/{}",
+                    "{u} open={} in_progress={} awaiting={} overdue={} aging={}/{}/{}/{}/{} priority={} category={} solved_in_grid={}/{}",
                     row.open,
+                    row.in_progress,
                     row.awaiting_callback,
                     row.overdue,
                     a.under_1_day,

@@ -2,9 +2,10 @@
 
 use crate::support::check;
 
-/// Open work per grid with aging, overdue, priority and category at a
-/// given time; resolved cases count as solved in the grid unless they
-/// went to the street (c6).
+/// Open cases per grid (in progress, and resolved awaiting callback: c4,
+/// c6) with aging, overdue, priority and category at a given time;
+/// resolved cases count as solved in the grid unless they went to the
+/// street (c6).
 #[test]
 fn backlog_per_grid_and_rolled_up() {
     check(
@@ -25,12 +26,12 @@ fn backlog_per_grid_and_rolled_up() {
         ",
         "backlog d8 12:00 grid:G1 grid:G2 grid:G4 community:C1 street:S1 district:D",
         "
-        grid:G1 open=2 awaiting=1 overdue=2 aging=0/0/0/2/0 priority=normal:1,urgent:1 category=lighting:1,sanitation:1 solved_in_grid=1/1
-        grid:G2 open=1 awaiting=1 overdue=0 aging=0/0/1/0/0 priority=normal:1 category=sanitation:1 solved_in_grid=0/1
-        grid:G4 open=0 awaiting=0 overdue=0 aging=0/0/0/0/0 priority= category= solved_in_grid=1/1
-        community:C1 open=3 awaiting=2 overdue=2 aging=0/0/1/2/0 priority=normal:2,urgent:1 category=lighting:1,sanitation:2 solved_in_grid=1/2
-        street:S1 open=3 awaiting=2 overdue=2 aging=0/0/1/2/0 priority=normal:2,urgent:1 category=lighting:1,sanitation:2 solved_in_grid=1/2
-        district:D open=3 awaiting=2 overdue=2 aging=0/0/1/2/0 priority=normal:2,urgent:1 category=lighting:1,sanitation:2 solved_in_grid=2/3
+        grid:G1 open=3 in_progress=2 awaiting=1 overdue=2 aging=0/0/1/2/0 priority=normal:2,urgent:1 category=lighting:1,sanitation:2 solved_in_grid=1/1
+        grid:G2 open=2 in_progress=1 awaiting=1 overdue=0 aging=0/0/2/0/0 priority=normal:2 category=sanitation:2 solved_in_grid=0/1
+        grid:G4 open=0 in_progress=0 awaiting=0 overdue=0 aging=0/0/0/0/0 priority= category= solved_in_grid=1/1
+        community:C1 open=5 in_progress=3 awaiting=2 overdue=2 aging=0/0/3/2/0 priority=normal:4,urgent:1 category=lighting:1,sanitation:4 solved_in_grid=1/2
+        street:S1 open=5 in_progress=3 awaiting=2 overdue=2 aging=0/0/3/2/0 priority=normal:4,urgent:1 category=lighting:1,sanitation:4 solved_in_grid=1/2
+        district:D open=5 in_progress=3 awaiting=2 overdue=2 aging=0/0/3/2/0 priority=normal:4,urgent:1 category=lighting:1,sanitation:4 solved_in_grid=2/3
         ",
     );
 }
@@ -46,7 +47,26 @@ fn backlog_follows_callbacks_and_reopens() {
         d1 11:00 c1 reopen
         ",
         "backlog d2 09:00 grid:G1",
-        "grid:G1 open=1 awaiting=0 overdue=0 aging=0/1/0/0/0 priority=normal:1 category=sanitation:1 solved_in_grid=0/0",
+        "grid:G1 open=1 in_progress=1 awaiting=0 overdue=0 aging=0/1/0/0/0 priority=normal:1 category=sanitation:1 solved_in_grid=0/0",
+    );
+}
+
+/// "Awaiting callback" is a resolved case not called back yet: once the
+/// callback is recorded the case is still open (it waits for closure) but
+/// no longer awaits a callback; "open" counts all three (issue 15, point 3).
+#[test]
+fn backlog_open_counts_every_case_not_final_and_a_called_back_case_awaits_no_callback() {
+    check(
+        "
+        d0 09:00 c1 submit G1
+        d0 09:00 c2 submit G1
+        d0 09:00 c3 submit G1
+        d0 10:00 c2 resolve
+        d0 10:00 c3 resolve
+        d0 12:00 c3 callback satisfied
+        ",
+        "backlog d0 13:00 grid:G1",
+        "grid:G1 open=3 in_progress=1 awaiting=1 overdue=0 aging=3/0/0/0/0 priority=normal:3 category=sanitation:3 solved_in_grid=2/2",
     );
 }
 
