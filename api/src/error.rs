@@ -17,6 +17,7 @@ use gridcase_engine::Error as EngineError;
 
 /// Everything that can go wrong in the HTTP layer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// From the engine: rejections, conflicts, missing cases, storage.
     #[error("{0}")]

@@ -10,6 +10,7 @@ use gridcase_engine::log::Position;
 
 /// Everything that can go wrong while building, saving or querying projections.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The event log failed or is corrupt (the chain check runs on every read).
     #[error("reading the event log failed: {0}")]
