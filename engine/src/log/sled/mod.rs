@@ -570,6 +570,51 @@ mod tests {
         writer.await.unwrap();
     }
 
+    /// The index written from what the writer handed over (interleaved
+    /// streams, multi-event and keyed appends, several passes) answers
+    /// stream reads and key lookups after a reopen, when the pending map
+    /// is empty and only the index is consulted.
+    #[tokio::test]
+    async fn handed_index_serves_reads_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(open(dir.path()));
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..40 {
+                    let mut r = req(&format!("s{}", (w + i) % 5), ExpectedVersion::Any, 1 + i % 3);
+                    r.idempotency_key = (i % 4 == 0).then(|| format!("k{w}-{i}"));
+                    log.append(r).await.unwrap();
+                    if i == 20 {
+                        tokio::time::sleep(indexer::INDEX_LINGER * 2).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let head = log.head();
+        drop(Arc::try_unwrap(log).ok().unwrap());
+        let log = open(dir.path());
+        assert_eq!(log.indexed_upto().unwrap(), head.position);
+        let all = log.read_all(1, 10_000).await.unwrap();
+        for s in 0..5 {
+            let name = format!("s{s}");
+            let want: Vec<_> = all.iter().filter(|e| e.stream == name).cloned().collect();
+            let got = log.read_stream(&StreamId::new(&name).unwrap(), 1, 10_000).await.unwrap();
+            assert_eq!(got, want, "stream {name}");
+            let tail = log.read_stream(&StreamId::new(&name).unwrap(), 7, 3).await.unwrap();
+            assert_eq!(tail, want[6..9].to_vec(), "stream {name} from version 7");
+        }
+        for e in all.iter().filter(|e| e.idempotency.is_some()) {
+            let key = &e.idempotency.as_ref().unwrap().key;
+            let (_, outcome) = log.idempotency_lookup(key).await.unwrap().unwrap();
+            assert_eq!(outcome.first_position, e.position, "key {key}");
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_appends_are_gap_free() {
         let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::frame::{check_frame, frame_key, key_position, view_frame};
-use super::indexer::{indexer_loop, INDEX_FORMAT};
+use super::indexer::{indexer_loop, Committed, INDEX_FORMAT};
 use super::writer::writer_loop;
 use super::{storage, Inner, Pending, SledLog, SledOptions};
 use crate::log::record::{decode_record, ChainVerifier, GENESIS_HASH, RECORD_FORMAT};
@@ -125,16 +125,17 @@ impl SledLog {
         *inner.heads.write().map_err(|_| LogError::Internal("heads lock poisoned".into()))? = heads;
 
         let (tx, rx) = mpsc::channel(options.queue_depth);
-        let (notify_tx, notify_rx) = std_mpsc::channel::<()>();
+        // The writer hands each committed group to the indexer over this.
+        let (handoff_tx, handoff_rx) = std_mpsc::channel::<Committed>();
         let w_inner = inner.clone();
         let writer = std::thread::Builder::new()
             .name("gridcase-log-writer".into())
-            .spawn(move || writer_loop(w_inner, rx, notify_tx, clock, head, last_recorded))
+            .spawn(move || writer_loop(w_inner, rx, handoff_tx, clock, head, last_recorded))
             .map_err(|e| LogError::Internal(format!("cannot start the writer thread: {e}")))?;
         let i_inner = inner.clone();
         let indexer = std::thread::Builder::new()
             .name("gridcase-log-indexer".into())
-            .spawn(move || indexer_loop(i_inner, notify_rx))
+            .spawn(move || indexer_loop(i_inner, handoff_rx))
             .map_err(|e| LogError::Internal(format!("cannot start the indexer thread: {e}")))?;
         Ok(SledLog { inner, tx: Some(tx), writer: Some(writer), indexer: Some(indexer) })
     }
