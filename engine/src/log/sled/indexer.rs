@@ -194,7 +194,7 @@ impl Inner {
                 return Ok(());
             }
             let mut pass = IndexPass::default();
-            self.scan_raw(from, INDEX_CHUNK, upto, |pos, raw| {
+            self.scan_raw(from, INDEX_CHUNK, upto, |pos, raw, _| {
                 let f = index_fields(raw, pos)?;
                 if f.position != pos {
                     return Err(LogError::Corruption {
