@@ -337,8 +337,7 @@ pub struct VerifyReport {
 /// What [`EventLog::read_all_with`] hands each record to: it sees the
 /// record only for the call (the view borrows the store's bytes), and an
 /// error it returns ends the read.
-pub type RecordVisitor<'f> =
-    dyn for<'v> FnMut(&RecordView<'v>) -> Result<(), LogError> + Send + 'f;
+pub type RecordVisitor<'f> = dyn for<'v> FnMut(&RecordView<'v>) -> Result<(), LogError> + Send + 'f;
 
 /// The storage contract of the event log; see the module docs.
 #[async_trait]

@@ -437,7 +437,12 @@ impl ChainVerifier {
 
     /// The one chain check: `position` is the next one, `prev_hash` the
     /// hash of the record before; `hash` becomes the link for the next.
-    fn check_link(&mut self, position: Position, prev_hash: Hash, hash: Hash) -> Result<(), LogError> {
+    fn check_link(
+        &mut self,
+        position: Position,
+        prev_hash: Hash,
+        hash: Hash,
+    ) -> Result<(), LogError> {
         let expected = self.next_position;
         if position != expected {
             return Err(LogError::Corruption {
