@@ -400,14 +400,14 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
         return Ok(());
     }
 
-    // Phase 4: the library's pipelined rebuild, with peak memory.
+    // Phase 4: the library's rebuild, with peak memory.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = status_kb("VmRSS:");
     let t = Instant::now();
     let set = rebuild(&log, config).await?;
     let full = t.elapsed();
     let peak = status_kb("VmHWM:");
-    println!("4 rebuild (pipelined, two tasks):             {}", rate(head, full));
+    println!("4 rebuild (library):                          {}", rate(head, full));
     println!(
         "  peak RSS {:.0} MB (RSS before {:.0} MB)",
         peak as f64 / 1024.0,
