@@ -46,7 +46,8 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use gridcase_engine::domain::{Case, Event};
 use gridcase_engine::log::{
-    decode_record, encode_record, Envelope, Hash, RecordedEvent, CODEC_POSTCARD, GENESIS_HASH,
+    decode_record, encode_record, Envelope, Hash, RecordView, RecordedEvent, CODEC_POSTCARD,
+    GENESIS_HASH,
 };
 use gridcase_engine::org::ORG_STREAM;
 use gridcase_engine::time::DAY_MS;
@@ -323,7 +324,7 @@ fn benches(c: &mut Criterion) {
     // excluded case's record is dropped by the set, not the projection).
     let ch = changes(&warm, w);
     fn one<P: Projection>(p: &mut P, w: &[(RecordedEvent, Event)], ch: &[Change], i: usize) {
-        p.apply(&w[i].0, &w[i].1, ch[i].0.as_ref(), ch[i].1.as_ref());
+        p.apply(&RecordView::of(&w[i].0), &w[i].1, ch[i].0.as_ref(), ch[i].1.as_ref());
     }
     let mut g = c.benchmark_group("apply_one");
     g.throughput(Throughput::Elements(1));

@@ -14,7 +14,8 @@
 //! 1. read (sled + record decode + BLAKE3 of each record),
 //! 2. + hash-chain check + payload decode,
 //! 3. + apply to a `ProjectionSet` (single task; apply timed apart),
-//! 4. the library's `rebuild` (read/decode and fold pipelined on two tasks),
+//! 4. the library's `rebuild` (the fold inside the log's visiting read, on
+//!    records borrowed from the store),
 //!    with peak memory (VmHWM, reset before the pass);
 //!
 //! "Apply" is the set's one per-case fold (`Case::apply`, retention) and
@@ -38,7 +39,7 @@ use gridcase_engine::domain::event::OverdueKind;
 use gridcase_engine::domain::{Case, Event, HopReason, Level, Satisfaction};
 use gridcase_engine::log::{
     encode_record, AppendRequest, ChainVerifier, Durability, Envelope, EventLog, ExpectedVersion,
-    SledLog, SledOptions, StreamId, CODEC_POSTCARD,
+    RecordView, SledLog, SledOptions, StreamId, CODEC_POSTCARD,
 };
 use gridcase_engine::org::ORG_STREAM;
 use gridcase_engine::time::{ManualClock, Timestamp, DAY_MS, HOUR_MS};
@@ -399,14 +400,14 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
         return Ok(());
     }
 
-    // Phase 4: the library's pipelined rebuild, with peak memory.
+    // Phase 4: the library's rebuild, with peak memory.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = status_kb("VmRSS:");
     let t = Instant::now();
     let set = rebuild(&log, config).await?;
     let full = t.elapsed();
     let peak = status_kb("VmHWM:");
-    println!("4 rebuild (pipelined, two tasks):             {}", rate(head, full));
+    println!("4 rebuild (library):                          {}", rate(head, full));
     println!(
         "  peak RSS {:.0} MB (RSS before {:.0} MB)",
         peak as f64 / 1024.0,
@@ -450,7 +451,7 @@ async fn bench(events: u64, dir: PathBuf) -> Res<()> {
         let mut p = P::default();
         let t = Instant::now();
         for ((rec, ev), (before, after)) in decoded.iter().zip(changes) {
-            p.apply(rec, ev, before.as_ref(), after.as_ref());
+            p.apply(&RecordView::of(rec), ev, before.as_ref(), after.as_ref());
         }
         let d = t.elapsed();
         std::hint::black_box(&p);

@@ -1,7 +1,7 @@
 //! The native JSON API under `/api/v1`: lifecycle commands, case reads,
 //! projection reports, replay, audit and stats.
 //!
-//! Every command goes through [`crate::command::run`], shared with Open311:
+//! Every command goes through the crate's `command::run`, shared with Open311:
 //! an idempotent retry returns the *original* response because the engine
 //! returns the first call's events, records and case.
 

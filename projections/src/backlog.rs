@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 
 use gridcase_engine::domain::{Case, Event, Priority};
-use gridcase_engine::log::RecordedEvent;
+use gridcase_engine::log::RecordView;
 use gridcase_engine::org::{Registry, UnitKind};
 use gridcase_engine::time::{Timestamp, DAY_MS};
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,13 @@ fn slot<'a, V: Default>(m: &'a mut BTreeMap<String, V>, code: &str) -> &'a mut V
 impl Projection for Backlog {
     const NAME: &'static str = "backlog";
 
-    fn apply(&mut self, _: &RecordedEvent, _: &Event, before: Option<&Case>, after: Option<&Case>) {
+    fn apply(
+        &mut self,
+        _: &RecordView<'_>,
+        _: &Event,
+        before: Option<&Case>,
+        after: Option<&Case>,
+    ) {
         let Some(after) = after else { return };
         // A new case is not resolved yet: nothing to count until it changes.
         let was = before.map_or((false, false), solved);

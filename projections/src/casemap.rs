@@ -22,8 +22,8 @@ pub fn case_id(stream: &str) -> Option<&str> {
 }
 
 /// The key of the case a record belongs to; `None` for other streams.
-pub fn case_key(rec: &gridcase_engine::log::RecordedEvent) -> Option<CaseKey> {
-    case_id(&rec.stream).map(CaseKey::new)
+pub fn case_key(rec: &gridcase_engine::log::RecordView<'_>) -> Option<CaseKey> {
+    case_id(rec.stream).map(CaseKey::new)
 }
 
 /// A case id as a map key that compares in two machine instructions.

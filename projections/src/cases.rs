@@ -27,7 +27,7 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 use hashbrown::HashTable;
 
 use gridcase_engine::domain::{Case, Channel, Event, Level, Priority, RequestKind, Status};
-use gridcase_engine::log::RecordedEvent;
+use gridcase_engine::log::RecordView;
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -303,7 +303,7 @@ impl Projection for Cases {
 
     fn apply(
         &mut self,
-        rec: &RecordedEvent,
+        rec: &RecordView<'_>,
         event: &Event,
         before: Option<&Case>,
         after: Option<&Case>,
@@ -583,7 +583,7 @@ impl<'a> ListedCase<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use gridcase_engine::log::CODEC_POSTCARD;
+    use gridcase_engine::log::{RecordedEvent, CODEC_POSTCARD};
 
     use super::*;
 
@@ -640,14 +640,14 @@ mod tests {
         let mut c = Cases::default();
         for (id, t) in [("c9", 10), ("c5", 10), ("c7", 10), ("c1", 20), ("c0", 5), ("c3", 10)] {
             let (rec, ev, case) = submitted(id, t);
-            c.apply(&rec, &ev, None, Some(&case));
+            c.apply(&RecordView::of(&rec), &ev, None, Some(&case));
         }
         assert_eq!(ids(&c), ["c0", "c3", "c5", "c7", "c9", "c1"]);
         for id in ["c0", "c1", "c3", "c5", "c7", "c9"] {
             assert_eq!(c.get(id).unwrap().id(), id);
         }
         let (rec, ev, case) = submitted("c3", 30);
-        c.apply(&rec, &ev, None, Some(&case));
+        c.apply(&RecordView::of(&rec), &ev, None, Some(&case));
         assert_eq!(ids(&c), ["c0", "c5", "c7", "c9", "c1", "c3"]);
         assert_eq!(c.get("c3").unwrap().submitted_at(), Timestamp(30));
         assert!(c.get("c4").is_none());

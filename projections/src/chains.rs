@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use gridcase_engine::domain::{Case, Event, HopReason, Level, Status};
-use gridcase_engine::log::RecordedEvent;
+use gridcase_engine::log::{RecordView, RecordedEvent};
 use gridcase_engine::org::{Registry, UnitKind};
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -171,7 +171,12 @@ impl ChainPath {
 
     /// Adds the hops of `event`, given the case as it stood before it;
     /// returns the holds it ended as (level, milliseconds).
-    pub fn step(&mut self, rec: &RecordedEvent, event: &Event, before: &Case) -> Vec<(Level, i64)> {
+    pub fn step(
+        &mut self,
+        rec: &RecordView<'_>,
+        event: &Event,
+        before: &Case,
+    ) -> Vec<(Level, i64)> {
         let at = rec.recorded_at;
         let level = before.level;
         // Only these events move holders; the others leave the path alone.
@@ -305,7 +310,7 @@ pub fn chain_of(history: &[(Event, RecordedEvent)]) -> Option<CaseChain> {
     let mut case = Case::start(first_event, &first.actor, first.recorded_at)?;
     let mut path = ChainPath::start(&case);
     for (event, rec) in &history[1..] {
-        path.step(rec, event, &case);
+        path.step(&RecordView::of(rec), event, &case);
         case.apply(event, rec.recorded_at);
     }
     Some(CaseChain::new(id, &case, &path))
@@ -377,7 +382,7 @@ impl Projection for Chains {
 
     fn apply(
         &mut self,
-        rec: &RecordedEvent,
+        rec: &RecordView<'_>,
         event: &Event,
         before: Option<&Case>,
         after: Option<&Case>,

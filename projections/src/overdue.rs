@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use gridcase_engine::domain::{Case, Event, Level, Priority};
-use gridcase_engine::log::RecordedEvent;
+use gridcase_engine::log::RecordView;
 use gridcase_engine::org::Registry;
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ impl Default for Overdue {
 impl Projection for Overdue {
     const NAME: &'static str = "overdue";
 
-    fn apply(&mut self, _: &RecordedEvent, event: &Event, _: Option<&Case>, _: Option<&Case>) {
+    fn apply(&mut self, _: &RecordView<'_>, event: &Event, _: Option<&Case>, _: Option<&Case>) {
         if let Event::PolicySet { policy } = event {
             self.near_due_percent = policy.near_due_percent;
         }

@@ -1,7 +1,7 @@
 //! The [`Projection`] contract and the state digest auditors compare.
 
 use gridcase_engine::domain::{Case, Event};
-use gridcase_engine::log::{Hash, RecordedEvent};
+use gridcase_engine::log::{Hash, RecordView};
 use serde::Serialize;
 
 use crate::casemap::CaseKey;
@@ -27,6 +27,8 @@ pub trait Projection: Serialize {
     const NAME: &'static str;
 
     /// Folds one record in. `event` is `rec`'s payload, already decoded.
+    /// `rec` is borrowed from the log (a rebuild reads records in place,
+    /// copying none); [`RecordView::of`] views an owned record.
     ///
     /// For a record of a case stream the set knows, `after` is the case as
     /// this record leaves it and `before` as it stood before (`None` when
@@ -35,7 +37,7 @@ pub trait Projection: Serialize {
     /// keeps (evicted after its reopen window).
     fn apply(
         &mut self,
-        rec: &RecordedEvent,
+        rec: &RecordView<'_>,
         event: &Event,
         before: Option<&Case>,
         after: Option<&Case>,

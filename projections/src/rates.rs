@@ -18,7 +18,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use gridcase_engine::domain::{Case, Event, Satisfaction};
-use gridcase_engine::log::RecordedEvent;
+use gridcase_engine::log::RecordView;
 use gridcase_engine::org::{Registry, UnitKind};
 use serde::{Deserialize, Serialize};
 
@@ -222,7 +222,7 @@ impl Projection for Rates {
 
     fn apply(
         &mut self,
-        rec: &RecordedEvent,
+        rec: &RecordView<'_>,
         event: &Event,
         before: Option<&Case>,
         after: Option<&Case>,

@@ -2,19 +2,18 @@
 //! following with a shared readable state, resuming from saved state, full
 //! rebuilds and time travel.
 //!
-//! Catch-up runs as a two-stage pipeline: a producer task reads pages from
-//! the log (which decodes each record and hashes it) and decodes the event
-//! payloads, while the caller's task checks the hash chain and folds. The
-//! two stages run on different cores when the runtime has them; the
-//! bounded channel between them keeps memory flat.
+//! Catch-up folds inside the log's visiting read
+//! ([`EventLog::read_all_with`]): each record is checked by the store,
+//! viewed in place, chain-checked against the set's checkpoint, its payload
+//! decoded and folded, without an owned copy of any record.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::StreamExt;
 use gridcase_engine::domain::Event;
-use gridcase_engine::log::{subscribe, EventLog, Position, RecordedEvent};
+use gridcase_engine::log::{subscribe, EventLog, LogError, Position, RecordedEvent};
 use gridcase_engine::time::Timestamp;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::set::{Config, ProjectionSet};
@@ -26,8 +25,6 @@ pub type SharedProjections = Arc<RwLock<ProjectionSet>>;
 
 /// Records per log read.
 const PAGE: usize = 4096;
-/// Decoded pages in flight between the reader and the fold.
-const PAGES_IN_FLIGHT: usize = 4;
 
 #[derive(Clone, Copy, Debug)]
 enum Until {
@@ -35,8 +32,6 @@ enum Until {
     Position(Position),
     Time(Timestamp),
 }
-
-type Batch = Result<Vec<(RecordedEvent, Event)>, Error>;
 
 fn decode(rec: RecordedEvent) -> Result<(RecordedEvent, Event), Error> {
     let event = Event::from_recorded(&rec)
@@ -54,60 +49,37 @@ async fn feed(
         Until::Position(p) => p.min(head),
         Until::Head | Until::Time(_) => head,
     };
-    if set.position() >= upto {
-        return Ok(set.position());
-    }
-    let (tx, mut rx) = mpsc::channel::<Batch>(PAGES_IN_FLIGHT);
-    let reader = log.clone();
-    let from = set.position() + 1;
-    let producer = tokio::spawn(async move {
-        let mut next = from;
-        while next <= upto {
-            let want = PAGE.min((upto - next + 1) as usize);
-            let batch: Batch = match reader.read_all(next, want).await {
-                Ok(page) => {
-                    let Some(last) = page.last() else { break };
-                    next = last.position + 1;
-                    page.into_iter().map(decode).collect()
-                }
-                Err(e) => Err(e.into()),
-            };
-            let failed = batch.is_err();
-            // A closed channel means the fold stopped (an error, or a time limit).
-            if tx.send(batch).await.is_err() || failed {
-                return;
-            }
-        }
-    });
-    let result = async {
-        while let Some(batch) = rx.recv().await {
-            for (rec, event) in &batch? {
+    // The fold runs inside the log's read, on records borrowed from the
+    // store: no record is copied, and only the payload is decoded.
+    let mut stopped_by_time = false;
+    while set.position() < upto && !stopped_by_time {
+        let next = set.position() + 1;
+        let want = PAGE.min((upto - next + 1) as usize);
+        // The set's own error, kept here while the read ends with a log error.
+        let mut failed: Option<Error> = None;
+        let read = log
+            .read_all_with(next, want, &mut |rec| {
                 if let Until::Time(t) = until {
-                    if rec.recorded_at > t {
-                        return Ok(true);
+                    // Recorded times never go back: the rest of the page is
+                    // later still, and is read but not applied.
+                    if stopped_by_time || rec.recorded_at > t {
+                        stopped_by_time = true;
+                        return Ok(());
                     }
                 }
-                set.check(rec)?;
-                set.apply_decoded(rec, event);
-            }
-        }
-        Ok::<bool, Error>(false)
-    }
-    .await;
-    drop(rx);
-    let stopped_by_time = match result {
-        Ok(stopped) => stopped,
-        Err(e) => {
-            producer.abort();
+                set.apply_view(rec).map_err(|e| {
+                    let stop = LogError::Internal(format!("the fold stopped: {e}"));
+                    failed = Some(e);
+                    stop
+                })
+            })
+            .await;
+        if let Some(e) = failed {
             return Err(e);
         }
-    };
-    if stopped_by_time {
-        producer.abort();
-    } else if let Err(e) = producer.await {
-        return Err(Error::Log(gridcase_engine::Error::Internal(format!(
-            "the log reader task failed: {e}"
-        ))));
+        if read? == 0 {
+            break;
+        }
     }
     if !stopped_by_time && set.position() < upto {
         return Err(Error::Log(gridcase_engine::Error::Internal(format!(

@@ -17,7 +17,9 @@
 //!    (rejected, merged, withdrawn).
 
 use gridcase_engine::domain::{Case, Event};
-use gridcase_engine::log::{hex, ChainVerifier, Hash, Position, RecordedEvent, GENESIS_HASH};
+use gridcase_engine::log::{
+    hex, ChainVerifier, Hash, Position, RecordView, RecordedEvent, GENESIS_HASH,
+};
 use gridcase_engine::org::{Registry, ORG_STREAM};
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -142,8 +144,17 @@ impl ProjectionSet {
     /// Checks that `rec` is the next record of the log this set follows,
     /// decodes it and applies it.
     pub fn apply_record(&mut self, rec: &RecordedEvent) -> Result<(), Error> {
-        let event = self.check_and_decode(rec)?;
-        self.apply_decoded(rec, &event);
+        self.apply_view(&RecordView::of(rec))
+    }
+
+    /// [`ProjectionSet::apply_record`] for a record borrowed from the log,
+    /// as [`EventLog::read_all_with`](gridcase_engine::log::EventLog::read_all_with)
+    /// hands them: nothing of the record is copied.
+    pub fn apply_view(&mut self, rec: &RecordView<'_>) -> Result<(), Error> {
+        self.check_view(rec)?;
+        let event = Event::from_view(rec)
+            .map_err(|e| Error::Decode { position: rec.position, reason: e.0 })?;
+        self.apply_decoded_view(rec, &event);
         Ok(())
     }
 
@@ -155,13 +166,24 @@ impl ProjectionSet {
 
     /// Checks that `rec` follows the checkpoint: the next position, chained to the last hash.
     pub fn check(&self, rec: &RecordedEvent) -> Result<(), Error> {
-        ChainVerifier::resume(self.position + 1, self.head_hash).check(rec)?;
+        self.check_view(&RecordView::of(rec))
+    }
+
+    /// [`ProjectionSet::check`] for a borrowed record.
+    fn check_view(&self, rec: &RecordView<'_>) -> Result<(), Error> {
+        ChainVerifier::resume(self.position + 1, self.head_hash).check_view(rec)?;
         Ok(())
     }
 
     /// Applies an already checked and decoded record. Tests use it to feed
-    /// hand-written records; everything reading a log uses [`ProjectionSet::apply_record`].
+    /// hand-written records; everything reading a log uses [`ProjectionSet::apply_record`]
+    /// or [`ProjectionSet::apply_view`].
     pub fn apply_decoded(&mut self, rec: &RecordedEvent, event: &Event) {
+        self.apply_decoded_view(&RecordView::of(rec), event)
+    }
+
+    /// [`ProjectionSet::apply_decoded`] for a borrowed record: the one fold.
+    fn apply_decoded_view(&mut self, rec: &RecordView<'_>, event: &Event) {
         // 1. Retention, once for every projection: measured with recorded
         // times, so a rebuild forgets exactly what the live run forgot.
         for key in self.retention.expired(rec.recorded_at) {
@@ -176,7 +198,7 @@ impl ProjectionSet {
         if let Event::PolicySet { policy } = event {
             self.retention.set_policy(policy);
         }
-        match case_id(&rec.stream) {
+        match case_id(rec.stream) {
             Some(id) => self.apply_case(CaseKey::new(id), rec, event),
             None => self.each(rec, event, None, None),
         }
@@ -186,10 +208,10 @@ impl ProjectionSet {
     }
 
     /// Steps 2–4 of the module docs for a record of a case stream.
-    fn apply_case(&mut self, key: CaseKey, rec: &RecordedEvent, event: &Event) {
+    fn apply_case(&mut self, key: CaseKey, rec: &RecordView<'_>, event: &Event) {
         let Some(case) = self.live.get_mut(&key) else {
             // 2. A new case, or a record of a case not kept (counted, not applied).
-            match Case::start(event, &rec.actor, rec.recorded_at) {
+            match Case::start(event, rec.actor, rec.recorded_at) {
                 Some(case) => {
                     self.each(rec, event, None, Some(&case));
                     self.live.insert(key, Box::new(case));
@@ -239,7 +261,7 @@ impl ProjectionSet {
     /// Calls every projection with one record.
     fn each(
         &mut self,
-        rec: &RecordedEvent,
+        rec: &RecordView<'_>,
         event: &Event,
         before: Option<&Case>,
         after: Option<&Case>,

@@ -31,6 +31,7 @@ conformance_tests!(
     invalid_requests_write_nothing,
     idempotent_retries,
     reads_filter_and_page,
+    visiting_read_agrees_with_read_all,
     subscription_hands_over_from_catch_up_to_live,
     read_all_stream_stops_at_the_head,
     restart_rebuilds_heads_and_idempotency,
@@ -289,6 +290,43 @@ mod suite {
         let b_all = log.read_stream(&sid("b"), 1, 100).await.unwrap();
         let b_from_all: Vec<_> = all.iter().filter(|e| e.stream == "b").cloned().collect();
         assert_eq!(b_all, b_from_all);
+    }
+
+    /// `read_all_with` hands the same records as `read_all`, for any start
+    /// and limit, and stops at the first error its visitor returns.
+    pub async fn visiting_read_agrees_with_read_all(backend: Arc<dyn Backend>) {
+        let store = backend.create().await;
+        let log = store.log();
+        for i in 0..12 {
+            log.append(request("a", ExpectedVersion::Any, &format!("a{i}"), 1 + i % 3))
+                .await
+                .unwrap();
+        }
+        let head = log.head().position;
+        for (from, limit) in [(0, 5), (1, 100), (2, 1), (7, 9), (head, 3), (head + 1, 3), (3, 0)] {
+            let want = log.read_all(from, limit).await.unwrap();
+            let mut got = Vec::new();
+            let n = log
+                .read_all_with(from, limit, &mut |v| {
+                    got.push(v.to_owned());
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!((n, &got), (want.len(), &want), "from {from}, limit {limit}");
+        }
+        let mut seen = 0;
+        let stopped = log
+            .read_all_with(1, 100, &mut |_| {
+                seen += 1;
+                if seen == 3 {
+                    return Err(LogError::InvalidInput("enough".into()));
+                }
+                Ok(())
+            })
+            .await;
+        assert!(matches!(stopped, Err(LogError::InvalidInput(_))), "{stopped:?}");
+        assert_eq!(seen, 3);
     }
 
     pub async fn subscription_hands_over_from_catch_up_to_live(backend: Arc<dyn Backend>) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Channel, Contact, HopReason, Level, Priority, RequestKind, Satisfaction};
 use crate::hierarchy::{Role, UnitKind};
-use crate::log::{EventData, RecordedEvent, CODEC_POSTCARD};
+use crate::log::{EventData, RecordView, RecordedEvent, CODEC_POSTCARD};
 use crate::time::Timestamp;
 
 use super::policy::{DeadlineClass, DeadlinePolicy};
@@ -325,7 +325,14 @@ impl Event {
 
     /// Decodes a recorded event's payload, checking codec, schema and type name.
     pub fn from_recorded(rec: &RecordedEvent) -> Result<Event, EventCodecError> {
-        Self::decode(&rec.event_type, rec.schema_version, rec.payload_codec, &rec.payload)
+        Self::from_view(&RecordView::of(rec))
+    }
+
+    /// [`Event::from_recorded`] for a record borrowed from the store (see
+    /// [`EventLog::read_all_with`](crate::log::EventLog::read_all_with)):
+    /// decodes the payload in place, with the same checks.
+    pub fn from_view(rec: &RecordView<'_>) -> Result<Event, EventCodecError> {
+        Self::decode(rec.event_type, rec.schema_version, rec.payload_codec, rec.payload)
             .map_err(|e| EventCodecError(format!("position {}: {}", rec.position, e.0)))
     }
 

@@ -19,7 +19,8 @@ mod subscribe;
 pub use error::LogError;
 pub use record::{
     chain_append, decode_record, encode_record, envelope_of, hex, request_digest, ChainVerifier,
-    ChainedRecord, Envelope, Hash, IdempotencyMark, CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
+    ChainedRecord, Envelope, Hash, IdempotencyMark, IdempotencyMarkRef, RecordView, CODEC_POSTCARD,
+    GENESIS_HASH, RECORD_FORMAT,
 };
 pub use sled::{SledLog, SledOptions};
 pub use subscribe::{read_all_stream, subscribe};
@@ -345,6 +346,11 @@ pub struct VerifyReport {
     pub head: LogHead,
 }
 
+/// What [`EventLog::read_all_with`] hands each record to: it sees the
+/// record only for the call (the view borrows the store's bytes), and an
+/// error it returns ends the read.
+pub type RecordVisitor<'f> = dyn for<'v> FnMut(&RecordView<'v>) -> Result<(), LogError> + Send + 'f;
+
 /// The storage contract of the event log; see the module docs.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
@@ -363,6 +369,28 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Up to `limit` events with position >= `from`, in order.
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Hands `visit` up to `limit` records with position >= `from`, in
+    /// order, as borrowed [`RecordView`]s, and returns how many it handed.
+    /// An error from `visit` ends the read and is returned. A backend that
+    /// can decode in place (sled, over its frame bytes) copies nothing; the
+    /// default reads a page with [`EventLog::read_all`] and views it.
+    ///
+    /// A backend serves only records that check out: sled compares each
+    /// record's hash with its frame's check bytes and each record's link
+    /// with the hash of the record before it (the first one's included).
+    async fn read_all_with(
+        &self,
+        from: Position,
+        limit: usize,
+        visit: &mut RecordVisitor<'_>,
+    ) -> Result<usize, LogError> {
+        let page = self.read_all(from, limit).await?;
+        for rec in &page {
+            visit(&RecordView::of(rec))?;
+        }
+        Ok(page.len())
+    }
 
     /// The last version of `stream` (0 when it does not exist).
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, LogError>;

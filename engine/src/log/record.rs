@@ -104,50 +104,182 @@ fn envelope_body(bytes: &[u8], position: Position) -> Result<&[u8], LogError> {
 /// Decodes canonical record bytes, computing the record's hash on the way.
 /// A bad tag or undecodable bytes are reported against `position`.
 pub fn decode_record(bytes: &[u8], position: Position) -> Result<RecordedEvent, LogError> {
-    let body = envelope_body(bytes, position)?;
-    let env: Envelope = postcard::from_bytes(body).map_err(|e| LogError::Corruption {
-        position,
-        reason: format!("envelope does not decode: {e}"),
-    })?;
-    let hash = *blake3::hash(bytes).as_bytes();
-    Ok(recorded_of(env, hash))
+    Ok(RecordView::decode(bytes, position)?.to_owned())
 }
 
-/// The leading envelope fields a stream index needs, borrowed from the
-/// record bytes. Decoding stops after `idempotency`, and nothing is hashed:
-/// an index is derived state, and the chain is checked where records are read.
-#[derive(Debug, Deserialize)]
+/// The envelope as serialized, borrowed from the record bytes: the same
+/// fields in the same order as [`Envelope`] (postcard writes a `Vec<u8>`
+/// and a `&[u8]` alike, as a length and the bytes), decoded without
+/// copying a string or the payload.
+#[derive(Deserialize)]
+struct EnvelopeRef<'a> {
+    position: Position,
+    stream: &'a str,
+    version: u64,
+    event_type: &'a str,
+    schema_version: u16,
+    recorded_at: i64,
+    actor: &'a str,
+    correlation_id: Option<&'a str>,
+    causation_id: Option<&'a str>,
+    #[serde(borrow)]
+    idempotency: Option<IdempotencyMarkRef<'a>>,
+    payload_codec: u8,
+    payload: &'a [u8],
+    prev_hash: Hash,
+}
+
+/// The one envelope decoder: canonical record bytes to their borrowed
+/// envelope, nothing hashed.
+fn envelope_ref(bytes: &[u8], position: Position) -> Result<EnvelopeRef<'_>, LogError> {
+    let body = envelope_body(bytes, position)?;
+    postcard::from_bytes(body).map_err(|e| LogError::Corruption {
+        position,
+        reason: format!("envelope does not decode: {e}"),
+    })
+}
+
+/// A record decoded in place: its strings and payload borrow the record
+/// bytes (a sled frame, or a [`RecordedEvent`] through [`RecordView::of`]),
+/// so reading one allocates nothing. Fields mean what they mean on
+/// [`RecordedEvent`]; [`RecordView::to_owned`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Global position, as the record says.
+    pub position: Position,
+    /// The stream it belongs to.
+    pub stream: &'a str,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Stable type name.
+    pub event_type: &'a str,
+    /// Schema version of the payload.
+    pub schema_version: u16,
+    /// When the log recorded it.
+    pub recorded_at: Timestamp,
+    /// Who caused it.
+    pub actor: &'a str,
+    /// Correlation id.
+    pub correlation_id: Option<&'a str>,
+    /// Causation id.
+    pub causation_id: Option<&'a str>,
+    /// Set on the first event of a keyed append.
+    pub idempotency: Option<IdempotencyMarkRef<'a>>,
+    /// Payload codec tag.
+    pub payload_codec: u8,
+    /// Encoded payload.
+    pub payload: &'a [u8],
+    /// Hash of the previous record.
+    pub prev_hash: Hash,
+    /// BLAKE3 of this record's canonical bytes, computed once when decoded.
+    pub hash: Hash,
+}
+
+impl<'a> RecordView<'a> {
+    /// Decodes canonical record bytes in place and hashes them. A bad tag
+    /// or undecodable bytes are reported against `position`. Nothing is
+    /// checked against the chain here: see [`ChainVerifier::check_view`].
+    pub fn decode(bytes: &'a [u8], position: Position) -> Result<RecordView<'a>, LogError> {
+        let env = envelope_ref(bytes, position)?;
+        Ok(RecordView {
+            position: env.position,
+            stream: env.stream,
+            version: env.version,
+            event_type: env.event_type,
+            schema_version: env.schema_version,
+            recorded_at: Timestamp(env.recorded_at),
+            actor: env.actor,
+            correlation_id: env.correlation_id,
+            causation_id: env.causation_id,
+            idempotency: env.idempotency,
+            payload_codec: env.payload_codec,
+            payload: env.payload,
+            prev_hash: env.prev_hash,
+            hash: *blake3::hash(bytes).as_bytes(),
+        })
+    }
+
+    /// A view of an owned record, for code that folds views and is handed
+    /// records (a backend without a zero-copy read, tests).
+    pub fn of(rec: &'a RecordedEvent) -> RecordView<'a> {
+        RecordView {
+            position: rec.position,
+            stream: &rec.stream,
+            version: rec.version,
+            event_type: &rec.event_type,
+            schema_version: rec.schema_version,
+            recorded_at: rec.recorded_at,
+            actor: &rec.actor,
+            correlation_id: rec.correlation_id.as_deref(),
+            causation_id: rec.causation_id.as_deref(),
+            idempotency: rec.idempotency.as_ref().map(|m| IdempotencyMarkRef {
+                key: &m.key,
+                digest: m.digest,
+                count: m.count,
+            }),
+            payload_codec: rec.payload_codec,
+            payload: &rec.payload,
+            prev_hash: rec.prev_hash,
+            hash: rec.hash,
+        }
+    }
+
+    /// The owned record, copying every string and the payload.
+    pub fn to_owned(&self) -> RecordedEvent {
+        RecordedEvent {
+            position: self.position,
+            stream: self.stream.to_string(),
+            version: self.version,
+            event_type: self.event_type.to_string(),
+            schema_version: self.schema_version,
+            recorded_at: self.recorded_at,
+            actor: self.actor.to_string(),
+            correlation_id: self.correlation_id.map(str::to_string),
+            causation_id: self.causation_id.map(str::to_string),
+            idempotency: self.idempotency.map(|m| IdempotencyMark {
+                key: m.key.to_string(),
+                digest: m.digest,
+                count: m.count,
+            }),
+            payload_codec: self.payload_codec,
+            payload: self.payload.to_vec(),
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
+}
+
+/// [`IdempotencyMark`], borrowed from the record bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct IdempotencyMarkRef<'a> {
+    /// The caller's key.
+    pub key: &'a str,
+    /// Digest of the request's content.
+    pub digest: Hash,
+    /// Number of events the keyed append wrote.
+    pub count: u32,
+}
+
+/// The envelope fields a stream index needs, decoded in place and without
+/// hashing: an index is derived state, and the chain is checked where
+/// records are read.
 pub(crate) struct IndexFields<'a> {
     pub position: Position,
     pub stream: &'a str,
     pub version: u64,
-    #[serde(borrow)]
-    _event_type: &'a str,
-    _schema_version: u16,
     pub recorded_at: i64,
-    _actor: &'a str,
-    _correlation_id: Option<&'a str>,
-    _causation_id: Option<&'a str>,
-    #[serde(borrow)]
     pub idempotency: Option<IdempotencyMarkRef<'a>>,
 }
 
-/// [`IdempotencyMark`], borrowed.
-#[derive(Debug, Deserialize)]
-pub(crate) struct IdempotencyMarkRef<'a> {
-    pub key: &'a str,
-    pub digest: Hash,
-    pub count: u32,
-}
-
-/// Decodes only the fields of [`IndexFields`] from canonical record bytes.
+/// Decodes the fields of [`IndexFields`] from canonical record bytes.
 pub(crate) fn index_fields(bytes: &[u8], position: Position) -> Result<IndexFields<'_>, LogError> {
-    let body = envelope_body(bytes, position)?;
-    // postcard decodes fields in order and leaves trailing bytes alone, so a
-    // struct of the leading fields reads a prefix of the envelope.
-    postcard::from_bytes(body).map_err(|e| LogError::Corruption {
-        position,
-        reason: format!("envelope does not decode: {e}"),
+    let env = envelope_ref(bytes, position)?;
+    Ok(IndexFields {
+        position: env.position,
+        stream: env.stream,
+        version: env.version,
+        recorded_at: env.recorded_at,
+        idempotency: env.idempotency,
     })
 }
 
@@ -292,22 +424,39 @@ impl ChainVerifier {
         ChainVerifier { next_position, prev_hash, events: 0 }
     }
 
-    /// Checks one record; `stored_position` is where the store keeps it.
+    /// Checks one record: it is at the next position and links to the
+    /// hash of the record before.
     pub fn check(&mut self, event: &RecordedEvent) -> Result<(), LogError> {
-        let position = self.next_position;
-        if event.position != position {
+        self.check_link(event.position, event.prev_hash, event.hash)
+    }
+
+    /// [`ChainVerifier::check`] for a borrowed record.
+    pub fn check_view(&mut self, view: &RecordView<'_>) -> Result<(), LogError> {
+        self.check_link(view.position, view.prev_hash, view.hash)
+    }
+
+    /// The one chain check: `position` is the next one, `prev_hash` the
+    /// hash of the record before; `hash` becomes the link for the next.
+    fn check_link(
+        &mut self,
+        position: Position,
+        prev_hash: Hash,
+        hash: Hash,
+    ) -> Result<(), LogError> {
+        let expected = self.next_position;
+        if position != expected {
             return Err(LogError::Corruption {
-                position,
-                reason: format!("expected position {position}, record says {}", event.position),
+                position: expected,
+                reason: format!("expected position {expected}, record says {position}"),
             });
         }
-        if event.prev_hash != self.prev_hash {
+        if prev_hash != self.prev_hash {
             return Err(LogError::Corruption {
-                position,
+                position: expected,
                 reason: "previous-hash link does not match the record before".into(),
             });
         }
-        self.prev_hash = event.hash;
+        self.prev_hash = hash;
         self.next_position += 1;
         self.events += 1;
         Ok(())
@@ -386,6 +535,19 @@ mod tests {
             if let Ok(ev) = decode_record(&bad, 7) {
                 assert_ne!(ev.hash, good.hash, "byte {i}");
             }
+        }
+    }
+
+    /// The borrowed view reads every field the owned envelope holds.
+    #[test]
+    fn view_round_trips_the_envelope() {
+        for idempotency in [None, sample().idempotency] {
+            let env = Envelope { idempotency, causation_id: Some("x".into()), ..sample() };
+            let bytes = encode_record(&env).unwrap();
+            let view = RecordView::decode(&bytes, 7).unwrap();
+            assert_eq!(envelope_of(&view.to_owned()), env);
+            assert_eq!(view.hash, *blake3::hash(&bytes).as_bytes());
+            assert_eq!(RecordView::of(&view.to_owned()), view);
         }
     }
 

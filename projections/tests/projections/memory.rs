@@ -5,7 +5,7 @@
 //! workspace forbids the `unsafe` a counting allocator would need.
 
 use gridcase_engine::domain::{Case, Channel, Event, Priority, RequestKind, Satisfaction};
-use gridcase_engine::log::{RecordedEvent, CODEC_POSTCARD};
+use gridcase_engine::log::{RecordView, RecordedEvent, CODEC_POSTCARD};
 use gridcase_engine::time::{Timestamp, DAY_MS, HOUR_MS};
 use gridcase_projections::cases::Cases;
 use gridcase_projections::Projection;
@@ -75,14 +75,14 @@ fn the_listing_is_small() {
         position += 1;
         let rec = record(position, &id, 1, at, &submitted);
         let mut case = Case::start(&submitted, "resident:r1", at).unwrap();
-        cases.apply(&rec, &submitted, None, Some(&case));
+        cases.apply(&RecordView::of(&rec), &submitted, None, Some(&case));
         for (v, step) in steps.iter().enumerate() {
             let t = at.plus_ms((v as i64 + 1) * HOUR_MS);
             let old = case.clone();
             case.apply(step, t);
             position += 1;
             let rec = record(position, &id, v as u64 + 2, t, step);
-            cases.apply(&rec, step, Some(&old), Some(&case));
+            cases.apply(&RecordView::of(&rec), step, Some(&old), Some(&case));
         }
     }
     assert_eq!(cases.len(), N);

@@ -2,9 +2,10 @@
 //! and how a stored frame is read back and checked.
 
 use super::SledOptions;
-use crate::log::record::{decode_record, ChainVerifier, ChainedRecord, GENESIS_HASH};
+use crate::log::record::{ChainVerifier, ChainedRecord, RecordView, GENESIS_HASH};
 use crate::log::LogError;
-use crate::log::{Position, RecordedEvent};
+use crate::log::Position;
+use crate::time::Timestamp;
 
 pub(super) const FRAME_FORMAT: u8 = 1;
 pub(super) const FRAME_TRAILER: usize = 32;
@@ -130,25 +131,38 @@ pub(super) fn view_frame(first: Position, bytes: &[u8]) -> Result<FrameView<'_>,
     Ok(FrameView { records, checks, trailer: &bytes[bytes.len() - FRAME_TRAILER..] })
 }
 
+/// Decodes a record of a frame in place and checks its hash against the
+/// check bytes the frame stores for it. Every read of a frame goes through
+/// here, so no record whose bytes changed is served.
+pub(super) fn checked_view<'a>(
+    position: Position,
+    raw: &'a [u8],
+    check: &[u8],
+) -> Result<RecordView<'a>, LogError> {
+    let view = RecordView::decode(raw, position)?;
+    if check != &view.hash[..8] {
+        return Err(LogError::Corruption {
+            position,
+            reason: "record bytes do not match their stored check bytes".into(),
+        });
+    }
+    Ok(view)
+}
+
 /// Decodes every record of a frame and checks it against `verifier`
-/// (positions, previous-hash links) and against the frame trailer.
+/// (positions, previous-hash links) and against the frame trailer; returns
+/// when the frame's last record was recorded.
 pub(super) fn check_frame(
     first: Position,
     bytes: &[u8],
     verifier: &mut ChainVerifier,
-) -> Result<Vec<RecordedEvent>, LogError> {
+) -> Result<Timestamp, LogError> {
     let view = view_frame(first, bytes)?;
-    let mut out = Vec::with_capacity(view.records.len());
-    for (i, raw) in view.records.iter().enumerate() {
-        let ev = decode_record(raw, first + i as u64)?;
-        if view.checks[i] != &ev.hash[..8] {
-            return Err(LogError::Corruption {
-                position: first + i as u64,
-                reason: "record bytes do not match their stored check bytes".into(),
-            });
-        }
-        verifier.check(&ev)?;
-        out.push(ev);
+    let mut last_at = Timestamp(i64::MIN);
+    for (i, (raw, check)) in view.records.iter().zip(&view.checks).enumerate() {
+        let rec = checked_view(first + i as u64, raw, check)?;
+        verifier.check_view(&rec)?;
+        last_at = rec.recorded_at;
     }
     if view.trailer != verifier.head_hash() {
         return Err(LogError::Corruption {
@@ -156,5 +170,5 @@ pub(super) fn check_frame(
             reason: "frame trailer does not match the hash of its last record".into(),
         });
     }
-    Ok(out)
+    Ok(last_at)
 }

@@ -33,13 +33,13 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
 use crate::log::group::ask_writer;
-use crate::log::record::{decode_record, ChainVerifier, Hash};
+use crate::log::record::{ChainVerifier, Hash};
 use crate::log::LogError;
 use crate::log::{
     check_append, read_back_duplicate, AppendOutcome, AppendRequest, Appended, Durability,
-    EventLog, LogHead, Position, RecordedEvent, StreamId, VerifyReport,
+    EventLog, LogHead, Position, RecordVisitor, RecordedEvent, StreamId, VerifyReport,
 };
-use frame::{check_frame, frame_key, key_position, view_frame};
+use frame::{check_frame, checked_view, frame_key, key_position, view_frame};
 use indexer::stream_key;
 use recovery::write_anchor;
 use writer::Job;
@@ -181,36 +181,56 @@ impl Inner {
         *self.head.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Up to `limit` records from position `from`, never past `upto`.
-    pub(super) fn read_range(
+    /// Hands `visit` up to `limit` records from position `from`, never past
+    /// `upto`, decoded in place over the frame bytes; returns how many.
+    ///
+    /// Every record handed over has been checked: its hash against the
+    /// frame's check bytes, its position and its link against the record
+    /// before it. For that the record before `from` is read too (one more
+    /// decode per call), so the first record's link is checked against the
+    /// hash of its predecessor's bytes, not taken on trust.
+    pub(super) fn visit_range(
         &self,
         from: Position,
         limit: usize,
         upto: Position,
-    ) -> Result<Vec<RecordedEvent>, LogError> {
-        let mut out = Vec::new();
-        self.scan_raw(from, limit, upto, |pos, raw| {
-            let ev = decode_record(raw, pos)?;
-            if ev.position != pos {
-                return Err(LogError::Corruption {
-                    position: pos,
-                    reason: format!("record says position {}", ev.position),
-                });
+        visit: &mut RecordVisitor<'_>,
+    ) -> Result<usize, LogError> {
+        let from = from.max(1);
+        if from > upto || limit == 0 {
+            return Ok(0);
+        }
+        // `None` until the predecessor of `from` has been read.
+        let mut chain = (from == 1).then(ChainVerifier::default);
+        let mut served = 0;
+        let start = if from == 1 { 1 } else { from - 1 };
+        let want = limit + (from - start) as usize;
+        self.scan_raw(start, want, upto, |pos, raw, check| {
+            let view = checked_view(pos, raw, check)?;
+            match &mut chain {
+                Some(chain) => chain.check_view(&view)?,
+                None => {
+                    // The predecessor: it seeds the chain and is not served.
+                    ChainVerifier::resume(pos, view.prev_hash).check_view(&view)?;
+                    chain = Some(ChainVerifier::resume(pos + 1, view.hash));
+                    return Ok(());
+                }
             }
-            out.push(ev);
+            visit(&view)?;
+            served += 1;
             Ok(())
         })?;
-        Ok(out)
+        Ok(served)
     }
 
-    /// Hands the raw bytes of up to `limit` records from position `from`,
-    /// never past `upto`, to `each` in position order.
+    /// Hands the raw bytes and stored check bytes of up to `limit` records
+    /// from position `from`, never past `upto`, to `each` in position order.
     pub(super) fn scan_raw(
         &self,
         from: Position,
         limit: usize,
         upto: Position,
-        mut each: impl FnMut(Position, &[u8]) -> Result<(), LogError>,
+        mut each: impl FnMut(Position, &[u8], &[u8]) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
         if from > upto || limit == 0 {
             return Ok(());
@@ -227,7 +247,7 @@ impl Inner {
                 break;
             }
             let view = view_frame(first, &v)?;
-            for (i, raw) in view.records.iter().enumerate() {
+            for (i, (raw, check)) in view.records.iter().zip(&view.checks).enumerate() {
                 let pos = first + i as u64;
                 if pos < from {
                     continue;
@@ -235,7 +255,7 @@ impl Inner {
                 if pos > upto || seen >= limit {
                     return Ok(());
                 }
-                each(pos, raw)?;
+                each(pos, raw, check)?;
                 seen += 1;
             }
         }
@@ -268,12 +288,21 @@ impl Inner {
             }
             let Some((first, v)) = &cached else { continue };
             let view = view_frame(*first, v)?;
-            let raw =
-                view.records.get((pos - first) as usize).ok_or_else(|| LogError::Corruption {
+            let i = (pos - first) as usize;
+            let (Some(raw), Some(check)) = (view.records.get(i), view.checks.get(i)) else {
+                return Err(LogError::Corruption {
                     position: pos,
                     reason: "indexed event missing from its frame".into(),
-                })?;
-            out.push(decode_record(raw, pos)?);
+                });
+            };
+            let rec = checked_view(pos, raw, check)?;
+            if rec.position != pos {
+                return Err(LogError::Corruption {
+                    position: pos,
+                    reason: format!("record says position {}", rec.position),
+                });
+            }
+            out.push(rec.to_owned());
         }
         Ok(out)
     }
@@ -356,7 +385,22 @@ impl EventLog for SledLog {
 
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let upto = self.inner.committed_head().position;
-        self.inner.read_range(from.max(1), limit, upto)
+        let mut out = Vec::with_capacity(limit.min(upto.saturating_sub(from) as usize + 1));
+        self.inner.visit_range(from, limit, upto, &mut |view| {
+            out.push(view.to_owned());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    async fn read_all_with(
+        &self,
+        from: Position,
+        limit: usize,
+        visit: &mut RecordVisitor<'_>,
+    ) -> Result<usize, LogError> {
+        let upto = self.inner.committed_head().position;
+        self.inner.visit_range(from, limit, upto, visit)
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, LogError> {
@@ -545,6 +589,46 @@ mod tests {
         }
     }
 
+    /// The visiting read hands every page start the same records as the
+    /// owned read, and refuses a changed record instead of serving it, from
+    /// any start (the record's own bytes, or its successor's link).
+    #[tokio::test]
+    async fn visiting_read_matches_and_refuses_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        for i in 0..20 {
+            log.append(req(&format!("s{}", i % 3), ExpectedVersion::Any, 1 + i % 4)).await.unwrap();
+        }
+        let all = log.read_all(1, 1_000).await.unwrap();
+        assert_eq!(all.len() as u64, log.head().position);
+        for from in [1, 2, 5, 17, 40, 49, 50, 51] {
+            let mut seen = Vec::new();
+            let n = log
+                .read_all_with(from, 7, &mut |v| {
+                    seen.push(v.to_owned());
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(n, seen.len());
+            let want: Vec<_> = all.iter().filter(|e| e.position >= from).take(7).cloned().collect();
+            assert_eq!(seen, want, "from {from}");
+        }
+        log.tamper_for_test(30, 40).unwrap();
+        for from in [1, 29, 30, 31] {
+            let r = log.read_all_with(from, 100, &mut |_| Ok(())).await;
+            let position = match r {
+                Err(LogError::Corruption { position, .. }) => position,
+                other => panic!("from {from}: expected corruption, got {other:?}"),
+            };
+            // Read from 31, the bad record is 31's predecessor: its check
+            // bytes no longer match, so nothing after it is served.
+            assert_eq!(position, 30, "from {from}");
+        }
+        assert!(log.read_all_with(32, 100, &mut |_| Ok(())).await.is_ok());
+        assert!(log.read_all(25, 10).await.is_err());
+    }
+
     #[tokio::test]
     async fn subscription_hands_over_from_catch_up_to_live() {
         let dir = tempfile::tempdir().unwrap();
@@ -568,6 +652,51 @@ mod tests {
             expect += 1;
         }
         writer.await.unwrap();
+    }
+
+    /// The index written from what the writer handed over (interleaved
+    /// streams, multi-event and keyed appends, several passes) answers
+    /// stream reads and key lookups after a reopen, when the pending map
+    /// is empty and only the index is consulted.
+    #[tokio::test]
+    async fn handed_index_serves_reads_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(open(dir.path()));
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..40 {
+                    let mut r = req(&format!("s{}", (w + i) % 5), ExpectedVersion::Any, 1 + i % 3);
+                    r.idempotency_key = (i % 4 == 0).then(|| format!("k{w}-{i}"));
+                    log.append(r).await.unwrap();
+                    if i == 20 {
+                        tokio::time::sleep(indexer::INDEX_LINGER * 2).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let head = log.head();
+        drop(Arc::try_unwrap(log).ok().unwrap());
+        let log = open(dir.path());
+        assert_eq!(log.indexed_upto().unwrap(), head.position);
+        let all = log.read_all(1, 10_000).await.unwrap();
+        for s in 0..5 {
+            let name = format!("s{s}");
+            let want: Vec<_> = all.iter().filter(|e| e.stream == name).cloned().collect();
+            let got = log.read_stream(&StreamId::new(&name).unwrap(), 1, 10_000).await.unwrap();
+            assert_eq!(got, want, "stream {name}");
+            let tail = log.read_stream(&StreamId::new(&name).unwrap(), 7, 3).await.unwrap();
+            assert_eq!(tail, want[6..9].to_vec(), "stream {name} from version 7");
+        }
+        for e in all.iter().filter(|e| e.idempotency.is_some()) {
+            let key = &e.idempotency.as_ref().unwrap().key;
+            let (_, outcome) = log.idempotency_lookup(key).await.unwrap().unwrap();
+            assert_eq!(outcome.first_position, e.position, "key {key}");
+        }
     }
 
     #[tokio::test]

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::frame::{check_frame, frame_key, key_position, view_frame};
-use super::indexer::{indexer_loop, INDEX_FORMAT};
+use super::frame::{check_frame, checked_view, frame_key, key_position, view_frame};
+use super::indexer::{indexer_loop, Committed, INDEX_FORMAT};
 use super::writer::writer_loop;
 use super::{storage, Inner, Pending, SledLog, SledOptions};
-use crate::log::record::{decode_record, ChainVerifier, GENESIS_HASH, RECORD_FORMAT};
+use crate::log::record::{ChainVerifier, GENESIS_HASH, RECORD_FORMAT};
 use crate::log::LogError;
 use crate::log::{LogHead, Position};
 use crate::time::{Clock, Timestamp};
@@ -129,16 +129,17 @@ impl SledLog {
 
         // [recovery 7] Start the writer and the indexer.
         let (tx, rx) = mpsc::channel(options.queue_depth);
-        let (notify_tx, notify_rx) = std_mpsc::channel::<()>();
+        // The writer hands each committed group to the indexer over this.
+        let (handoff_tx, handoff_rx) = std_mpsc::channel::<Committed>();
         let w_inner = inner.clone();
         let writer = std::thread::Builder::new()
             .name("gridcase-log-writer".into())
-            .spawn(move || writer_loop(w_inner, rx, notify_tx, clock, head, last_recorded))
+            .spawn(move || writer_loop(w_inner, rx, handoff_tx, clock, head, last_recorded))
             .map_err(|e| LogError::Internal(format!("cannot start the writer thread: {e}")))?;
         let i_inner = inner.clone();
         let indexer = std::thread::Builder::new()
             .name("gridcase-log-indexer".into())
-            .spawn(move || indexer_loop(i_inner, notify_rx))
+            .spawn(move || indexer_loop(i_inner, handoff_rx))
             .map_err(|e| LogError::Internal(format!("cannot start the indexer thread: {e}")))?;
         Ok(SledLog { inner, tx: Some(tx), writer: Some(writer), indexer: Some(indexer) })
     }
@@ -161,8 +162,7 @@ impl SledLog {
             None => GENESIS_HASH,
         };
         let mut verifier = ChainVerifier::resume(first, prev_hash);
-        let events = check_frame(first, &v, &mut verifier)?;
-        let last_at = events.last().map(|e| e.recorded_at).unwrap_or(Timestamp(i64::MIN));
+        let last_at = check_frame(first, &v, &mut verifier)?;
         Ok((LogHead { position: verifier.head_position(), hash: verifier.head_hash() }, last_at))
     }
 }
@@ -215,10 +215,14 @@ pub(super) fn check_anchor(dir: &Path, frames: &sled::Tree, head: LogHead) -> Re
         .map_err(storage)?;
     let first = key_position(&k)?;
     let view = view_frame(first, &v)?;
-    let raw = view.records.get((position - first) as usize).ok_or_else(|| {
-        LogError::Corruption { position, reason: "the anchored record is missing".into() }
-    })?;
-    let rec = decode_record(raw, position)?;
+    let i = (position - first) as usize;
+    let (Some(raw), Some(check)) = (view.records.get(i), view.checks.get(i)) else {
+        return Err(LogError::Corruption {
+            position,
+            reason: "the anchored record is missing".into(),
+        });
+    };
+    let rec = checked_view(position, raw, check)?;
     if crate::log::hex(&rec.hash) != hash {
         return Err(LogError::Corruption {
             position,

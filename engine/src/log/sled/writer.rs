@@ -7,6 +7,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{frame_key, frames_of};
+use super::indexer::Committed;
 use super::recovery::{write_anchor, ANCHOR_EVERY};
 use super::{lookup_idempotency, storage, Inner};
 use crate::log::group::{check_import, replies, CommittedState, Group, GroupWrite};
@@ -42,7 +43,7 @@ pub(super) fn maybe_anchor(inner: &Inner, head: LogHead, at: &mut std::time::Ins
 pub(super) fn writer_loop(
     inner: Arc<Inner>,
     mut rx: mpsc::Receiver<Job>,
-    notify: std_mpsc::Sender<()>,
+    handoff: std_mpsc::Sender<Committed>,
     clock: Arc<dyn Clock>,
     mut head: LogHead,
     mut last_recorded: Timestamp,
@@ -62,7 +63,7 @@ pub(super) fn writer_loop(
             Job::Import { records, reply } => {
                 let r = match poisoned {
                     Some(reason) => Err(LogError::Storage(reason)),
-                    None => import_group(&inner, records, &mut head, &mut last_recorded, &notify),
+                    None => import_group(&inner, records, &mut head, &mut last_recorded, &handoff),
                 };
                 maybe_anchor(&inner, head, &mut anchored_at);
                 let _ = reply.send(r);
@@ -103,10 +104,11 @@ pub(super) fn writer_loop(
         };
         match &result {
             Ok(()) if !write.records.is_empty() => {
-                publish(&inner, &write);
+                let committed = publish(&inner, &write);
                 head = write.head;
                 last_recorded = write.recorded_at;
-                let _ = notify.send(());
+                // The indexer is gone only when the store is closing.
+                let _ = handoff.send(committed);
                 maybe_anchor(&inner, head, &mut anchored_at);
             }
             Ok(()) => {}
@@ -137,26 +139,37 @@ impl CommittedState for Inner {
 
 /// Makes a committed group visible: stream heads, the entries the index
 /// has not absorbed yet, and the head and its watch, in that order (a
-/// reader that sees the new head finds everything below it).
-pub(super) fn publish(inner: &Inner, write: &GroupWrite) {
+/// reader that sees the new head finds everything below it). Returns what
+/// the indexer is to be handed, so it need not read the group back.
+pub(super) fn publish(inner: &Inner, write: &GroupWrite) -> Committed {
     {
         let mut heads = inner.heads.write().unwrap_or_else(|p| p.into_inner());
         for (s, v) in &write.stream_heads {
             heads.insert(s.clone(), *v);
         }
     }
+    let committed = Committed {
+        runs: Committed::runs_of(write),
+        keys: write.keys.iter().map(|(k, e)| (k.clone(), *e)).collect(),
+    };
     {
         let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for c in &write.records {
-            let r = &c.record;
-            p.streams.entry(r.stream.clone()).or_default().insert(r.version, r.position);
+        for run in &committed.runs {
+            let versions = match p.streams.get_mut(&run.stream) {
+                Some(m) => m,
+                None => p.streams.entry(run.stream.clone()).or_default(),
+            };
+            for i in 0..run.count {
+                versions.insert(run.first_version + i, run.first_position + i);
+            }
         }
-        for (k, e) in &write.keys {
+        for (k, e) in &committed.keys {
             p.idempotency.insert(k.clone(), *e);
         }
     }
     *inner.head.lock().unwrap_or_else(|p| p.into_inner()) = write.head;
     inner.head_tx.send_replace(write.head.position);
+    committed
 }
 
 /// Checks and writes a run of exported records as one batch.
@@ -165,17 +178,17 @@ pub(super) fn import_group(
     records: Vec<RecordedEvent>,
     head: &mut LogHead,
     last_recorded: &mut Timestamp,
-    notify: &std_mpsc::Sender<()>,
+    handoff: &std_mpsc::Sender<Committed>,
 ) -> Result<LogHead, LogError> {
     let write = check_import(&records, *head, *last_recorded, inner)?;
     if write.records.is_empty() {
         return Ok(*head);
     }
     commit(inner, &frames_of(&inner.options, &write.records))?;
-    publish(inner, &write);
+    let committed = publish(inner, &write);
     *head = write.head;
     *last_recorded = write.recorded_at;
-    let _ = notify.send(());
+    let _ = handoff.send(committed);
     Ok(*head)
 }
 
