@@ -9,7 +9,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gridcase::engine::log::{
     decode_record, encode_record, request_digest, AppendRequest, ChainVerifier, Envelope,
-    EventData, ExpectedVersion, StreamId, CODEC_POSTCARD, GENESIS_HASH,
+    EventData, ExpectedVersion, RecordView, StreamId, CODEC_POSTCARD, GENESIS_HASH,
 };
 use std::hint::black_box;
 
@@ -52,6 +52,10 @@ fn record(c: &mut Criterion) {
     g.bench_function("decode (incl. hash)", |b| {
         b.iter(|| decode_record(black_box(&bytes), 7).unwrap())
     });
+    // The borrowed decode every whole-log fold uses: no allocation.
+    g.bench_function("decode borrowed (RecordView, incl. hash)", |b| {
+        b.iter(|| RecordView::decode(black_box(&bytes), 7).unwrap().hash)
+    });
     let req = AppendRequest::new(
         StreamId::new("case-2026-000123").unwrap(),
         ExpectedVersion::Exact(3),
@@ -74,6 +78,15 @@ fn record(c: &mut Criterion) {
             let mut v = ChainVerifier::default();
             for (i, r) in records.iter().enumerate() {
                 v.check(&decode_record(r, i as u64 + 1).unwrap()).unwrap();
+            }
+            v.events()
+        })
+    });
+    g.bench_function("decode borrowed + verify 1024 records", |b| {
+        b.iter(|| {
+            let mut v = ChainVerifier::default();
+            for (i, r) in records.iter().enumerate() {
+                v.check_view(&RecordView::decode(r, i as u64 + 1).unwrap()).unwrap();
             }
             v.events()
         })
