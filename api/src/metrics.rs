@@ -99,7 +99,16 @@ impl Drop for SseGuard {
 impl Metrics {
     /// Records one request. `route` is the route template, never the raw
     /// path, so ids do not blow up the label set.
+    ///
+    /// The method is the client's to choose (any token is a valid HTTP
+    /// method), so only the standard ones get a series of their own and
+    /// every other name counts as `other`: a client cannot grow the label
+    /// set, and with it `/metrics`, by inventing methods.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, d: Duration) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" => method,
+            _ => "other",
+        };
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         m.entry((method.to_string(), route.to_string(), status)).or_default().observe(d);
     }
@@ -186,5 +195,33 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 15, point 13): 20,000 unauthenticated requests with
+    /// distinct invented methods grew `/metrics` to 71 MB. Invented methods
+    /// now share one series.
+    #[test]
+    fn invented_methods_share_one_series() {
+        let m = Metrics::default();
+        let lags = Lags { head: 0, projections: 0, projection_lag_seconds: 0.0, index: 0 };
+        m.observe_request("GET", "/api/v1/cases", 200, Duration::from_millis(1));
+        let baseline = m.render(lags).len();
+        for i in 0..1000 {
+            m.observe_request(&format!("X{i}"), "unmatched", 405, Duration::from_millis(1));
+        }
+        let once = m.render(lags).len();
+        for i in 1000..3000 {
+            m.observe_request(&format!("X{i}"), "unmatched", 405, Duration::from_millis(1));
+        }
+        let text = m.render(lags);
+        assert_eq!(text.len(), once, "more invented methods must not add series");
+        assert!(once - baseline < 4096, "one `other` series, not one per method");
+        assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\""));
+        assert!(!text.contains("X1"));
     }
 }
