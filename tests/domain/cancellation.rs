@@ -93,15 +93,18 @@ async fn a_command_dropped_at_any_await_leaves_the_view_equal_to_the_log() {
             h.folded(&id).await,
             "the open-case view after {polls} polls, {linger:?}"
         );
-        if completed {
-            assert!(
-                dropped_after_commit > 0,
-                "no drop landed between the commit and the acknowledgement; the test proved nothing"
-            );
+        // Done once the command has completed and at least one drop fell
+        // between sending the append and its acknowledgement. (On a loaded
+        // machine a command can, rarely, complete within its first poll;
+        // the schedule then goes on, with a linger, until a drop lands.)
+        if completed && dropped_after_commit > 0 {
             return;
         }
     }
-    panic!("the command never completed");
+    panic!(
+        "no drop landed between the commit and the acknowledgement ({dropped_after_commit}); \
+         the test proved nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
