@@ -400,6 +400,36 @@ fn a_resident_submits_and_the_community_holds_the_case() {
     assert_eq!(case.holder_units(), vec![C11.to_string()]);
 }
 
+/// Regression (issue 15, point 16): a 30 KB name and a phone number that
+/// starts with NUL were accepted and stored for good.
+#[test]
+fn a_contact_is_a_short_printable_name_and_a_phone_number() {
+    use gridcase::engine::domain::Contact;
+    let with = |name: &str, phone: &str| {
+        let mut s = street_light();
+        s.contact = Some(Contact { name: name.into(), phone: phone.into() });
+        Command::Submit(s)
+    };
+    for (name, phone) in [
+        ("李".repeat(30_000).as_str(), "13800000001"),
+        ("", ""),
+        ("李女士\u{1b}[2J", "13800000001"),
+        ("李女士", "\u{0}13800000001"),
+        ("李女士", "call me"),
+        ("李女士", "12"),
+        ("李女士", "1".repeat(33).as_str()),
+    ] {
+        given_no_case()
+            .when(RESIDENT, with(name, phone))
+            .then_expect_rejection(Rule::InvalidArgument);
+    }
+    for phone in ["13800000001", "+86 138-0000-0001", "(0515) 8888 1234", "12345", ""] {
+        given_no_case().when(RESIDENT, with("李女士", phone)).then_accept();
+    }
+    // Open311 clients may send a phone without a name.
+    given_no_case().when(RESIDENT, with("", "13800000001")).then_accept();
+}
+
 #[test]
 fn a_grid_worker_submits_found_on_patrol_only_in_its_own_grid() {
     let mut patrol = street_light();

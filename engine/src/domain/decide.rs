@@ -517,10 +517,53 @@ fn deadline_events(case: &Case, reg: &Registry, now: Timestamp) -> Vec<Event> {
     out
 }
 
+/// Longest contact name accepted, in characters.
+const MAX_CONTACT_NAME: usize = 64;
+/// Longest phone number accepted, in characters (with `+`, spaces, dashes).
+const MAX_PHONE: usize = 32;
+
+/// A contact is what a callback needs: a short printable name and a phone
+/// number made of digits and the usual separators; either may be missing
+/// (Open311 clients send what they have), not both. Anything else (a 30 KB
+/// name, a number starting with NUL) is refused before it reaches the log,
+/// where it would stay for good.
+fn check_contact(j: &Judge<'_>, contact: &super::Contact) -> Result<(), Rejection> {
+    let name = contact.name.trim();
+    if name.chars().count() > MAX_CONTACT_NAME || name.chars().any(|c| c.is_control()) {
+        return Err(j.no(
+            Rule::InvalidArgument,
+            format!("the contact name must be at most {MAX_CONTACT_NAME} printable characters"),
+        ));
+    }
+    let phone = contact.phone.trim();
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    let phone_ok = phone.is_empty()
+        || (phone.chars().count() <= MAX_PHONE
+            && digits >= 3
+            && phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')')));
+    if !phone_ok {
+        return Err(j.no(
+            Rule::InvalidArgument,
+            format!(
+                "the contact phone must be a number of at most {MAX_PHONE} characters: digits, +, -, spaces and parentheses"
+            ),
+        ));
+    }
+    if name.is_empty() && phone.is_empty() {
+        return Err(j.no(Rule::InvalidArgument, "a contact needs a name or a phone number"));
+    }
+    Ok(())
+}
+
 fn submit(j: &Judge<'_>, s: &Submission, actor: &Actor) -> Result<Vec<Event>, Rejection> {
     let ctx = j.ctx;
     let reg = ctx.registry;
     j.text("description", &s.description)?;
+    if let Some(contact) = &s.contact {
+        check_contact(j, contact)?;
+    }
     let cat = reg.categories.get(&s.category).ok_or_else(|| {
         j.no(
             Rule::InvalidArgument,
