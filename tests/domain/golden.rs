@@ -152,6 +152,11 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
             "180fe5b185e6b091e4b88de6bba1e6848f0202034430340344303180c0f8ac9f6700",
         ),
         (Event::CaseClosed { note: "办结".into() }, "CaseClosed", "1906e58a9ee7bb93"),
+        (
+            Event::ZoneSet { time_zone: "Asia/Shanghai".into() },
+            "ZoneSet",
+            "1a0d417369612f5368616e67686169",
+        ),
     ]
 }
 
@@ -338,6 +343,7 @@ fn variant_index(e: &Event) -> u8 {
         Event::CallbackRecorded { .. } => 23,
         Event::CaseReopened { .. } => 24,
         Event::CaseClosed { .. } => 25,
+        Event::ZoneSet { .. } => 26,
     }
 }
 
@@ -348,7 +354,7 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 fn the_examples_cover_every_variant_in_declaration_order() {
     let ex = examples();
-    assert_eq!(ex.len(), 26);
+    assert_eq!(ex.len(), 27);
     for (i, (e, name, payload)) in ex.iter().enumerate() {
         assert_eq!(variant_index(e) as usize, i, "{name} is out of order");
         assert_eq!(e.event_type(), *name);

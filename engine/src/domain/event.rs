@@ -267,6 +267,14 @@ pub enum Event {
         /// Note.
         note: String,
     },
+    /// The district's time zone was set (from the organisation file's
+    /// `[district] time_zone`). Stored as configured (an IANA name or an
+    /// offset) and resolved again by [`Zone::named`](crate::time::Zone::named)
+    /// when folded, so the log holds what the district wrote.
+    ZoneSet {
+        /// An IANA name (`Asia/Shanghai`) or a fixed offset (`+08:00`).
+        time_zone: String,
+    },
 }
 
 /// An event payload that does not decode.
@@ -309,6 +317,7 @@ impl Event {
             Event::CallbackRecorded { .. } => "CallbackRecorded",
             Event::CaseReopened { .. } => "CaseReopened",
             Event::CaseClosed { .. } => "CaseClosed",
+            Event::ZoneSet { .. } => "ZoneSet",
         }
     }
 
@@ -374,6 +383,7 @@ impl Event {
                 | Event::StaffRetired { .. }
                 | Event::CategoryDefined { .. }
                 | Event::PolicySet { .. }
+                | Event::ZoneSet { .. }
         )
     }
 }
