@@ -627,10 +627,12 @@ async fn act(
                     community_staff,
                 )
             } else {
-                let cb = case.last_callback.clone();
-                let unhappy =
-                    cb.is_some_and(|c| c.satisfaction == Satisfaction::Unsatisfied || !c.solved);
-                if unhappy && case.reopen_count < 2 {
+                // As in the sources: a case is redone when the problem is
+                // not solved; a resident who is unhappy with how it went but
+                // whose problem is solved is counted unsatisfied and the case
+                // closes (the satisfaction rate's "unsatisfied but solved").
+                let unsolved = case.last_callback.as_ref().is_some_and(|c| !c.solved);
+                if unsolved && case.reopen_count < 2 {
                     (Command::Reopen { reason: "居民不满意，重办".into() }, community_staff)
                 } else {
                     (Command::Close { note: "办结".into() }, community_staff)
