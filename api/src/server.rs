@@ -402,14 +402,10 @@ impl Server {
             source,
         })?;
         let router = app(state.clone());
-        let mut stop = shutdown_rx;
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let limits = state.options.connections;
+        let metrics = state.metrics.clone();
+        let http =
+            tokio::spawn(crate::listen::serve(listener, router, limits, metrics, shutdown_rx));
         tracing::info!(%addr, "gridcase API listening");
         Ok(Server { addr, state, shutdown: shutdown_tx, http, tasks, follower })
     }
