@@ -435,6 +435,9 @@ async fn submit_one(
         town.staff(Role::GridWorker, grid)
             .map(str::to_string)
             .unwrap_or_else(|| format!("resident:r{n}"))
+    } else if channel == Channel::Hotline {
+        // The hotline desk takes the call down; the resident is the contact.
+        town.supervisor.clone()
     } else {
         format!("resident:r{}", rng.random_range(0..1_000_000u32))
     };
