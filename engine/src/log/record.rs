@@ -199,6 +199,55 @@ impl<'a> RecordView<'a> {
         })
     }
 
+    /// Decodes a stored record and checks it against what its store keeps
+    /// beside it: `check` is the start of the record's hash as stored (sled
+    /// keeps 8 bytes per record in the frame, PostgreSQL the whole 32 in
+    /// the row; at least 8), and the record must say it is at `position`.
+    /// Every backend's read decodes through here, so a record whose bytes
+    /// changed is never handed out. The link to the record before is
+    /// checked apart: by a [`ChainVerifier`] over a run of records, or by
+    /// [`RecordView::check_link_to`] for a record read alone.
+    pub fn decode_checked(
+        bytes: &'a [u8],
+        position: Position,
+        check: &[u8],
+    ) -> Result<RecordView<'a>, LogError> {
+        let view = RecordView::decode(bytes, position)?;
+        if check.len() < 8 || check.len() > view.hash.len() || check != &view.hash[..check.len()] {
+            return Err(LogError::Corruption {
+                position,
+                reason: "record bytes do not match their stored check bytes".into(),
+            });
+        }
+        if view.position != position {
+            return Err(LogError::Corruption {
+                position,
+                reason: format!("record says position {}", view.position),
+            });
+        }
+        Ok(view)
+    }
+
+    /// Checks the link of a record read alone (by key: a stream read, the
+    /// head) to the record before it, given that record's canonical bytes
+    /// (`None` for the record at position 1). The predecessor's hash is
+    /// computed from its bytes, not taken from anything stored beside it,
+    /// so the link holds only if both records are the ones the chain was
+    /// built from. This costs one more hash per record read alone.
+    pub fn check_link_to(&self, predecessor: Option<&[u8]>) -> Result<(), LogError> {
+        let prev_hash = match predecessor {
+            Some(bytes) => *blake3::hash(bytes).as_bytes(),
+            None if self.position == 1 => GENESIS_HASH,
+            None => {
+                return Err(LogError::Corruption {
+                    position: self.position,
+                    reason: format!("the record before it ({}) is missing", self.position - 1),
+                })
+            }
+        };
+        ChainVerifier::resume(self.position, prev_hash).check_view(self)
+    }
+
     /// A view of an owned record, for code that folds views and is handed
     /// records (a backend without a zero-copy read, tests).
     pub fn of(rec: &'a RecordedEvent) -> RecordView<'a> {
