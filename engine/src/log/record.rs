@@ -230,13 +230,21 @@ impl<'a> RecordView<'a> {
 
     /// Checks the link of a record read alone (by key: a stream read, the
     /// head) to the record before it, given that record's canonical bytes
-    /// (`None` for the record at position 1). The predecessor's hash is
-    /// computed from its bytes, not taken from anything stored beside it,
-    /// so the link holds only if both records are the ones the chain was
-    /// built from. This costs one more hash per record read alone.
-    pub fn check_link_to(&self, predecessor: Option<&[u8]>) -> Result<(), LogError> {
+    /// and stored check bytes (`None` for the record at position 1). The
+    /// predecessor is checked as a record first, so a changed predecessor
+    /// is reported at its own position; its hash is then computed from its
+    /// bytes, not taken from anything stored beside it, so the link holds
+    /// only if both records are the ones the chain was built from. This
+    /// costs one more decode and hash per record read alone.
+    pub fn check_link_to(&self, predecessor: Option<(&[u8], &[u8])>) -> Result<(), LogError> {
         let prev_hash = match predecessor {
-            Some(bytes) => *blake3::hash(bytes).as_bytes(),
+            Some((bytes, check)) => {
+                let before = self.position.checked_sub(1).ok_or_else(|| LogError::Corruption {
+                    position: self.position,
+                    reason: "a record before position 1".into(),
+                })?;
+                RecordView::decode_checked(bytes, before, check)?.hash
+            }
             None if self.position == 1 => GENESIS_HASH,
             None => {
                 return Err(LogError::Corruption {

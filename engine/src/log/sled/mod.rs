@@ -293,14 +293,14 @@ impl Inner {
                 });
             };
             let rec = checked_view(pos, raw, check)?;
-            match i.checked_sub(1).and_then(|j| view.records.get(j)) {
+            match i.checked_sub(1).and_then(|j| record_in(&view, j)) {
                 Some(before) => rec.check_link_to(Some(before))?,
                 None if pos == 1 => rec.check_link_to(None)?,
                 None => {
-                    let (pfirst, pv) = self.frame_holding(pos - 1, "the record before is missing")?;
+                    let (pfirst, pv) =
+                        self.frame_holding(pos - 1, "the record before is missing")?;
                     let pview = view_frame(pfirst, &pv)?;
-                    let before = pview.records.get((pos - 1 - pfirst) as usize).copied();
-                    rec.check_link_to(before)?;
+                    rec.check_link_to(record_in(&pview, (pos - 1 - pfirst) as usize))?;
                 }
             }
             out.push(rec.to_owned());
@@ -323,6 +323,11 @@ impl Inner {
             .map_err(storage)?;
         Ok((key_position(&k)?, v))
     }
+}
+
+/// The bytes and check bytes of record `i` of a frame, if it has one.
+fn record_in<'a>(frame: &frame::FrameView<'a>, i: usize) -> Option<(&'a [u8], &'a [u8])> {
+    frame.records.get(i).copied().zip(frame.checks.get(i).copied())
 }
 
 pub(super) fn lookup_idempotency(
