@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use gridcase_engine::log::LogError;
-use gridcase_engine::log::{Hash, LogHead, Position, RecordView, RecordedEvent};
+use gridcase_engine::log::{Hash, LogHead, Position, RecordView, RecordedEvent, StoredRecord};
 use gridcase_engine::time::Timestamp;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, Row};
@@ -429,7 +429,7 @@ fn predecessor(
     row: &Row,
     at: usize,
     position: Position,
-) -> Result<Option<(&[u8], &[u8])>, LogError> {
+) -> Result<Option<StoredRecord<'_>>, LogError> {
     let bytes: Option<&[u8]> = column(row, at, position)?;
     let hash: Option<&[u8]> = column(row, at + 1, position)?;
     Ok(bytes.zip(hash))

@@ -15,6 +15,10 @@ use crate::time::Timestamp;
 /// A BLAKE3 digest.
 pub type Hash = [u8; 32];
 
+/// A record as a store keeps it: its canonical bytes and its stored check
+/// bytes (the start of its hash; see [`RecordView::decode_checked`]).
+pub type StoredRecord<'a> = (&'a [u8], &'a [u8]);
+
 /// The `prev_hash` of the record at position 1.
 pub const GENESIS_HASH: Hash = [0u8; 32];
 
@@ -236,7 +240,7 @@ impl<'a> RecordView<'a> {
     /// bytes, not taken from anything stored beside it, so the link holds
     /// only if both records are the ones the chain was built from. This
     /// costs one more decode and hash per record read alone.
-    pub fn check_link_to(&self, predecessor: Option<(&[u8], &[u8])>) -> Result<(), LogError> {
+    pub fn check_link_to(&self, predecessor: Option<StoredRecord<'_>>) -> Result<(), LogError> {
         let prev_hash = match predecessor {
             Some((bytes, check)) => {
                 let before = self.position.checked_sub(1).ok_or_else(|| LogError::Corruption {

@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
 use crate::log::group::ask_writer;
-use crate::log::record::{ChainVerifier, Hash};
+use crate::log::record::{ChainVerifier, Hash, StoredRecord};
 use crate::log::LogError;
 use crate::log::{
     check_append, read_back_duplicate, AppendOutcome, AppendRequest, Appended, Durability,
@@ -326,7 +326,7 @@ impl Inner {
 }
 
 /// The bytes and check bytes of record `i` of a frame, if it has one.
-fn record_in<'a>(frame: &frame::FrameView<'a>, i: usize) -> Option<(&'a [u8], &'a [u8])> {
+fn record_in<'a>(frame: &frame::FrameView<'a>, i: usize) -> Option<StoredRecord<'a>> {
     frame.records.get(i).copied().zip(frame.checks.get(i).copied())
 }
 
