@@ -612,6 +612,48 @@ mod tests {
         }
     }
 
+    /// The stored-record check: the hash against the stored check bytes
+    /// (8 to 32 bytes), the position; the link of a record read alone
+    /// against its predecessor's bytes, a changed predecessor named at its
+    /// own position.
+    #[test]
+    fn checked_decode_and_link_of_a_record_read_alone() {
+        let before = encode_record(&Envelope { position: 6, ..sample() }).unwrap();
+        let before_hash = *blake3::hash(&before).as_bytes();
+        let bytes = encode_record(&Envelope { prev_hash: before_hash, ..sample() }).unwrap();
+        let hash = *blake3::hash(&bytes).as_bytes();
+        let corrupt_at = |r: Result<_, LogError>| match r {
+            Err(LogError::Corruption { position, .. }) => position,
+            other => panic!("expected corruption, got {other:?}"),
+        };
+        for check in [&hash[..8], &hash[..]] {
+            let view = RecordView::decode_checked(&bytes, 7, check).unwrap();
+            view.check_link_to(Some((&before, &before_hash[..8]))).unwrap();
+        }
+        assert_eq!(corrupt_at(RecordView::decode_checked(&bytes, 7, &hash[..4]).map(|_| ())), 7);
+        let mut wrong = hash;
+        wrong[3] ^= 1;
+        assert_eq!(corrupt_at(RecordView::decode_checked(&bytes, 7, &wrong[..8]).map(|_| ())), 7);
+        assert_eq!(corrupt_at(RecordView::decode_checked(&bytes, 8, &hash[..8]).map(|_| ())), 8);
+
+        let view = RecordView::decode_checked(&bytes, 7, &hash).unwrap();
+        // A predecessor changed with matching check bytes: the link breaks.
+        let other = encode_record(&Envelope { position: 6, actor: "S002".into(), ..sample() });
+        let other = other.unwrap();
+        let other_hash = *blake3::hash(&other).as_bytes();
+        assert_eq!(corrupt_at(view.check_link_to(Some((&other, &other_hash[..8])))), 7);
+        // A predecessor whose bytes changed: named at its own position.
+        let mut flipped = before.clone();
+        flipped[20] ^= 1;
+        assert_eq!(corrupt_at(view.check_link_to(Some((&flipped, &before_hash[..8])))), 6);
+        // No predecessor: only position 1 links to the genesis hash.
+        assert_eq!(corrupt_at(view.check_link_to(None)), 7);
+        let first = encode_record(&Envelope { position: 1, prev_hash: GENESIS_HASH, ..sample() });
+        let first = first.unwrap();
+        let first_hash = *blake3::hash(&first).as_bytes();
+        RecordView::decode_checked(&first, 1, &first_hash).unwrap().check_link_to(None).unwrap();
+    }
+
     #[test]
     fn newer_format_is_refused() {
         let mut bytes = encode_record(&sample()).unwrap();
