@@ -265,26 +265,22 @@ impl Inner {
     /// Reads the records at the given ascending positions (a stream's, from
     /// the index), each checked as it would be in a run: its bytes against
     /// the frame's check bytes, its position, and its link to the record
-    /// before it, hashed from that record's bytes. The predecessor is
-    /// almost always in the same frame (a frame holds a whole group), so
-    /// the link costs one more hash; for the first record of a frame it
-    /// also costs a read of the frame before.
+    /// before it, decoded, checked and hashed from that record's bytes.
+    ///
+    /// The predecessor is usually in the same frame (a frame holds a whole
+    /// group) or in the frame read just before (a stream's consecutive
+    /// positions), so the last two frames read are kept: the link then
+    /// costs one more decode and hash, and a frame lookup only when the
+    /// predecessor is in a frame not otherwise read.
     pub(super) fn read_positions(
         &self,
         positions: &[Position],
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let mut out = Vec::with_capacity(positions.len());
-        let mut cached: Option<(Position, sled::IVec)> = None;
+        let mut frames = RecentFrames::default();
         for &pos in positions {
-            let hit = matches!(&cached, Some((first, v)) if pos >= *first && {
-                let n = view_frame(*first, v).map(|f| f.records.len()).unwrap_or(0) as u64;
-                pos < first + n
-            });
-            if !hit {
-                cached = Some(self.frame_holding(pos, "indexed event has no frame")?);
-            }
-            let Some((first, v)) = &cached else { continue };
-            let view = view_frame(*first, v)?;
+            let (first, v) = frames.holding(self, pos, "indexed event has no frame")?;
+            let view = view_frame(first, &v)?;
             let i = (pos - first) as usize;
             let (Some(raw), Some(check)) = (view.records.get(i), view.checks.get(i)) else {
                 return Err(LogError::Corruption {
@@ -298,7 +294,7 @@ impl Inner {
                 None if pos == 1 => rec.check_link_to(None)?,
                 None => {
                     let (pfirst, pv) =
-                        self.frame_holding(pos - 1, "the record before is missing")?;
+                        frames.holding(self, pos - 1, "the record before is missing")?;
                     let pview = view_frame(pfirst, &pv)?;
                     rec.check_link_to(record_in(&pview, (pos - 1 - pfirst) as usize))?;
                 }
@@ -322,6 +318,40 @@ impl Inner {
             .ok_or_else(|| LogError::Corruption { position, reason: missing.into() })?
             .map_err(storage)?;
         Ok((key_position(&k)?, v))
+    }
+}
+
+/// The last two frames a random-access read fetched, by the positions they
+/// hold, so that reading a record and then its predecessor or successor
+/// does not look a frame up again. (An `IVec` clone shares the bytes.)
+#[derive(Default)]
+struct RecentFrames {
+    /// `(first position, one past the last, bytes)`, oldest first.
+    frames: Vec<(Position, Position, sled::IVec)>,
+}
+
+impl RecentFrames {
+    /// The frame holding `position` (its first position and bytes), from
+    /// the two kept or looked up in `inner`; `missing` says what it means
+    /// when there is none.
+    fn holding(
+        &mut self,
+        inner: &Inner,
+        position: Position,
+        missing: &str,
+    ) -> Result<(Position, sled::IVec), LogError> {
+        if let Some((first, _, v)) =
+            self.frames.iter().find(|(first, end, _)| (*first..*end).contains(&position))
+        {
+            return Ok((*first, v.clone()));
+        }
+        let (first, v) = inner.frame_holding(position, missing)?;
+        let end = first + view_frame(first, &v)?.records.len() as u64;
+        if self.frames.len() == 2 {
+            self.frames.remove(0);
+        }
+        self.frames.push((first, end, v.clone()));
+        Ok((first, v))
     }
 }
 
