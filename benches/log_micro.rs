@@ -1,6 +1,8 @@
 //! Criterion micro-benchmarks of the log's per-record hot path: encoding a
 //! record (postcard envelope), decoding it (which hashes it with BLAKE3),
-//! checking the chain link, and the idempotency request digest.
+//! checking the chain link (in a run, and for a record read alone, which
+//! also decodes and hashes its predecessor), and the idempotency request
+//! digest.
 
 #![allow(clippy::unwrap_used)]
 // `criterion_group!` generates an undocumented public function.
@@ -55,6 +57,21 @@ fn record(c: &mut Criterion) {
     // The borrowed decode every whole-log fold uses: no allocation.
     g.bench_function("decode borrowed (RecordView, incl. hash)", |b| {
         b.iter(|| RecordView::decode(black_box(&bytes), 7).unwrap().hash)
+    });
+    // A record read alone (a stream read, a case load): checked against
+    // its stored check bytes, then its link against its predecessor's
+    // bytes (decoded, checked and hashed): the verified-read cost.
+    let before = encode_record(&envelope(6, [0xcd; 32])).unwrap();
+    let before_hash = *blake3::hash(&before).as_bytes();
+    let linked = encode_record(&envelope(7, before_hash)).unwrap();
+    let linked_hash = *blake3::hash(&linked).as_bytes();
+    g.bench_function("decode_checked + check_link_to (a record read alone)", |b| {
+        b.iter(|| {
+            let view =
+                RecordView::decode_checked(black_box(&linked), 7, &linked_hash[..8]).unwrap();
+            view.check_link_to(Some((black_box(&before), &before_hash[..8]))).unwrap();
+            view.hash
+        })
     });
     let req = AppendRequest::new(
         StreamId::new("case-2026-000123").unwrap(),

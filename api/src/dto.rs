@@ -681,7 +681,8 @@ pub struct StatsResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable code, e.g. `not_authorised`, `invalid_transition`,
-    /// `invalid_argument`, `precondition_failed`, `malformed_json`, `invalid_body`.
+    /// `invalid_argument`, `precondition_failed`, `malformed_json`,
+    /// `invalid_body`, `corruption`.
     pub code: String,
     /// The engine rule that refused a command, when one did.
     pub rule: Option<String>,
@@ -693,6 +694,12 @@ pub struct ErrorDetail {
     pub state: Option<String>,
     /// The request's correlation id (also in the logs and `X-Request-Id`).
     pub correlation_id: Option<String>,
+    /// With code `corruption` (status 500): the log position of the first
+    /// stored record that did not verify (its bytes against their stored
+    /// check bytes, or its link to the record before). Nothing from that
+    /// record was served; `gridcase audit verify` walks the whole chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
 }
 
 /// The body of every native error response.

@@ -8,6 +8,12 @@
 //! not know. Responses that axum or tower produce on their own (unknown
 //! route, wrong method, body too large, timeout, panic) get the same
 //! treatment, so every error a client sees is machine-readable.
+//!
+//! A stored record that does not verify (its bytes against their check
+//! bytes, or its link to the record before), found by any request that
+//! reads the log, is a `500` with code `corruption` and the record's
+//! `position` in the body (Open311: in the description); the metrics
+//! middleware raises the alarm ([`crate::metrics::Metrics::corruption`]).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -116,6 +122,8 @@ pub struct ErrorInfo {
     pub case_id: Option<String>,
     /// Its state, when there is one.
     pub state: Option<String>,
+    /// For corruption: the position of the first record that did not verify.
+    pub position: Option<u64>,
 }
 
 impl ErrorInfo {
@@ -147,11 +155,28 @@ impl ErrorInfo {
             message: message.into(),
             case_id: None,
             state: None,
+            position: None,
         }
     }
 
     fn new(status: StatusCode, code: &str, message: String) -> ErrorInfo {
-        ErrorInfo { status, code: code.into(), rule: None, message, case_id: None, state: None }
+        ErrorInfo {
+            status,
+            code: code.into(),
+            rule: None,
+            message,
+            case_id: None,
+            state: None,
+            position: None,
+        }
+    }
+
+    /// The answer to a record that did not verify at `position`.
+    fn corruption(position: u64, message: String) -> ErrorInfo {
+        ErrorInfo {
+            position: Some(position),
+            ..ErrorInfo::new(StatusCode::INTERNAL_SERVER_ERROR, "corruption", message)
+        }
     }
 }
 
@@ -179,6 +204,7 @@ fn rejection_info(r: &Rejection) -> ErrorInfo {
         message: r.to_string(),
         case_id: r.case_id.clone(),
         state: r.state.map(|s| s.as_str().to_string()),
+        position: None,
     }
 }
 
@@ -220,7 +246,10 @@ impl ApiError {
                 EngineError::Storage(_) => {
                     ErrorInfo::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string())
                 }
-                // Corruption, NewerFormat, Codec, Internal, and (the
+                EngineError::Corruption { position, .. } => {
+                    ErrorInfo::corruption(*position, e.to_string())
+                }
+                // NewerFormat, Codec, Internal, and (the
                 // engine's error is non-exhaustive) any variant added later.
                 _ => {
                     ErrorInfo::new(S::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -234,6 +263,9 @@ impl ApiError {
                     ErrorInfo::new(S::BAD_REQUEST, "invalid_query", m.clone())
                 }
                 gridcase_projections::Error::Log(inner) => ApiError::Engine(inner.clone()).info(),
+                gridcase_projections::Error::Decode { position, .. } => {
+                    ErrorInfo::corruption(*position, e.to_string())
+                }
                 _ => ErrorInfo::new(S::INTERNAL_SERVER_ERROR, "projections", e.to_string()),
             },
             ApiError::Unauthenticated(m) => {

@@ -39,7 +39,7 @@ pub struct EventsQuery {
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events",
     summary = "Every event from a position on, then live, as Server-Sent Events",
-    description = "Each message has `id: <position>`, `event: <event type>` and JSON data (an EventView). Reconnect with `Last-Event-ID` to resume after the last event received; it takes precedence over `from`. Contact details in submissions are redacted for callers who may not see them.",
+    description = "Each message has `id: <position>`, `event: <event type>` and JSON data (an EventView). Reconnect with `Last-Event-ID` to resume after the last event received; it takes precedence over `from`. Contact details in submissions are redacted for callers who may not see them. If a stored record does not verify, the feed sends one `event: error` message with data `{\"code\":\"corruption\",\"position\":N,\"message\":…}` and ends before that record.",
     params(
         EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "The last position received; the feed resumes after it"),
@@ -95,45 +95,61 @@ pub async fn events(
     let metrics = state.metrics.clone();
     let records = state.engine.subscribe(start);
     let viewer = principal;
-    let feed = stream::unfold((records, false, viewer), |(mut records, done, viewer)| async move {
-        if done {
-            return None;
-        }
-        let msg = match records.next().await {
-            Some(Ok(rec)) => match Event::from_recorded(&rec) {
-                Ok(ev) => {
-                    let view = EventView::new(&rec, &ev, &viewer);
-                    let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".into());
-                    SseEvent::default()
-                        .id(rec.position.to_string())
-                        .event(rec.event_type.clone())
-                        .data(data)
-                }
-                Err(e) => {
-                    // Send the failure and end: skipping the record would be a gap.
-                    tracing::error!(error = %e, "event feed: undecodable event");
-                    let m = format!(
-                        "{{\"position\":{},\"message\":{}}}",
-                        rec.position,
-                        serde_json::Value::String(e.0)
-                    );
+    let alarm = metrics.clone();
+    let feed = stream::unfold((records, false, viewer), move |(mut records, done, viewer)| {
+        let alarm = alarm.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let msg = match records.next().await {
+                Some(Ok(rec)) => match Event::from_recorded(&rec) {
+                    Ok(ev) => {
+                        let view = EventView::new(&rec, &ev, &viewer);
+                        let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".into());
+                        SseEvent::default()
+                            .id(rec.position.to_string())
+                            .event(rec.event_type.clone())
+                            .data(data)
+                    }
+                    Err(e) => {
+                        // Send the failure and end: skipping the record would be a gap.
+                        tracing::error!(error = %e, "event feed: undecodable event");
+                        let m = format!(
+                            "{{\"position\":{},\"message\":{}}}",
+                            rec.position,
+                            serde_json::Value::String(e.0)
+                        );
+                        return Some((
+                            Ok::<_, Infallible>(SseEvent::default().event("error").data(m)),
+                            (records, true, viewer),
+                        ));
+                    }
+                },
+                Some(Err(e)) => {
+                    // A record that does not verify ends the feed before it:
+                    // the error event names its position, and the alarm fires.
+                    let m = match &e {
+                        gridcase_engine::Error::Corruption { position, .. } => {
+                            alarm.corruption(*position, "event feed");
+                            serde_json::json!({
+                                "code": "corruption", "position": position, "message": e.to_string(),
+                            })
+                        }
+                        _ => {
+                            tracing::error!(error = %e, "event feed: the log subscription failed");
+                            serde_json::json!({ "message": e.to_string() })
+                        }
+                    };
                     return Some((
-                        Ok::<_, Infallible>(SseEvent::default().event("error").data(m)),
+                        Ok(SseEvent::default().event("error").data(m.to_string())),
                         (records, true, viewer),
                     ));
                 }
-            },
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "event feed: the log subscription failed");
-                let m = serde_json::json!({ "message": e.to_string() }).to_string();
-                return Some((
-                    Ok(SseEvent::default().event("error").data(m)),
-                    (records, true, viewer),
-                ));
-            }
-            None => return None,
-        };
-        Some((Ok(msg), (records, false, viewer)))
+                None => return None,
+            };
+            Some((Ok(msg), (records, false, viewer)))
+        }
     });
     // Count the client for as long as the stream lives, and end the stream
     // when the server shuts down (graceful shutdown waits for open streams).

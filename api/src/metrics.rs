@@ -2,13 +2,14 @@
 //!
 //! A handful of families do not justify a metrics framework: request counts
 //! and latency histograms per (method, route template, status), the append
-//! latency of commands, live SSE clients, and the lags of the projections
+//! latency of commands, live SSE clients, the lags of the projections
 //! and the Open311 listing (one of them; computed at scrape time from the
-//! log's head).
+//! log's head), and the corruption alarm: how many times a read found a
+//! stored record that does not verify, and the lowest such position.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,10 @@ pub struct Metrics {
     append: Mutex<Histogram>,
     sse_clients: AtomicI64,
     connections: AtomicI64,
+    /// Reads that found a stored record that does not verify.
+    corruptions: AtomicU64,
+    /// The lowest position found corrupt (`u64::MAX`: none yet).
+    first_corrupt: AtomicU64,
     started: Instant,
 }
 
@@ -78,6 +83,8 @@ impl Default for Metrics {
             append: Mutex::new(Histogram::default()),
             sse_clients: AtomicI64::new(0),
             connections: AtomicI64::new(0),
+            corruptions: AtomicU64::new(0),
+            first_corrupt: AtomicU64::new(u64::MAX),
             started: Instant::now(),
         }
     }
@@ -136,6 +143,23 @@ impl Metrics {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// The corruption alarm: a read (a request, the event feed) found that
+    /// the stored record at `position` does not verify, and served nothing
+    /// from it. Logged at `error` with the position and `what` found it,
+    /// and counted in `gridcase_corruption_detected_total` and
+    /// `gridcase_corruption_first_position` so that an operator's alert
+    /// fires on the first request that hits it, not at the next audit.
+    pub fn corruption(&self, position: u64, what: &str) {
+        self.corruptions.fetch_add(1, Ordering::Relaxed);
+        self.first_corrupt.fetch_min(position, Ordering::Relaxed);
+        tracing::error!(
+            position,
+            found_by = what,
+            "ALARM: a stored record does not verify; nothing from it was served; \
+             run `gridcase audit verify` and restore the store from a verified export"
+        );
+    }
+
     /// Seconds since start.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
@@ -170,11 +194,23 @@ impl Metrics {
             "gridcase_append_duration_seconds",
             "",
         );
+        out.push_str("# HELP gridcase_corruption_detected_total Reads refused because a stored record did not verify (bytes against check bytes, or link to the record before).\n# TYPE gridcase_corruption_detected_total counter\n");
+        let _ = writeln!(
+            out,
+            "gridcase_corruption_detected_total {}",
+            self.corruptions.load(Ordering::Relaxed)
+        );
+        let first = self.first_corrupt.load(Ordering::Relaxed);
         let gauges = [
             (
                 "gridcase_http_connections",
                 "Open HTTP connections (at most the server's --max-connections).",
                 self.connections.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "gridcase_corruption_first_position",
+                "Lowest log position found corrupt since start (0: none).",
+                if first == u64::MAX { 0.0 } else { first as f64 },
             ),
             (
                 "gridcase_sse_clients",
@@ -240,5 +276,21 @@ mod tests {
         assert!(once - baseline < 4096, "one `other` series, not one per method");
         assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\""));
         assert!(!text.contains("X1"));
+    }
+
+    /// The alarm counts every detection and keeps the lowest position.
+    #[test]
+    fn corruption_alarm_counts_and_keeps_the_first_position() {
+        let m = Metrics::default();
+        let lags = Lags { head: 0, projections: 0, projection_lag_seconds: 0.0, index: 0 };
+        let text = m.render(lags);
+        assert!(text.contains("\ngridcase_corruption_detected_total 0\n"), "{text}");
+        assert!(text.contains("\ngridcase_corruption_first_position 0\n"), "{text}");
+        m.corruption(40, "test");
+        m.corruption(37, "test");
+        m.corruption(90, "test");
+        let text = m.render(lags);
+        assert!(text.contains("\ngridcase_corruption_detected_total 3\n"), "{text}");
+        assert!(text.contains("\ngridcase_corruption_first_position 37\n"), "{text}");
     }
 }

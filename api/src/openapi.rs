@@ -30,7 +30,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "gridcase",
-        description = "Event-sourced case handling for resident requests in city grid governance: the native API (/api/v1), Open311 GeoReport v2 (/open311/v2) and a live event feed.",
+        description = "Event-sourced case handling for resident requests in city grid governance: the native API (/api/v1), Open311 GeoReport v2 (/open311/v2) and a live event feed.\n\nNothing unverified is served: every endpoint that reads the event log checks each record it uses (its bytes against their stored check bytes, its link to the record before). When one does not verify, the endpoint answers 500 with an ErrorBody whose `code` is `corruption` and whose `position` is that record's log position (Open311: status 500, the position in the description), the server logs an alarm, and `/metrics` counts it (`gridcase_corruption_detected_total`, `gridcase_corruption_first_position`).",
     ),
     modifiers(&BearerAuth),
     paths(

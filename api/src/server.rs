@@ -221,6 +221,9 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     let start = Instant::now();
     let res = next.run(req).await;
     state.metrics.observe_request(&method, &route, res.status().as_u16(), start.elapsed());
+    if let Some(position) = res.extensions().get::<ErrorInfo>().and_then(|i| i.position) {
+        state.metrics.corruption(position, &format!("{method} {route}"));
+    }
     res
 }
 
@@ -280,6 +283,7 @@ async fn render_errors(req: Request, next: Next) -> Response {
                     case_id: info.case_id.clone(),
                     state: info.state.clone(),
                     correlation_id: rid.clone(),
+                    position: info.position,
                 },
             };
             (status, axum::Json(body)).into_response()

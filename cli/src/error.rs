@@ -7,7 +7,7 @@
 //! | 0 | done |
 //! | 1 | a failure of the store, a file or the system |
 //! | 2 | a request the caller must fix: a rule refused it, bad or unknown input (a malformed time, an unknown unit, case or staff code, `--target` outside (0, 100]), a command time before the log's last record |
-//! | 3 | corruption: the log's chain or a record does not check out, from whatever command found it |
+//! | 3 | corruption: the log's chain or a record does not check out, from whatever command found it (every command that reads a record checks it first); or an export file given to `import` whose hashes, chain or readable fields (`recorded_at`, `event`) disagree with the record bytes it carries |
 //! | 141 | standard output was closed by its reader (`gridcase rates --json \| head -c 10`): the command stops writing and ends quietly, as a program killed by SIGPIPE would (128 + 13) |
 
 /// What can stop a `gridcase` command.

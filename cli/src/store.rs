@@ -247,7 +247,10 @@ pub async fn verify(g: &Global) -> Result<(), CliError> {
 }
 
 /// One exported event: the envelope with hex payload and hashes, plus the
-/// decoded event for people (ignored on import).
+/// fields people read (`recorded_at`, `event`). Those are derived from the
+/// record's canonical bytes by [`readable`] on export, and import derives
+/// them again and refuses a line where they differ: a reader of the file
+/// sees what the chain covers, nothing else.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExportLine {
@@ -301,22 +304,72 @@ fn hash32(s: &str, what: &str, line: usize) -> Result<[u8; 32], CliError> {
         .map_err(|_| CliError::Json(format!("line {line}: {what} is not 32 bytes")))
 }
 
-/// `gridcase export`.
+/// The fields of an export line that are there for people, not for the
+/// chain: the recorded time in RFC 3339 and the decoded event as JSON
+/// (`None` when the payload is not an event this build knows). Derived from
+/// the record only, so that export writes them and import checks them the
+/// same way.
+struct Readable {
+    recorded_at: String,
+    event: Option<serde_json::Value>,
+}
+
+/// [`Readable`] of a record decoded from its canonical bytes.
+fn readable(rec: &RecordedEvent) -> Readable {
+    Readable {
+        recorded_at: rec.recorded_at.to_rfc3339(),
+        event: Event::from_recorded(rec).ok().and_then(|e| serde_json::to_value(e).ok()),
+    }
+}
+
+/// `gridcase export`. With `--out`, the file appears only once every record
+/// has been read and checked: the lines go to `FILE.partial`, renamed to
+/// `FILE` at the end and removed when a record does not check out, so a
+/// corrupt store never leaves an export behind that looks whole. On
+/// standard output the lines before the bad record have been written when
+/// the command fails (exit 3).
 pub async fn export(g: &Global, out: Option<PathBuf>) -> Result<(), CliError> {
     let (clock, _) = clock(g)?;
     let log = open_log(g, clock, false).await?;
-    let mut w: Box<dyn Write> = match &out {
-        Some(p) => Box::new(BufWriter::new(
-            std::fs::File::create(p)
-                .map_err(CliError::io(format!("cannot create {}", p.display())))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    let Some(path) = out else {
+        let mut w = BufWriter::new(std::io::stdout().lock());
+        write_export(&log, &mut w).await?;
+        return Ok(());
     };
+    let mut partial = path.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = std::fs::File::create(&partial)
+        .map_err(CliError::io(format!("cannot create {}", partial.display())))?;
+    let mut w = BufWriter::new(file);
+    let written = write_export(&log, &mut w).await;
+    let done = written.and_then(|n| {
+        let file =
+            w.into_inner().map_err(|e| CliError::io("cannot write the export")(e.into_error()))?;
+        file.sync_all().map_err(CliError::io("cannot write the export"))?;
+        std::fs::rename(&partial, &path)
+            .map_err(CliError::io(format!("cannot rename the export to {}", path.display())))?;
+        Ok(n)
+    });
+    match done {
+        Ok(n) => {
+            eprintln!("exported {n} events, head hash {}", hex(&log.head().hash));
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// Writes every record of `log` as one export line each; returns how many.
+async fn write_export(log: &Arc<dyn EventLog>, w: &mut impl Write) -> Result<u64, CliError> {
     let mut events = read_all_stream(log.clone(), 1);
     let mut n = 0u64;
     while let Some(rec) = events.next().await {
         let rec = rec?;
-        let decoded = Event::from_recorded(&rec).ok().and_then(|e| serde_json::to_value(e).ok());
+        let Readable { recorded_at, event } = readable(&rec);
         let line = ExportLine {
             position: rec.position,
             stream: rec.stream,
@@ -324,7 +377,7 @@ pub async fn export(g: &Global, out: Option<PathBuf>) -> Result<(), CliError> {
             event_type: rec.event_type,
             schema_version: rec.schema_version,
             recorded_at_ms: rec.recorded_at.0,
-            recorded_at: rec.recorded_at.to_rfc3339(),
+            recorded_at,
             actor: rec.actor,
             correlation_id: rec.correlation_id,
             causation_id: rec.causation_id,
@@ -337,23 +390,78 @@ pub async fn export(g: &Global, out: Option<PathBuf>) -> Result<(), CliError> {
             payload: to_hex(&rec.payload),
             prev_hash: to_hex(&rec.prev_hash),
             hash: to_hex(&rec.hash),
-            event: decoded,
+            event,
         };
         let text = serde_json::to_string(&line).map_err(|e| CliError::Json(e.to_string()))?;
         writeln!(w, "{text}").map_err(CliError::io("cannot write the export"))?;
         n += 1;
     }
     w.flush().map_err(CliError::io("cannot write the export"))?;
-    if out.is_some() {
-        eprintln!("exported {n} events, head hash {}", hex(&log.head().hash));
-    }
-    Ok(())
+    Ok(n)
 }
 
-fn parse_line(text: &str, line: usize) -> Result<RecordedEvent, CliError> {
+/// The path of the first place where `line` (what the file says) and
+/// `derived` (what the record's bytes say) differ, e.g.
+/// `event.CaseSubmitted.description`; `None` when they are equal.
+fn first_difference(
+    path: &str,
+    line: &serde_json::Value,
+    derived: &serde_json::Value,
+) -> Option<String> {
+    use serde_json::Value;
+    match (line, derived) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let null = Value::Null;
+                let (x, y) = (a.get(k), b.get(k));
+                if x.is_none() != y.is_none() {
+                    return Some(format!("{path}.{k}"));
+                }
+                first_difference(&format!("{path}.{k}"), x.unwrap_or(&null), y.unwrap_or(&null))
+            })
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(&format!("{path}[{i}]"), x, y)),
+        (a, b) => (a != b).then(|| path.to_string()),
+    }
+}
+
+/// Checks the readable fields of export line `line` against the record
+/// they describe, as decoded from its canonical bytes.
+fn check_readable(line: usize, stated: &Readable, rec: &RecordedEvent) -> Result<(), CliError> {
+    let derived = readable(rec);
+    let null = serde_json::Value::Null;
+    let field = if stated.recorded_at != derived.recorded_at {
+        Some("recorded_at".to_string())
+    } else {
+        first_difference(
+            "event",
+            stated.event.as_ref().unwrap_or(&null),
+            derived.event.as_ref().unwrap_or(&null),
+        )
+    };
+    match field {
+        None => Ok(()),
+        Some(field) => Err(Error::Corruption {
+            position: rec.position,
+            reason: format!(
+                "line {line}: field {field} does not match the record's bytes; the file was edited after export"
+            ),
+        }
+        .into()),
+    }
+}
+
+/// An export line as the record it carries and the readable fields it states.
+fn parse_line(text: &str, line: usize) -> Result<(RecordedEvent, Readable), CliError> {
     let l: ExportLine =
         serde_json::from_str(text).map_err(|e| CliError::Json(format!("line {line}: {e}")))?;
-    Ok(RecordedEvent {
+    let stated = Readable { recorded_at: l.recorded_at, event: l.event };
+    let rec = RecordedEvent {
         position: l.position,
         stream: l.stream,
         version: l.version,
@@ -375,7 +483,8 @@ fn parse_line(text: &str, line: usize) -> Result<RecordedEvent, CliError> {
         payload: from_hex(&l.payload, "payload", line)?,
         prev_hash: hash32(&l.prev_hash, "prev_hash", line)?,
         hash: hash32(&l.hash, "hash", line)?,
-    })
+    };
+    Ok((rec, stated))
 }
 
 fn lines(file: &Path) -> Result<impl Iterator<Item = (usize, std::io::Result<String>)>, CliError> {
@@ -386,14 +495,15 @@ fn lines(file: &Path) -> Result<impl Iterator<Item = (usize, std::io::Result<Str
 
 /// `gridcase import FILE`: checks the whole file first, so a bad file writes nothing.
 pub async fn import(g: &Global, file: &Path) -> Result<(), CliError> {
-    // Pass 1: every line parses, hashes to its stated hash, and chains.
+    // Pass 1: every line parses, hashes to its stated hash, chains, and
+    // states readable fields that its bytes give.
     let mut verifier = ChainVerifier::default();
     for (n, text) in lines(file)? {
         let text = text.map_err(CliError::io(format!("cannot read {}", file.display())))?;
         if text.trim().is_empty() {
             continue;
         }
-        let rec = parse_line(&text, n)?;
+        let (rec, stated) = parse_line(&text, n)?;
         let bytes = gridcase_engine::log::encode_record(&gridcase_engine::log::envelope_of(&rec))?;
         let again = gridcase_engine::log::decode_record(&bytes, rec.position)?;
         if again.hash != rec.hash {
@@ -404,6 +514,7 @@ pub async fn import(g: &Global, file: &Path) -> Result<(), CliError> {
             .into());
         }
         verifier.check(&again)?;
+        check_readable(n, &stated, &again)?;
     }
     let (clock, _) = clock(g)?;
     let log = open_log(g, clock, true).await?;
@@ -419,7 +530,7 @@ pub async fn import(g: &Global, file: &Path) -> Result<(), CliError> {
         if text.trim().is_empty() {
             continue;
         }
-        batch.push(parse_line(&text, n)?);
+        batch.push(parse_line(&text, n)?.0);
         if batch.len() == 10_000 {
             log.import(std::mem::take(&mut batch)).await?;
         }

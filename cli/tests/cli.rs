@@ -927,3 +927,96 @@ fn the_demo_with_the_same_seed_writes_the_same_log() {
     ok(&other, &["demo", "--days", "4", "--rate", "400", "--seed", "8"]);
     assert_ne!(fingerprint(&other), heads[0]);
 }
+
+/// The sled log of a data directory, opened behind the CLI's back.
+fn raw_log(d: &Path) -> gridcase_engine::log::SledLog {
+    let clock = std::sync::Arc::new(gridcase_engine::time::SystemClock);
+    gridcase_engine::log::SledLog::open(d.join("log"), Default::default(), clock).unwrap()
+}
+
+/// Issue 12, part 1: a record whose bytes changed in the store is served
+/// by no command. `case show`, `export`, `replay`, a report, a command on
+/// the case and `audit verify` each stop with exit 3 and one line naming
+/// the position; the command appends nothing and `export --out` leaves no
+/// file behind.
+#[test]
+fn a_flipped_byte_is_refused_by_every_command_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    let (position, _) = fingerprint(d);
+    submit(d);
+    let (head, _) = fingerprint(d);
+    // Saved projection state at the head.
+    ok(d, &["backlog"]);
+    raw_log(d).tamper_for_test(position, 40).unwrap();
+    let export = dir.path().join("export.jsonl");
+    let export_arg = export.to_str().unwrap().to_string();
+    let needle = format!("corruption at position {position}");
+    for args in [
+        &["case", "show", &id][..],
+        &["export", "--out", &export_arg],
+        &["export"],
+        &["replay", "--position", &head.to_string()],
+        &["backlog"],
+        &["--at", AT, "reject", &id, "--reason", "重复", "--as", "cs-320902001001-1"],
+        &["audit", "verify"],
+    ] {
+        let (code, _, err) = run(d, args);
+        assert_eq!(code, Some(3), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one error line, got {err:?}");
+        assert!(lines[0].starts_with("error: ") && lines[0].contains(&needle), "{args:?}: {err}");
+    }
+    assert!(!export.exists(), "a refused export left a file");
+    assert!(std::fs::read_dir(d).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("export")));
+    let log = raw_log(d);
+    assert_eq!(
+        gridcase_engine::log::EventLog::head(&log).position,
+        head,
+        "the refused command appended"
+    );
+}
+
+/// Issue 12, part 1: an export's readable fields are bound to the record
+/// bytes it carries. Editing the decoded `description` of one line (the
+/// bytes and hashes untouched) makes import refuse the file, naming the
+/// line and the field, before anything is written.
+#[test]
+fn import_refuses_a_readable_field_that_disagrees_with_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    init(&a);
+    submit(&a);
+    let file = dir.path().join("log.jsonl");
+    ok(&a, &["export", "--out", file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    // As exported, the file imports.
+    let b = dir.path().join("b");
+    json(&b, &["import", file.to_str().unwrap()]);
+    let n = text.lines().position(|l| l.contains("楼上装修噪音")).unwrap() + 1;
+    for (from, to, field) in [
+        ("楼上装修噪音", "楼下装修噪音", "event.CaseSubmitted.description"),
+        (
+            "\"recorded_at\":\"2026-03-02T08:00:00Z\"",
+            "\"recorded_at\":\"2026-03-03T08:00:00Z\"",
+            "recorded_at",
+        ),
+    ] {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        let bad_file = dir.path().join("bad.jsonl");
+        std::fs::write(&bad_file, bad).unwrap();
+        let c = dir.path().join("c");
+        let (code, _, err) = run(&c, &["import", bad_file.to_str().unwrap()]);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(err.contains(&format!("line {n}: field {field} ")), "{field}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!c.join("log").exists(), "a refused import wrote a store");
+    }
+}

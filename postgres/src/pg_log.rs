@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use gridcase_engine::log::LogError;
 use gridcase_engine::log::{
     decode_record, read_back_duplicate, AppendOutcome, AppendRequest, Appended, ChainVerifier,
-    EventLog, Hash, LogHead, Position, RecordedEvent, StreamId, VerifyReport,
+    EventLog, Hash, LogHead, Position, RecordView, RecordedEvent, StreamId, VerifyReport,
 };
 use gridcase_engine::time::{Clock, Timestamp};
 use tokio::sync::{mpsc, watch};
@@ -19,8 +19,8 @@ use tokio_postgres::Config;
 use crate::head::HeadCell;
 use crate::pool::ReadPool;
 use crate::sql::{
-    column, connect, decode_row, describe_config, ensure_schema, load_head, pg, prefix_upper_bound,
-    to_hash, to_i64, to_u64, validate_schema, Sql,
+    column, connect, decode_linked_row, describe_config, ensure_schema, load_head, pg,
+    prefix_upper_bound, to_hash, to_i64, to_u64, validate_schema, Sql,
 };
 use crate::writer::{Job, Writer};
 use crate::{follow, PgOptions};
@@ -201,7 +201,7 @@ impl EventLog for PgLog {
                     .query(&c.read_stream, &[&stream.as_str(), &from, &limit])
                     .await
                     .map_err(|e| pg("cannot read a stream", &e))?;
-                rows.iter().map(decode_row).collect()
+                rows.iter().map(decode_linked_row).collect()
             })
             .await
     }
@@ -211,31 +211,51 @@ impl EventLog for PgLog {
             return Ok(Vec::new());
         }
         let from = from.max(1);
-        let from_i = to_i64(from, "position")?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let events = self
-            .reads
+        // The page starts one record early: the record before `from` seeds
+        // the chain check and is not served, so the first record's link is
+        // checked against its predecessor's bytes, as every later one is.
+        let start = from - 1;
+        let start_i = to_i64(start.max(1), "position")?;
+        let rows_wanted = limit.saturating_add(usize::from(start > 0));
+        let rows_wanted = i64::try_from(rows_wanted).unwrap_or(i64::MAX);
+        self.reads
             .run(|c| async move {
                 let rows = c
                     .client
-                    .query(&c.read_all, &[&from_i, &limit])
+                    .query(&c.read_all, &[&start_i, &rows_wanted])
                     .await
                     .map_err(|e| pg("cannot read the log", &e))?;
-                rows.iter().map(decode_row).collect::<Result<Vec<_>, LogError>>()
+                let mut chain = (start == 0).then(ChainVerifier::default);
+                let mut events = Vec::with_capacity(rows.len());
+                // Positions are gap-free, so a page that does not run on
+                // from `start` has lost a record; say so rather than let a
+                // subscriber skip it.
+                for (i, row) in rows.iter().enumerate() {
+                    let expected = start.max(1) + i as u64;
+                    let position = to_u64(column::<i64>(row, 0, expected)?, expected, "position")?;
+                    if position != expected {
+                        return Err(LogError::Corruption {
+                            position: expected,
+                            reason: format!("record missing: the next stored record is {position}"),
+                        });
+                    }
+                    let bytes: &[u8] = column(row, 1, position)?;
+                    let stored: &[u8] = column(row, 2, position)?;
+                    let view = RecordView::decode_checked(bytes, position, stored)?;
+                    match &mut chain {
+                        Some(chain) => chain.check_view(&view)?,
+                        None => {
+                            // The predecessor: checked, then it seeds the chain.
+                            ChainVerifier::resume(position, view.prev_hash).check_view(&view)?;
+                            chain = Some(ChainVerifier::resume(position + 1, view.hash));
+                            continue;
+                        }
+                    }
+                    events.push(view.to_owned());
+                }
+                Ok(events)
             })
-            .await?;
-        // Positions are gap-free, so a page that does not run on from `from`
-        // has lost a record; say so rather than let a subscriber skip it.
-        for (i, ev) in events.iter().enumerate() {
-            let expected = from + i as u64;
-            if ev.position != expected {
-                return Err(LogError::Corruption {
-                    position: expected,
-                    reason: format!("record missing: the next stored record is {}", ev.position),
-                });
-            }
-        }
-        Ok(events)
+            .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, LogError> {

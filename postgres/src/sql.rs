@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use gridcase_engine::log::LogError;
-use gridcase_engine::log::{decode_record, Hash, LogHead, Position, RecordedEvent};
+use gridcase_engine::log::{Hash, LogHead, Position, RecordView, RecordedEvent, StoredRecord};
 use gridcase_engine::time::Timestamp;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, Row};
@@ -216,19 +216,26 @@ impl Sql {
     pub(crate) fn new(s: &str) -> Sql {
         Sql {
             max_position: format!(r#"SELECT coalesce(max(position), 0) FROM "{s}".events"#),
+            // The head with its predecessor's bytes, to check its link.
             last_record: format!(
-                r#"SELECT position, hash, record FROM "{s}".events ORDER BY position DESC LIMIT 1"#
+                r#"SELECT e.position, e.hash, e.record, p.record, p.hash FROM "{s}".events e
+                   LEFT JOIN "{s}".events p ON p.position = e.position - 1
+                   ORDER BY e.position DESC LIMIT 1"#
             ),
             last_hash: format!(
                 r#"SELECT position, hash FROM "{s}".events ORDER BY position DESC LIMIT 1"#
             ),
+            // Read from the record before the first one wanted, whose bytes
+            // seed the page's chain check (see `PgLog::read_all`).
             read_all: format!(
-                r#"SELECT position, record FROM "{s}".events
+                r#"SELECT position, record, hash FROM "{s}".events
                    WHERE position >= $1 ORDER BY position LIMIT $2"#
             ),
+            // Each record with its predecessor's bytes, to check its link.
             read_stream: format!(
-                r#"SELECT position, record FROM "{s}".events
-                   WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"#
+                r#"SELECT e.position, e.record, e.hash, p.record, p.hash FROM "{s}".events e
+                   LEFT JOIN "{s}".events p ON p.position = e.position - 1
+                   WHERE e.stream = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3"#
             ),
             stream_version: format!(r#"SELECT version FROM "{s}".streams WHERE stream = $1"#),
             streams_from: format!(
@@ -402,24 +409,37 @@ pub(crate) fn to_hash(bytes: &[u8], position: Position) -> Result<Hash, LogError
     })
 }
 
-/// Decodes a `(position, record)` row, checking that the record says the
-/// position it is stored at.
-pub(crate) fn decode_row(row: &Row) -> Result<RecordedEvent, LogError> {
+/// Decodes a row of `(position, record, hash, predecessor's record,
+/// predecessor's hash)` (a stream read) and checks it: the record's bytes
+/// against the hash stored in its row, its position, and its link to its
+/// predecessor, hashed from the predecessor's bytes.
+pub(crate) fn decode_linked_row(row: &Row) -> Result<RecordedEvent, LogError> {
     let position = to_u64(column::<i64>(row, 0, 0)?, 0, "position")?;
     let bytes: &[u8] = column(row, 1, position)?;
-    let ev = decode_record(bytes, position)?;
-    if ev.position != position {
-        return Err(LogError::Corruption {
-            position,
-            reason: format!("record says position {}", ev.position),
-        });
-    }
-    Ok(ev)
+    let stored: &[u8] = column(row, 2, position)?;
+    let view = RecordView::decode_checked(bytes, position, stored)?;
+    view.check_link_to(predecessor(row, 3, position)?)?;
+    Ok(view.to_owned())
+}
+
+/// The predecessor's `(record, hash)` in columns `at` and `at + 1` of a row
+/// (`None` when the row has none: the record is at position 1, or the
+/// predecessor is missing, which [`RecordView::check_link_to`] reports).
+fn predecessor(
+    row: &Row,
+    at: usize,
+    position: Position,
+) -> Result<Option<StoredRecord<'_>>, LogError> {
+    let bytes: Option<&[u8]> = column(row, at, position)?;
+    let hash: Option<&[u8]> = column(row, at + 1, position)?;
+    Ok(bytes.zip(hash))
 }
 
 /// Reads the last record of the store with `client` (inside the writer's
 /// transaction, or on open): the head, and the recorded-at the next group
-/// must not go below. The stored hash must match the bytes.
+/// must not go below. The head must check out as every read record does
+/// (stored hash, position, link to the record before): a log whose head
+/// does not verify is not extended.
 pub(crate) async fn load_head(
     client: &Client,
     statement: &tokio_postgres::Statement,
@@ -433,22 +453,11 @@ pub(crate) async fn load_head(
         ));
     };
     let position = to_u64(column::<i64>(&row, 0, 0)?, 0, "position")?;
-    let stored = to_hash(column::<&[u8]>(&row, 1, position)?, position)?;
+    let stored: &[u8] = column(&row, 1, position)?;
     let bytes: &[u8] = column(&row, 2, position)?;
-    let ev = decode_record(bytes, position)?;
-    if ev.position != position {
-        return Err(LogError::Corruption {
-            position,
-            reason: format!("record says position {}", ev.position),
-        });
-    }
-    if ev.hash != stored {
-        return Err(LogError::Corruption {
-            position,
-            reason: "record bytes do not match their stored hash".into(),
-        });
-    }
-    Ok((LogHead { position, hash: ev.hash }, ev.recorded_at))
+    let view = RecordView::decode_checked(bytes, position, stored)?;
+    view.check_link_to(predecessor(&row, 3, position)?)?;
+    Ok((LogHead { position, hash: view.hash }, view.recorded_at))
 }
 
 /// The smallest string greater than every string that starts with `prefix`,

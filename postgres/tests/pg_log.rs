@@ -668,3 +668,70 @@ async fn throughput_64_appenders() {
     drop(log);
     drop_schema(&url, &schema).await;
 }
+
+/// Issue 12, part 1: appends refuse to extend a log whose head does not
+/// verify. The head is checked whenever the writer re-reads it (another
+/// writer moved it) and on open, against its stored hash and its link to
+/// the record before; a refused append writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_that_does_not_verify_is_not_extended() {
+    let Some(url) = url("a_head_that_does_not_verify_is_not_extended") else { return };
+    let schema = fresh_schema();
+    let db = sql(&url).await;
+    let count = || async {
+        let row =
+            db.query_one(&format!(r#"SELECT count(*) FROM "{schema}".events"#), &[]).await.unwrap();
+        row.get::<_, i64>(0)
+    };
+    let a = open(&url, &schema).await;
+    let b = open(&url, &schema).await;
+    a.append(req("a", ExpectedVersion::Any, 3)).await.unwrap();
+    b.append(req("b", ExpectedVersion::Any, 2)).await.unwrap();
+    b.tamper_for_test(5, 10).await.unwrap();
+    // A last wrote position 3: its next group re-reads the head (5).
+    match a.append(req("a", ExpectedVersion::Any, 1)).await {
+        Err(LogError::Corruption { position, .. }) => assert_eq!(position, 5),
+        other => panic!("expected corruption at 5, got {other:?}"),
+    }
+    assert_eq!(count().await, 5, "a refused append wrote nothing");
+    drop((a, b));
+    match PgLog::open(&url, options(&schema), clock(1_000)).await {
+        Err(LogError::Corruption { position, .. }) => assert_eq!(position, 5),
+        Ok(_) => panic!("a store whose head does not verify was opened"),
+        Err(e) => panic!("expected corruption at 5, got {e}"),
+    }
+
+    // Restored head; the record before it rewritten with a matching stored
+    // hash (a payload byte, so it still decodes): the head's link breaks.
+    db.batch_execute(&format!(
+        r#"UPDATE "{schema}".events SET record = set_byte(record, 10, get_byte(record, 10) # 1)
+           WHERE position = 5"#
+    ))
+    .await
+    .unwrap();
+    open(&url, &schema).await.verify().await.unwrap();
+    let row = db
+        .query_one(&format!(r#"SELECT record FROM "{schema}".events WHERE position = 4"#), &[])
+        .await
+        .unwrap();
+    let mut record: Vec<u8> = row.get(0);
+    let at = record.len() - 40;
+    record[at] ^= 1;
+    let hash = blake3::hash(&record).as_bytes().to_vec();
+    db.execute(
+        &format!(r#"UPDATE "{schema}".events SET record = $1, hash = $2 WHERE position = 4"#),
+        &[&record, &hash],
+    )
+    .await
+    .unwrap();
+    match PgLog::open(&url, options(&schema), clock(1_000)).await {
+        Err(LogError::Corruption { position, reason }) => {
+            assert_eq!(position, 5, "{reason}");
+            assert!(reason.contains("previous-hash link"), "{reason}");
+        }
+        Ok(_) => panic!("a store whose head's link does not verify was opened"),
+        Err(e) => panic!("expected corruption at 5, got {e}"),
+    }
+    assert_eq!(count().await, 5);
+    drop_schema(&url, &schema).await;
+}

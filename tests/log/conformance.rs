@@ -36,6 +36,7 @@ conformance_tests!(
     read_all_stream_stops_at_the_head,
     restart_rebuilds_heads_and_idempotency,
     tamper_is_found_at_its_position,
+    reads_refuse_a_tampered_record,
     checkpoints_are_kept_apart_from_events,
 );
 
@@ -467,6 +468,63 @@ mod suite {
             let report = log.verify().await.unwrap();
             assert_eq!(report.events, head);
         }
+    }
+
+    /// Issue 12, part 1: no read serves a record whose bytes changed. Every
+    /// read that would hand out the tampered record, or a record linked to
+    /// it, stops with `Corruption` at its position: runs from before it, at
+    /// it and just after it (whose link is checked against it), the
+    /// visiting read, and stream reads of its stream and of the stream of
+    /// the record after it. Reads that do not touch it still work.
+    pub async fn reads_refuse_a_tampered_record(backend: Arc<dyn Backend>) {
+        let store = backend.create().await;
+        let log = store.log();
+        for i in 0..30 {
+            log.append(request(&format!("s{}", i % 4), ExpectedVersion::Any, &format!("{i}"), 4))
+                .await
+                .unwrap();
+        }
+        let all = read_everything(log.as_ref(), 1000).await;
+        let (bad, next) = (&all[39], &all[40]);
+        assert_ne!(bad.stream, next.stream, "the test wants the next record in another stream");
+        let Some(result) = store.tamper(bad.position, 60).await else {
+            eprintln!("note: backend {} has no tamper hook; skipped", backend.name());
+            return;
+        };
+        result.unwrap();
+        let at = |r: Result<usize, LogError>, what: &str| match r {
+            Err(LogError::Corruption { position, reason }) => {
+                assert_eq!(position, bad.position, "{what}: {reason}")
+            }
+            other => panic!("{what}: expected corruption at {}, got {other:?}", bad.position),
+        };
+        for from in [1, 30, bad.position, bad.position + 1] {
+            at(log.read_all(from, 100).await.map(|p| p.len()), &format!("read_all from {from}"));
+            at(log.read_all_with(from, 100, &mut |_| Ok(())).await, &format!("visit from {from}"));
+        }
+        at(log.read_stream(&sid(&bad.stream), 1, 100).await.map(|p| p.len()), "its stream");
+        at(log.read_stream(&sid(&next.stream), 1, 100).await.map(|p| p.len()), "next's stream");
+        let mut feed = read_all_stream(log.clone(), 1);
+        let mut served = 0;
+        let err = loop {
+            match feed.next().await {
+                Some(Ok(_)) => served += 1,
+                Some(Err(e)) => break e,
+                None => panic!("the feed ended without reporting the tampered record"),
+            }
+        };
+        at(Err(err), "feed");
+        assert!(served < bad.position as usize, "the feed served {served} records");
+        drop(feed);
+        let after = log.read_all(bad.position + 2, 1000).await.unwrap();
+        assert_eq!(after.len(), all.len() - bad.position as usize - 1);
+        let untouched = all.iter().find(|e| e.stream != bad.stream && e.stream != next.stream);
+        let untouched = &untouched.expect("a third stream").stream;
+        let want = all.iter().filter(|e| &e.stream == untouched).count();
+        assert_eq!(log.read_stream(&sid(untouched), 1, 100).await.unwrap().len(), want);
+        // Restored, everything reads again.
+        store.tamper(bad.position, 60).await.expect("hook").unwrap();
+        assert_eq!(read_everything(log.as_ref(), 7).await, all);
     }
 
     /// Checkpoints (derived state readers keep with the store) round-trip,

@@ -58,6 +58,8 @@ pub struct TestServer {
     pub clock: ManualClock,
     /// API keys by actor.
     pub keys: HashMap<String, String>,
+    /// The server's log, for the tamper hook.
+    pub log: Arc<SledLog>,
     _dir: tempfile::TempDir,
 }
 
@@ -105,7 +107,8 @@ impl TestServer {
             ..SledOptions::default()
         };
         let log = SledLog::open(dir.path().join("log"), options, Arc::new(clock.clone())).unwrap();
-        let engine = Engine::new(Arc::new(log), Arc::new(clock.clone()), EngineOptions::default())
+        let log = Arc::new(log);
+        let engine = Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default())
             .await
             .unwrap();
         engine
@@ -130,7 +133,7 @@ impl TestServer {
             Server::start(Arc::new(engine), Arc::new(store), opts, listener).await.unwrap();
         let base = format!("http://{}", server.local_addr());
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        TestServer { base, client, server: Some(server), clock, keys, _dir: dir }
+        TestServer { base, client, server: Some(server), clock, keys, log, _dir: dir }
     }
 
     /// The running server.

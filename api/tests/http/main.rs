@@ -5,6 +5,7 @@
 
 mod commands;
 mod common;
+mod corruption;
 mod events;
 mod hardening;
 mod lifecycle;

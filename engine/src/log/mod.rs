@@ -19,8 +19,8 @@ mod subscribe;
 pub use error::LogError;
 pub use record::{
     chain_append, decode_record, encode_record, envelope_of, hex, request_digest, ChainVerifier,
-    ChainedRecord, Envelope, Hash, IdempotencyMark, IdempotencyMarkRef, RecordView, CODEC_POSTCARD,
-    GENESIS_HASH, RECORD_FORMAT,
+    ChainedRecord, Envelope, Hash, IdempotencyMark, IdempotencyMarkRef, RecordView, StoredRecord,
+    CODEC_POSTCARD, GENESIS_HASH, RECORD_FORMAT,
 };
 pub use sled::{SledLog, SledOptions};
 pub use subscribe::{read_all_stream, subscribe};

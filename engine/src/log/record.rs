@@ -15,6 +15,10 @@ use crate::time::Timestamp;
 /// A BLAKE3 digest.
 pub type Hash = [u8; 32];
 
+/// A record as a store keeps it: its canonical bytes and its stored check
+/// bytes (the start of its hash; see [`RecordView::decode_checked`]).
+pub type StoredRecord<'a> = (&'a [u8], &'a [u8]);
+
 /// The `prev_hash` of the record at position 1.
 pub const GENESIS_HASH: Hash = [0u8; 32];
 
@@ -197,6 +201,63 @@ impl<'a> RecordView<'a> {
             prev_hash: env.prev_hash,
             hash: *blake3::hash(bytes).as_bytes(),
         })
+    }
+
+    /// Decodes a stored record and checks it against what its store keeps
+    /// beside it: `check` is the start of the record's hash as stored (sled
+    /// keeps 8 bytes per record in the frame, PostgreSQL the whole 32 in
+    /// the row; at least 8), and the record must say it is at `position`.
+    /// Every backend's read decodes through here, so a record whose bytes
+    /// changed is never handed out. The link to the record before is
+    /// checked apart: by a [`ChainVerifier`] over a run of records, or by
+    /// [`RecordView::check_link_to`] for a record read alone.
+    pub fn decode_checked(
+        bytes: &'a [u8],
+        position: Position,
+        check: &[u8],
+    ) -> Result<RecordView<'a>, LogError> {
+        let view = RecordView::decode(bytes, position)?;
+        if check.len() < 8 || check.len() > view.hash.len() || check != &view.hash[..check.len()] {
+            return Err(LogError::Corruption {
+                position,
+                reason: "record bytes do not match their stored check bytes".into(),
+            });
+        }
+        if view.position != position {
+            return Err(LogError::Corruption {
+                position,
+                reason: format!("record says position {}", view.position),
+            });
+        }
+        Ok(view)
+    }
+
+    /// Checks the link of a record read alone (by key: a stream read, the
+    /// head) to the record before it, given that record's canonical bytes
+    /// and stored check bytes (`None` for the record at position 1). The
+    /// predecessor is checked as a record first, so a changed predecessor
+    /// is reported at its own position; its hash is then computed from its
+    /// bytes, not taken from anything stored beside it, so the link holds
+    /// only if both records are the ones the chain was built from. This
+    /// costs one more decode and hash per record read alone.
+    pub fn check_link_to(&self, predecessor: Option<StoredRecord<'_>>) -> Result<(), LogError> {
+        let prev_hash = match predecessor {
+            Some((bytes, check)) => {
+                let before = self.position.checked_sub(1).ok_or_else(|| LogError::Corruption {
+                    position: self.position,
+                    reason: "a record before position 1".into(),
+                })?;
+                RecordView::decode_checked(bytes, before, check)?.hash
+            }
+            None if self.position == 1 => GENESIS_HASH,
+            None => {
+                return Err(LogError::Corruption {
+                    position: self.position,
+                    reason: format!("the record before it ({}) is missing", self.position - 1),
+                })
+            }
+        };
+        ChainVerifier::resume(self.position, prev_hash).check_view(self)
     }
 
     /// A view of an owned record, for code that folds views and is handed
@@ -549,6 +610,48 @@ mod tests {
             assert_eq!(view.hash, *blake3::hash(&bytes).as_bytes());
             assert_eq!(RecordView::of(&view.to_owned()), view);
         }
+    }
+
+    /// The stored-record check: the hash against the stored check bytes
+    /// (8 to 32 bytes), the position; the link of a record read alone
+    /// against its predecessor's bytes, a changed predecessor named at its
+    /// own position.
+    #[test]
+    fn checked_decode_and_link_of_a_record_read_alone() {
+        let before = encode_record(&Envelope { position: 6, ..sample() }).unwrap();
+        let before_hash = *blake3::hash(&before).as_bytes();
+        let bytes = encode_record(&Envelope { prev_hash: before_hash, ..sample() }).unwrap();
+        let hash = *blake3::hash(&bytes).as_bytes();
+        let corrupt_at = |r: Result<_, LogError>| match r {
+            Err(LogError::Corruption { position, .. }) => position,
+            other => panic!("expected corruption, got {other:?}"),
+        };
+        for check in [&hash[..8], &hash[..]] {
+            let view = RecordView::decode_checked(&bytes, 7, check).unwrap();
+            view.check_link_to(Some((&before, &before_hash[..8]))).unwrap();
+        }
+        assert_eq!(corrupt_at(RecordView::decode_checked(&bytes, 7, &hash[..4]).map(|_| ())), 7);
+        let mut wrong = hash;
+        wrong[3] ^= 1;
+        assert_eq!(corrupt_at(RecordView::decode_checked(&bytes, 7, &wrong[..8]).map(|_| ())), 7);
+        assert_eq!(corrupt_at(RecordView::decode_checked(&bytes, 8, &hash[..8]).map(|_| ())), 8);
+
+        let view = RecordView::decode_checked(&bytes, 7, &hash).unwrap();
+        // A predecessor changed with matching check bytes: the link breaks.
+        let other = encode_record(&Envelope { position: 6, actor: "S002".into(), ..sample() });
+        let other = other.unwrap();
+        let other_hash = *blake3::hash(&other).as_bytes();
+        assert_eq!(corrupt_at(view.check_link_to(Some((&other, &other_hash[..8])))), 7);
+        // A predecessor whose bytes changed: named at its own position.
+        let mut flipped = before.clone();
+        flipped[20] ^= 1;
+        assert_eq!(corrupt_at(view.check_link_to(Some((&flipped, &before_hash[..8])))), 6);
+        // No predecessor: only position 1 links to the genesis hash.
+        assert_eq!(corrupt_at(view.check_link_to(None)), 7);
+        let first = encode_record(&Envelope { position: 1, prev_hash: GENESIS_HASH, ..sample() });
+        let first = first.unwrap();
+        let first_hash = *blake3::hash(&first).as_bytes();
+        RecordView::decode_checked(&first, 1, &first_hash).unwrap().check_link_to(None).unwrap();
     }
 
     #[test]

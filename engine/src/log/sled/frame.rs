@@ -132,21 +132,14 @@ pub(super) fn view_frame(first: Position, bytes: &[u8]) -> Result<FrameView<'_>,
 }
 
 /// Decodes a record of a frame in place and checks its hash against the
-/// check bytes the frame stores for it. Every read of a frame goes through
-/// here, so no record whose bytes changed is served.
+/// check bytes the frame stores for it (and its position). Every read of a
+/// frame goes through here, so no record whose bytes changed is served.
 pub(super) fn checked_view<'a>(
     position: Position,
     raw: &'a [u8],
     check: &[u8],
 ) -> Result<RecordView<'a>, LogError> {
-    let view = RecordView::decode(raw, position)?;
-    if check != &view.hash[..8] {
-        return Err(LogError::Corruption {
-            position,
-            reason: "record bytes do not match their stored check bytes".into(),
-        });
-    }
-    Ok(view)
+    RecordView::decode_checked(raw, position, check)
 }
 
 /// Decodes every record of a frame and checks it against `verifier`

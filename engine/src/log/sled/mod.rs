@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
 use crate::log::group::ask_writer;
-use crate::log::record::{ChainVerifier, Hash};
+use crate::log::record::{ChainVerifier, Hash, StoredRecord};
 use crate::log::LogError;
 use crate::log::{
     check_append, read_back_duplicate, AppendOutcome, AppendRequest, Appended, Durability,
@@ -262,32 +262,25 @@ impl Inner {
         Ok(())
     }
 
-    /// Reads the records at the given ascending positions.
+    /// Reads the records at the given ascending positions (a stream's, from
+    /// the index), each checked as it would be in a run: its bytes against
+    /// the frame's check bytes, its position, and its link to the record
+    /// before it, decoded, checked and hashed from that record's bytes.
+    ///
+    /// The predecessor is usually in the same frame (a frame holds a whole
+    /// group) or in the frame read just before (a stream's consecutive
+    /// positions), so the last two frames read are kept: the link then
+    /// costs one more decode and hash, and a frame lookup only when the
+    /// predecessor is in a frame not otherwise read.
     pub(super) fn read_positions(
         &self,
         positions: &[Position],
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let mut out = Vec::with_capacity(positions.len());
-        let mut cached: Option<(Position, sled::IVec)> = None;
+        let mut frames = RecentFrames::default();
         for &pos in positions {
-            let hit = matches!(&cached, Some((first, v)) if pos >= *first && {
-                let n = view_frame(*first, v).map(|f| f.records.len()).unwrap_or(0) as u64;
-                pos < first + n
-            });
-            if !hit {
-                let (k, v) = self
-                    .frames
-                    .range(..=frame_key(pos))
-                    .next_back()
-                    .ok_or_else(|| LogError::Corruption {
-                        position: pos,
-                        reason: "indexed event has no frame".into(),
-                    })?
-                    .map_err(storage)?;
-                cached = Some((key_position(&k)?, v));
-            }
-            let Some((first, v)) = &cached else { continue };
-            let view = view_frame(*first, v)?;
+            let (first, v) = frames.holding(self, pos, "indexed event has no frame")?;
+            let view = view_frame(first, &v)?;
             let i = (pos - first) as usize;
             let (Some(raw), Some(check)) = (view.records.get(i), view.checks.get(i)) else {
                 return Err(LogError::Corruption {
@@ -296,16 +289,75 @@ impl Inner {
                 });
             };
             let rec = checked_view(pos, raw, check)?;
-            if rec.position != pos {
-                return Err(LogError::Corruption {
-                    position: pos,
-                    reason: format!("record says position {}", rec.position),
-                });
+            match i.checked_sub(1).and_then(|j| record_in(&view, j)) {
+                Some(before) => rec.check_link_to(Some(before))?,
+                None if pos == 1 => rec.check_link_to(None)?,
+                None => {
+                    let (pfirst, pv) =
+                        frames.holding(self, pos - 1, "the record before is missing")?;
+                    let pview = view_frame(pfirst, &pv)?;
+                    rec.check_link_to(record_in(&pview, (pos - 1 - pfirst) as usize))?;
+                }
             }
             out.push(rec.to_owned());
         }
         Ok(out)
     }
+
+    /// The frame holding `position`: its first position and its bytes.
+    /// `missing` says what it means when there is none.
+    fn frame_holding(
+        &self,
+        position: Position,
+        missing: &str,
+    ) -> Result<(Position, sled::IVec), LogError> {
+        let (k, v) = self
+            .frames
+            .range(..=frame_key(position))
+            .next_back()
+            .ok_or_else(|| LogError::Corruption { position, reason: missing.into() })?
+            .map_err(storage)?;
+        Ok((key_position(&k)?, v))
+    }
+}
+
+/// The last two frames a random-access read fetched, by the positions they
+/// hold, so that reading a record and then its predecessor or successor
+/// does not look a frame up again. (An `IVec` clone shares the bytes.)
+#[derive(Default)]
+struct RecentFrames {
+    /// `(first position, one past the last, bytes)`, oldest first.
+    frames: Vec<(Position, Position, sled::IVec)>,
+}
+
+impl RecentFrames {
+    /// The frame holding `position` (its first position and bytes), from
+    /// the two kept or looked up in `inner`; `missing` says what it means
+    /// when there is none.
+    fn holding(
+        &mut self,
+        inner: &Inner,
+        position: Position,
+        missing: &str,
+    ) -> Result<(Position, sled::IVec), LogError> {
+        if let Some((first, _, v)) =
+            self.frames.iter().find(|(first, end, _)| (*first..*end).contains(&position))
+        {
+            return Ok((*first, v.clone()));
+        }
+        let (first, v) = inner.frame_holding(position, missing)?;
+        let end = first + view_frame(first, &v)?.records.len() as u64;
+        if self.frames.len() == 2 {
+            self.frames.remove(0);
+        }
+        self.frames.push((first, end, v.clone()));
+        Ok((first, v))
+    }
+}
+
+/// The bytes and check bytes of record `i` of a frame, if it has one.
+fn record_in<'a>(frame: &frame::FrameView<'a>, i: usize) -> Option<StoredRecord<'a>> {
+    frame.records.get(i).copied().zip(frame.checks.get(i).copied())
 }
 
 pub(super) fn lookup_idempotency(
@@ -627,6 +679,62 @@ mod tests {
         }
         assert!(log.read_all_with(32, 100, &mut |_| Ok(())).await.is_ok());
         assert!(log.read_all(25, 10).await.is_err());
+    }
+
+    /// Changes the last payload byte of the record at `position` and
+    /// rewrites its check bytes to match, as someone who knows the frame
+    /// layout would: the record checks out alone, only the next record's
+    /// link to it gives it away.
+    fn rewrite_with_matching_check(log: &SledLog, position: Position) {
+        let (first, v) = log.inner.frame_holding(position, "no frame").unwrap();
+        let i = (position - first) as usize;
+        let view = view_frame(first, &v).unwrap();
+        let rec = view.records[i];
+        let start = rec.as_ptr() as usize - v.as_ptr() as usize;
+        let mut bytes = v.to_vec();
+        // The payload is followed by the 32-byte previous hash.
+        bytes[start + rec.len() - 33] ^= 0x01;
+        let hash = blake3::hash(&bytes[start..start + rec.len()]);
+        let at = 5 + frame::TABLE_ENTRY * i + 4;
+        bytes[at..at + 8].copy_from_slice(&hash.as_bytes()[..8]);
+        log.inner.frames.insert(frame_key(first), bytes).unwrap();
+    }
+
+    /// A stream read checks each record's link to the record before it in
+    /// the log (in the same frame or the frame before), not only its check
+    /// bytes: a record rewritten with matching check bytes is refused at
+    /// the record that links to it.
+    #[tokio::test]
+    async fn stream_read_checks_the_link_to_the_record_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        // Positions 1-3 in one frame, 4-5 in the next: 4's predecessor is
+        // the last record of the frame before.
+        log.append(req("a", ExpectedVersion::Any, 3)).await.unwrap();
+        log.append(req("b", ExpectedVersion::Any, 2)).await.unwrap();
+        let a = StreamId::new("a").unwrap();
+        let b = StreamId::new("b").unwrap();
+        assert_eq!(log.read_stream(&b, 1, 10).await.unwrap().len(), 2);
+        rewrite_with_matching_check(&log, 3);
+        // Alone, record 3 checks out; record 4 (stream b) links to it.
+        assert_eq!(log.read_stream(&a, 3, 1).await.unwrap().len(), 1);
+        match log.read_stream(&b, 1, 10).await {
+            Err(LogError::Corruption { position, .. }) => assert_eq!(position, 4),
+            other => panic!("expected corruption at 4, got {other:?}"),
+        }
+        rewrite_with_matching_check(&log, 3);
+        rewrite_with_matching_check(&log, 1);
+        match log.read_stream(&a, 1, 10).await {
+            Err(LogError::Corruption { position, .. }) => assert_eq!(position, 2),
+            other => panic!("expected corruption at 2, got {other:?}"),
+        }
+        // A flipped byte without the matching check bytes: refused at itself.
+        rewrite_with_matching_check(&log, 1);
+        log.tamper_for_test(5, 10).unwrap();
+        match log.read_stream(&b, 2, 10).await {
+            Err(LogError::Corruption { position, .. }) => assert_eq!(position, 5),
+            other => panic!("expected corruption at 5, got {other:?}"),
+        }
     }
 
     #[tokio::test]
