@@ -22,8 +22,9 @@ pub const ALG_ED25519: u8 = 0x01;
 /// The em dash (U+2014) and space that open every signature line.
 const SIG_PREFIX: &str = "\u{2014} ";
 
-/// Checks a key name: non-empty UTF-8 without whitespace or `+`.
-fn check_name(name: &str) -> Result<(), TrustError> {
+/// Checks a key name (and so a log origin): non-empty UTF-8 without
+/// whitespace or `+`, as signed notes require.
+pub fn check_name(name: &str) -> Result<(), TrustError> {
     if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
         return Err(TrustError::Malformed(format!(
             "key name {name:?} must be non-empty, without spaces or '+'"

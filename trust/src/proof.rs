@@ -156,6 +156,7 @@ pub fn check(
             header(&f.format, &f.algorithms)?;
             let kind = if matches!(file, ProofFile::Receipt(_)) { "receipt" } else { "inclusion" };
             let cp = Checkpoint::open(checkpoint.unwrap_or(&f.checkpoint), verifier)?;
+            same_size(checkpoint, &f.checkpoint, cp.size, verifier)?;
             if f.entries.is_empty() {
                 return Err(TrustError::Malformed("the file proves no entry".into()));
             }
@@ -169,8 +170,11 @@ pub fn check(
                 }
                 let proof: Vec<Hash> = e.inclusion_proof.iter().map(|h| h.0).collect();
                 verify_inclusion(e.leaf_index, cp.size, &leaf_hash(&e.leaf.0), &proof, &cp.root)
-                    .map_err(|err| {
-                        TrustError::Verification(format!("position {}: {err}", e.position))
+                    .map_err(|err| match err {
+                        TrustError::Verification(m) => {
+                            TrustError::Verification(format!("position {}: {m}", e.position))
+                        }
+                        other => other,
                     })?;
                 positions.push(e.position);
             }
@@ -180,6 +184,7 @@ pub fn check(
             header(&f.format, &f.algorithms)?;
             let old = Checkpoint::open(&f.old_checkpoint, verifier)?;
             let new = Checkpoint::open(checkpoint.unwrap_or(&f.checkpoint), verifier)?;
+            same_size(checkpoint, &f.checkpoint, new.size, verifier)?;
             let proof: Vec<Hash> = f.consistency_proof.iter().map(|h| h.0).collect();
             verify_consistency(old.size, new.size, &proof, &old.root, &new.root)?;
             Ok(Checked {
@@ -191,6 +196,28 @@ pub fn check(
             })
         }
     }
+}
+
+/// With a checkpoint given in place of the file's own, the proofs must be
+/// for its size: say so plainly rather than as a root mismatch.
+fn same_size(
+    given: Option<&str>,
+    own: &str,
+    size: u64,
+    verifier: &NoteVerifier,
+) -> Result<(), TrustError> {
+    if given.is_none() {
+        return Ok(());
+    }
+    if let Ok(own) = Checkpoint::open(own, verifier) {
+        if own.size != size {
+            return Err(TrustError::Verification(format!(
+                "the file's proofs are for the tree of size {}, the checkpoint given is of size {size}",
+                own.size
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn header(format: &str, algorithms: &Algorithms) -> Result<(), TrustError> {
