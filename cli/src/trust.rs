@@ -313,7 +313,7 @@ pub async fn prove(g: &Global, cmd: ProveCmd) -> Result<(), CliError> {
                 )));
             }
             let signed = checkpoint_for(&t, size, position).await?;
-            let file = t.inclusion_file(&signed, &[position], None).await?;
+            let file = t.inclusion_file(&signed, &[position], None, true).await?;
             write_out(&out, &ProofFile::Inclusion(file))
         }
         ProveCmd::Consistency { from, to, out } => {
@@ -348,7 +348,7 @@ pub async fn receipt(g: &Global, case: &str, out: OutArg) -> Result<(), CliError
         return Err(CliError::Engine(gridcase_engine::Error::NotFound(format!("case {id}"))));
     };
     let signed = checkpoint_for(&t, None, last).await?;
-    let file = t.inclusion_file(&signed, &positions, Some(id.to_string())).await?;
+    let file = t.inclusion_file(&signed, &positions, Some(id.to_string()), true).await?;
     write_out(&out, &ProofFile::Receipt(file))
 }
 
@@ -391,7 +391,18 @@ pub fn check_proof(
     let mut events = Vec::new();
     if let ProofFile::Inclusion(f) | ProofFile::Receipt(f) = &pf {
         for e in &f.entries {
-            let view = RecordView::decode(&e.leaf.0, e.position).map_err(|err| {
+            // A public proof carries only hashes: nothing to show. A
+            // receipt must carry its records, or its case is unchecked.
+            let Some(leaf) = &e.leaf else {
+                if f.case.is_some() {
+                    return Err(CliError::Usage(format!(
+                        "position {}: a receipt carries each record, this one only its hash",
+                        e.position
+                    )));
+                }
+                continue;
+            };
+            let view = RecordView::decode(&leaf.0, e.position).map_err(|err| {
                 CliError::Trust(TrustError::Verification(format!(
                     "position {}: the proven entry is not a gridcase record ({err})",
                     e.position

@@ -275,13 +275,16 @@ impl Transparency {
         Ok(self.read().consistency_proof(old, new)?)
     }
 
-    /// An inclusion proof file for `positions` against a signed checkpoint
-    /// (each record's canonical bytes included so a verifier hashes them).
+    /// An inclusion proof file for `positions` against a signed checkpoint.
+    /// With `with_leaves`, each record's canonical bytes are included so a
+    /// verifier hashes them itself (they carry case data); without, only
+    /// their leaf hashes.
     pub async fn inclusion_file(
         &self,
         signed: &SignedCheckpoint,
         positions: &[Position],
         case: Option<String>,
+        with_leaves: bool,
     ) -> Result<InclusionFile, Error> {
         let size = signed.checkpoint.size;
         let mut entries = Vec::with_capacity(positions.len());
@@ -298,10 +301,12 @@ impl Transparency {
                 .ok_or_else(|| Error::NotFound(format!("no record at position {p}")))?;
             let leaf = leaf_bytes(&RecordView::of(rec))?;
             let proof = self.inclusion_proof(p, size)?;
+            let hash = gridcase_trust::merkle::leaf_hash(&leaf);
             entries.push(IncludedEntry {
                 position: p,
                 leaf_index: p - 1,
-                leaf: B64Bytes(leaf),
+                leaf: with_leaves.then_some(B64Bytes(leaf)),
+                leaf_hash: Some(B64Hash(hash)),
                 inclusion_proof: proof.into_iter().map(B64Hash).collect(),
             });
         }
@@ -485,7 +490,7 @@ mod tests {
         // A receipt of case-B's events checks offline.
         let positions = t.stream_positions(&StreamId::new("case-B").unwrap(), 305).await.unwrap();
         assert_eq!(positions, vec![301, 302, 303, 304, 305]);
-        let file = t.inclusion_file(&signed, &positions, Some("B".into())).await.unwrap();
+        let file = t.inclusion_file(&signed, &positions, Some("B".into()), true).await.unwrap();
         let ok = check(&ProofFile::Receipt(file), &verifier, None).unwrap();
         assert_eq!(ok.positions, positions);
 

@@ -63,8 +63,15 @@ pub struct IncludedEntry {
     pub position: u64,
     /// The RFC 9162 leaf index.
     pub leaf_index: u64,
-    /// The entry (the record's canonical bytes); its leaf hash is recomputed from it.
-    pub leaf: B64Bytes,
+    /// The entry (the record's canonical bytes); its leaf hash is
+    /// recomputed from it. Absent where the reader may not see the record
+    /// (a public proof carries only `leaf_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<B64Bytes>,
+    /// The RFC 9162 leaf hash, SHA-256(0x00 ‖ entry); must match `leaf`
+    /// when both are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_hash: Option<B64Hash>,
     /// The audit path, leaf side first (RFC 9162 §2.1.3.1).
     pub inclusion_proof: Vec<B64Hash>,
 }
@@ -169,13 +176,33 @@ pub fn check(
                     )));
                 }
                 let proof: Vec<Hash> = e.inclusion_proof.iter().map(|h| h.0).collect();
-                verify_inclusion(e.leaf_index, cp.size, &leaf_hash(&e.leaf.0), &proof, &cp.root)
-                    .map_err(|err| match err {
+                let leaf = match (&e.leaf, &e.leaf_hash) {
+                    (Some(bytes), given) => {
+                        let h = leaf_hash(&bytes.0);
+                        if given.is_some_and(|g| g.0 != h) {
+                            return Err(TrustError::Verification(format!(
+                                "position {}: the leaf hash is not the hash of the leaf",
+                                e.position
+                            )));
+                        }
+                        h
+                    }
+                    (None, Some(h)) => h.0,
+                    (None, None) => {
+                        return Err(TrustError::Malformed(format!(
+                            "position {}: neither the leaf nor its hash is given",
+                            e.position
+                        )))
+                    }
+                };
+                verify_inclusion(e.leaf_index, cp.size, &leaf, &proof, &cp.root).map_err(
+                    |err| match err {
                         TrustError::Verification(m) => {
                             TrustError::Verification(format!("position {}: {m}", e.position))
                         }
                         other => other,
-                    })?;
+                    },
+                )?;
                 positions.push(e.position);
             }
             Ok(Checked { kind, origin: cp.origin, tree_size: cp.size, old_size: None, positions })
@@ -269,7 +296,8 @@ mod tests {
                 .map(|&i| IncludedEntry {
                     position: i + 1,
                     leaf_index: i,
-                    leaf: B64Bytes(entries[i as usize].clone()),
+                    leaf: Some(B64Bytes(entries[i as usize].clone())),
+                    leaf_hash: None,
                     inclusion_proof: t
                         .inclusion_proof(i, size)
                         .unwrap()
@@ -304,12 +332,25 @@ mod tests {
         let ProofFile::Receipt(mut f) = receipt(&signer, &t, &entries, 20, &[3]) else {
             unreachable!()
         };
-        f.entries[0].leaf.0[0] ^= 1;
+        let leaf = f.entries[0].leaf.clone().unwrap();
+        f.entries[0].leaf.as_mut().unwrap().0[0] ^= 1;
         assert!(matches!(
             check(&ProofFile::Receipt(f.clone()), &signer.verifier(), None),
             Err(TrustError::Verification(_))
         ));
-        f.entries[0].leaf.0[0] ^= 1;
+        // The hash alone proves the same; a hash that is not the leaf's fails.
+        f.entries[0].leaf = None;
+        f.entries[0].leaf_hash = Some(B64Hash(leaf_hash(&leaf.0)));
+        check(&ProofFile::Receipt(f.clone()), &signer.verifier(), None).unwrap();
+        f.entries[0].leaf = Some(B64Bytes(vec![1]));
+        assert!(check(&ProofFile::Receipt(f.clone()), &signer.verifier(), None).is_err());
+        f.entries[0].leaf = None;
+        f.entries[0].leaf_hash = None;
+        assert!(matches!(
+            check(&ProofFile::Receipt(f.clone()), &signer.verifier(), None),
+            Err(TrustError::Malformed(_))
+        ));
+        f.entries[0].leaf = Some(leaf);
         f.entries[0].position = 5;
         assert!(check(&ProofFile::Receipt(f), &signer.verifier(), None).is_err());
     }
