@@ -10,3 +10,4 @@ mod hardening;
 mod lifecycle;
 mod malformed;
 mod open311;
+mod trust;
