@@ -27,7 +27,10 @@ use gridcase_trust::proof::{B64Bytes, B64Hash, ConsistencyFile, IncludedEntry, I
 use gridcase_trust::tiles::{self, Resource};
 use gridcase_trust::{Algorithms, Hash, TrustError};
 
-use crate::log::{encode_record, envelope_of, EventLog, LogError, Position, RecordView, StreamId};
+use crate::log::{
+    encode_record, envelope_of, ChainVerifier, EventLog, LogError, Position, RecordView, StreamId,
+    GENESIS_HASH,
+};
 use crate::Error;
 
 pub use gridcase_trust;
@@ -87,8 +90,11 @@ pub struct Transparency {
     origin: String,
     signer: Option<NoteSigner>,
     tree: RwLock<Tree>,
-    /// One catch-up at a time; readers of the tree do not wait for it.
-    sync: tokio::sync::Mutex<()>,
+    /// One catch-up at a time (readers of the tree do not wait for it),
+    /// holding the chain hash of the tree's last record: the follower
+    /// checks each new record's link to it, so the tree only ever takes
+    /// records that continue the chain.
+    sync: tokio::sync::Mutex<Hash>,
 }
 
 impl std::fmt::Debug for Transparency {
@@ -119,9 +125,14 @@ impl Transparency {
                 )));
             }
         }
-        let tree = load_tree(log.as_ref()).await.unwrap_or_default();
-        let t =
-            Transparency { log, origin, signer, tree: RwLock::new(tree), sync: Default::default() };
+        let (tree, head) = load_tree(log.as_ref()).await.unwrap_or((Tree::new(), GENESIS_HASH));
+        let t = Transparency {
+            log,
+            origin,
+            signer,
+            tree: RwLock::new(tree),
+            sync: tokio::sync::Mutex::new(head),
+        };
         t.sync().await?;
         Ok(t)
     }
@@ -149,23 +160,17 @@ impl Transparency {
 
     /// Hashes every record the log has beyond the tree; returns the new size.
     pub async fn sync(&self) -> Result<u64, Error> {
-        let _one = self.sync.lock().await;
+        let mut head = self.sync.lock().await;
         loop {
             let from = self.size() + 1;
             if from > self.log.head().position {
                 return Ok(from - 1);
             }
             let mut hashes: Vec<Hash> = Vec::new();
-            let mut expect = from;
+            let mut chain = ChainVerifier::resume(from, *head);
             self.log
                 .read_all_with(from, PAGE, &mut |view| {
-                    if view.position != expect {
-                        return Err(LogError::Corruption {
-                            position: expect,
-                            reason: format!("the log skipped to position {}", view.position),
-                        });
-                    }
-                    expect += 1;
+                    chain.check_view(view)?;
                     hashes.push(gridcase_trust::merkle::leaf_hash(&leaf_bytes(view)?));
                     Ok(())
                 })
@@ -177,6 +182,7 @@ impl Transparency {
             for h in hashes {
                 tree.push_hash(h);
             }
+            *head = chain.head_hash();
         }
     }
 
@@ -392,9 +398,10 @@ impl Transparency {
     }
 }
 
-/// The saved tree, if intact and if the log's record at its end still has
-/// the hash it was saved with; anything else means rebuild.
-async fn load_tree(log: &dyn EventLog) -> Option<Tree> {
+/// The saved tree and the chain hash of its last record, if intact and if
+/// the log's record at its end still has that hash; anything else means
+/// rebuild.
+async fn load_tree(log: &dyn EventLog) -> Option<(Tree, Hash)> {
     let bytes = log.load_checkpoint(TREE_NAME).await.ok()??;
     let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if blake3::hash(body).as_bytes() != digest {
@@ -419,7 +426,7 @@ async fn load_tree(log: &dyn EventLog) -> Option<Tree> {
     for chunk in leaves.chunks_exact(32) {
         tree.push_hash(chunk.try_into().ok()?);
     }
-    Some(tree)
+    Some((tree, rec.hash))
 }
 
 #[cfg(test)]
@@ -533,8 +540,9 @@ mod tests {
 
         // Reopen: the saved tree is used (it matches the log) and caught up.
         let log = open_log(dir.path());
-        let saved = load_tree(log.as_ref()).await.unwrap();
+        let (saved, head) = load_tree(log.as_ref()).await.unwrap();
         assert_eq!(saved.size(), 308);
+        assert_eq!(head, log.head().hash);
         let t = Transparency::open(
             log.clone(),
             "test.example/log".into(),
