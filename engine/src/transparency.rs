@@ -37,6 +37,8 @@ pub use gridcase_trust;
 
 /// Name under which the latest signed checkpoint is saved.
 const LATEST: &str = "trust/checkpoint/latest";
+/// Name of the store's metadata that names its algorithms.
+const PROFILE_NAME: &str = "trust/algorithms";
 /// Name of the saved tree (leaf hashes up to a position).
 const TREE_NAME: &str = "trust/tree";
 const TREE_MAGIC: &[u8] = b"gridcase-merkle-tree\0";
@@ -125,6 +127,7 @@ impl Transparency {
                 )));
             }
         }
+        check_profile(log.as_ref()).await?;
         let (tree, head) = load_tree(log.as_ref()).await.unwrap_or((Tree::new(), GENESIS_HASH));
         let t = Transparency {
             log,
@@ -184,6 +187,11 @@ impl Transparency {
             }
             *head = chain.head_hash();
         }
+    }
+
+    /// The algorithms the store names in its metadata (checked at open).
+    pub fn algorithms(&self) -> Algorithms {
+        Algorithms::current()
     }
 
     /// The root of the tree of the first `size` records.
@@ -398,6 +406,33 @@ impl Transparency {
     }
 }
 
+/// Names the store's algorithms in its metadata (`trust/algorithms`) on
+/// first open, and refuses a store that names others: a store made under
+/// another profile (e.g. SM3 / SM2 chosen at `init`) is never read, hashed
+/// or signed with this one.
+async fn check_profile(log: &dyn EventLog) -> Result<Algorithms, Error> {
+    let current = Algorithms::current();
+    match log.load_checkpoint(PROFILE_NAME).await? {
+        Some(bytes) => {
+            let stored: Algorithms = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Storage(format!("the store's {PROFILE_NAME} does not parse: {e}"))
+            })?;
+            if stored != current {
+                return Err(Error::InvalidInput(format!(
+                    "the store uses {stored:?}; this build implements {current:?}"
+                )));
+            }
+            Ok(stored)
+        }
+        None => {
+            let json = serde_json::to_vec(&current)
+                .map_err(|e| Error::Internal(format!("cannot write the algorithms: {e}")))?;
+            log.save_checkpoint(PROFILE_NAME, json).await?;
+            Ok(current)
+        }
+    }
+}
+
 /// The saved tree and the chain hash of its last record, if intact and if
 /// the log's record at its end still has that hash; anything else means
 /// rebuild.
@@ -551,6 +586,26 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(t.root(308).unwrap(), newer.checkpoint.root);
+    }
+
+    #[tokio::test]
+    async fn the_store_names_its_algorithms_and_refuses_another_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        Transparency::open(log.clone(), "o".into(), None).await.unwrap();
+        let stored = log.load_checkpoint(PROFILE_NAME).await.unwrap().unwrap();
+        let named: Algorithms = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(named, Algorithms::current());
+        let sm = Algorithms {
+            merkle_hash: "sm3".into(),
+            signature: "sm2".into(),
+            ..Algorithms::current()
+        };
+        log.save_checkpoint(PROFILE_NAME, serde_json::to_vec(&sm).unwrap()).await.unwrap();
+        assert!(matches!(
+            Transparency::open(log, "o".into(), None).await,
+            Err(Error::InvalidInput(m)) if m.contains("sm3")
+        ));
     }
 
     #[tokio::test]
