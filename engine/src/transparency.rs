@@ -97,6 +97,9 @@ pub struct Transparency {
     /// checks each new record's link to it, so the tree only ever takes
     /// records that continue the chain.
     sync: tokio::sync::Mutex<Hash>,
+    /// One signing at a time, so the stored latest checkpoint never goes
+    /// back to a smaller tree.
+    signing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Transparency {
@@ -135,6 +138,7 @@ impl Transparency {
             signer,
             tree: RwLock::new(tree),
             sync: tokio::sync::Mutex::new(head),
+            signing: tokio::sync::Mutex::new(()),
         };
         t.sync().await?;
         Ok(t)
@@ -216,6 +220,7 @@ impl Transparency {
                 "this store has no log key: it serves proofs but cannot sign checkpoints (run `gridcase init`, or pass the key file)".into(),
             )
         })?;
+        let _one = self.signing.lock().await;
         self.sync().await?;
         let checkpoint = self.checkpoint();
         let note = checkpoint.sign(signer)?;
