@@ -152,11 +152,13 @@ pub async fn checkpoint(g: &Global, vkey_only: bool) -> Result<(), CliError> {
         crate::outln!("{}", v.to_vkey())?;
         return Ok(());
     }
-    let engine = store::open(g).await?;
-    let t = open_transparency(g, engine.log().clone()).await?;
+    // Before the store is opened (and the tree rebuilt): without a key
+    // there is nothing to sign.
     if load_signer(&dir)?.is_none() {
         return Err(no_key(&dir));
     }
+    let engine = store::open(g).await?;
+    let t = open_transparency(g, engine.log().clone()).await?;
     let signed = t.sign_checkpoint().await?;
     print_signed(g, &signed, t.verifier())
 }
