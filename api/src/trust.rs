@@ -62,6 +62,17 @@ fn no_checkpoint() -> ApiError {
     )
 }
 
+/// Refuses signing on a server that does not hold the log key.
+fn no_key(state: &AppState) -> Result<(), ApiError> {
+    if state.transparency.verifier().is_none() {
+        return Err(ApiError::Unprocessable {
+            code: "no_log_key",
+            message: "this server holds no log key: it serves proofs and tiles but signs no checkpoint (start it with the key in <data>/trust)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Whether `p` may read records' bytes wholesale.
 fn reads_records(p: &Principal) -> bool {
     matches!(p.role, Role::Auditor | Role::DistrictSupervisor)
@@ -114,6 +125,7 @@ pub async fn post_checkpoint(
             "signing a checkpoint is for auditors and district supervisors".into(),
         ));
     }
+    no_key(&state)?;
     let s = state.transparency.sign_checkpoint().await?;
     Ok((StatusCode::CREATED, Json(view(&state, &s))).into_response())
 }
@@ -129,12 +141,24 @@ pub struct InclusionQuery {
     pub size: Option<u64>,
 }
 
+/// The signed checkpoint of `size` (default: the latest). A server without
+/// the log key still serves proofs: against the tree's unsigned
+/// checkpoint body when nothing signed is stored for that size.
 async fn signed(state: &AppState, size: Option<u64>) -> Result<SignedCheckpoint, ApiError> {
-    match size {
-        Some(s) => state.transparency.signed_at(s).await?.ok_or_else(|| {
-            ApiError::NotFound(format!("no signed checkpoint of tree size {s} is stored"))
+    let t = &state.transparency;
+    let stored = match size {
+        Some(s) => t.signed_at(s).await?,
+        None => t.latest_signed().await?,
+    };
+    match (stored, t.verifier()) {
+        (Some(s), _) => Ok(s),
+        (None, None) => Ok(t.unsigned(size)?),
+        (None, Some(_)) => Err(match size {
+            Some(s) => {
+                ApiError::NotFound(format!("no signed checkpoint of tree size {s} is stored"))
+            }
+            None => no_checkpoint(),
         }),
-        None => state.transparency.latest_signed().await?.ok_or_else(no_checkpoint),
     }
 }
 
@@ -142,7 +166,7 @@ async fn signed(state: &AppState, size: Option<u64>) -> Result<SignedCheckpoint,
 #[utoipa::path(
     get, path = "/api/v1/proofs/inclusion", tag = "audit",
     summary = "Inclusion proof of a record in a signed checkpoint's tree (RFC 9162 §2.1.3)",
-    description = "Public: the leaf hash and audit path, in the file format `gridcase audit check-proof` reads (kind `inclusion`). Auditors and district supervisors also get the record's bytes (`leaf`).",
+    description = "Public: the leaf hash and audit path, in the file format `gridcase audit check-proof` reads (kind `inclusion`). Auditors and district supervisors also get the record's bytes (`leaf`). A server without the log key answers against the tree's unsigned checkpoint body (`size` default: the whole tree).",
     params(InclusionQuery),
     responses(
         (status = 200, description = "The proof, with the signed checkpoint it is against", body = Object),
@@ -177,7 +201,7 @@ pub struct ConsistencyQuery {
 #[utoipa::path(
     get, path = "/api/v1/proofs/consistency", tag = "audit",
     summary = "Consistency proof between two signed checkpoints (RFC 9162 §2.1.4)",
-    description = "Public, in the file format `gridcase audit check-proof` reads (kind `consistency`), with both signed checkpoints.",
+    description = "Public, in the file format `gridcase audit check-proof` reads (kind `consistency`), with both signed checkpoints (unsigned bodies from a server without the log key).",
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "The proof and both checkpoints", body = Object),
@@ -236,7 +260,10 @@ pub async fn receipt(
     let last = positions.last().copied().unwrap_or(0);
     let s = match t.latest_signed().await? {
         Some(s) if s.checkpoint.size >= last => s,
-        _ => t.sign_checkpoint().await?,
+        _ => {
+            no_key(&state)?;
+            t.sign_checkpoint().await?
+        }
     };
     let file = t.inclusion_file(&s, &positions, Some(id.to_string()), true).await?;
     Ok(Json(ProofFile::Receipt(file)))

@@ -104,7 +104,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     if keys.list().is_empty() {
         tracing::warn!(file = %path.display(), "no API keys yet: only Open311 reads will work; create one with `gridcase apikey create --as STAFF_ID`");
     }
-    let transparency = crate::trust::open_transparency(g, engine.log().clone()).await?;
+    let transparency = crate::trust::open_transparency(g, &engine).await?;
     if transparency.verifier().is_none() {
         tracing::warn!(dir = %crate::trust::key_dir(g).display(), "no log key: the server serves proofs and tiles but signs no checkpoint");
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use gridcase_engine::log::{EventLog, RecordView, StreamId};
+use gridcase_engine::log::{RecordView, StreamId};
 use gridcase_engine::transparency::gridcase_trust::note::{self, NoteSigner, NoteVerifier};
 use gridcase_engine::transparency::gridcase_trust::proof::{self, ProofFile};
 use gridcase_engine::transparency::gridcase_trust::{Algorithms, TrustError};
@@ -124,18 +124,16 @@ fn load_verifier(dir: &Path) -> Result<Option<NoteVerifier>, CliError> {
 }
 
 /// Opens the tree over the store's log with the district's key, if any.
-pub async fn open_transparency(
-    g: &Global,
-    log: Arc<dyn EventLog>,
-) -> Result<Arc<Transparency>, CliError> {
+pub async fn open_transparency(g: &Global, engine: &Engine) -> Result<Arc<Transparency>, CliError> {
     let dir = key_dir(g);
     let signer = load_signer(&dir)?;
     let origin = match (&signer, load_verifier(&dir)?) {
         (Some(s), _) => s.name().to_string(),
         (None, Some(v)) => v.name().to_string(),
-        (None, None) => "unsigned".to_string(),
+        // No key at all: the origin the district's key would get.
+        (None, None) => district_origin(engine).unwrap_or_else(|_| "unsigned".into()),
     };
-    Ok(Arc::new(Transparency::open(log, origin, signer).await?))
+    Ok(Arc::new(Transparency::open(engine.log().clone(), origin, signer).await?))
 }
 
 /// `gridcase checkpoint [--vkey]`.
@@ -158,7 +156,7 @@ pub async fn checkpoint(g: &Global, vkey_only: bool) -> Result<(), CliError> {
         return Err(no_key(&dir));
     }
     let engine = store::open(g).await?;
-    let t = open_transparency(g, engine.log().clone()).await?;
+    let t = open_transparency(g, &engine).await?;
     let signed = t.sign_checkpoint().await?;
     print_signed(g, &signed, t.verifier())
 }
@@ -277,17 +275,27 @@ async fn checkpoint_for(
     size: Option<u64>,
     need: u64,
 ) -> Result<SignedCheckpoint, CliError> {
-    if let Some(s) = size {
-        return t.signed_at(s).await?.ok_or_else(|| {
-            CliError::Usage(format!("no signed checkpoint of size {s} is stored; `gridcase checkpoint` signs one of the whole log"))
-        });
+    let stored = match size {
+        Some(s) => t.signed_at(s).await?,
+        None => t.latest_signed().await?.filter(|l| l.checkpoint.size >= need),
+    };
+    if let Some(s) = stored {
+        return Ok(s);
     }
-    if let Some(latest) = t.latest_signed().await? {
-        if latest.checkpoint.size >= need {
-            return Ok(latest);
-        }
+    if t.verifier().is_none() {
+        // No key: the proof is against the unsigned tree, for a verifier
+        // holding a signed checkpoint of that size from elsewhere.
+        eprintln!(
+            "warning: this store has no log key: the proof is against the unsigned checkpoint body"
+        );
+        return Ok(t.unsigned(size)?);
     }
-    Ok(t.sign_checkpoint().await?)
+    match size {
+        Some(s) => Err(CliError::Usage(format!(
+            "no signed checkpoint of size {s} is stored; `gridcase checkpoint` signs one of the whole log"
+        ))),
+        None => Ok(t.sign_checkpoint().await?),
+    }
 }
 
 fn write_out(out: &OutArg, file: &ProofFile) -> Result<(), CliError> {
@@ -305,7 +313,7 @@ fn write_out(out: &OutArg, file: &ProofFile) -> Result<(), CliError> {
 /// `gridcase audit prove inclusion | consistency`.
 pub async fn prove(g: &Global, cmd: ProveCmd) -> Result<(), CliError> {
     let engine = store::open(g).await?;
-    let t = open_transparency(g, engine.log().clone()).await?;
+    let t = open_transparency(g, &engine).await?;
     match cmd {
         ProveCmd::Inclusion { position, size, out } => {
             if position == 0 || position > t.size() {
@@ -320,13 +328,7 @@ pub async fn prove(g: &Global, cmd: ProveCmd) -> Result<(), CliError> {
         }
         ProveCmd::Consistency { from, to, out } => {
             let old = checkpoint_for(&t, Some(from), 0).await?;
-            let new = match to {
-                Some(_) => checkpoint_for(&t, to, 0).await?,
-                None => t
-                    .latest_signed()
-                    .await?
-                    .ok_or_else(|| CliError::Usage("no signed checkpoint is stored yet".into()))?,
-            };
+            let new = checkpoint_for(&t, to, 0).await?;
             if old.checkpoint.size > new.checkpoint.size {
                 return Err(CliError::Usage(format!(
                     "--from {} is after --to {}",
@@ -343,7 +345,7 @@ pub async fn prove(g: &Global, cmd: ProveCmd) -> Result<(), CliError> {
 pub async fn receipt(g: &Global, case: &str, out: OutArg) -> Result<(), CliError> {
     let engine = store::open(g).await?;
     let id: gridcase_engine::domain::CaseId = case.parse()?;
-    let t = open_transparency(g, engine.log().clone()).await?;
+    let t = open_transparency(g, &engine).await?;
     let stream = StreamId::new(format!("{}{id}", gridcase_engine::engine::CASE_STREAM_PREFIX))?;
     let positions = t.stream_positions(&stream, u64::MAX).await?;
     let Some(&last) = positions.last() else {

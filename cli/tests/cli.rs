@@ -994,7 +994,31 @@ fn a_store_without_a_key_proves_nothing_signed_until_keygen() {
     std::fs::remove_dir_all(d.join("trust")).unwrap();
     fails(d, &["checkpoint"], "no log key");
     fails(d, &["checkpoint", "--vkey"], "no log key");
+    // Proofs still come, against the unsigned tree; no verifier accepts that as signed.
+    let unsigned = dir.path().join("unsigned.json");
+    let (code, _, err) = run(
+        d,
+        &["audit", "prove", "inclusion", "--position", "2", "--out", unsigned.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("no log key"), "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&unsigned).unwrap()).unwrap();
+    assert!(v["checkpoint"].as_str().unwrap().starts_with("gridcase/320902\n"), "{v}");
+    assert!(!v["checkpoint"].as_str().unwrap().contains('\u{2014}'));
     let k = json(d, &["audit", "keygen", "--origin", "example.org/grid"]);
+    let (code, _, err) = run(
+        d,
+        &[
+            "audit",
+            "check-proof",
+            unsigned.to_str().unwrap(),
+            "--vkey",
+            k["vkey"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not signed"), "{err}");
     assert_eq!(k["origin"], "example.org/grid");
     let cp = ok(d, &["checkpoint"]);
     assert!(cp.starts_with("example.org/grid\n"), "{cp}");

@@ -257,6 +257,17 @@ impl Transparency {
         Ok(())
     }
 
+    /// For a store without a log key: the tree's checkpoint of `size`
+    /// records (default: all it holds) as the unsigned body, in place of a
+    /// signed note, so proofs can still be served (hashes only). A verifier
+    /// must check them against a signed checkpoint it has from elsewhere;
+    /// `gridcase audit check-proof` refuses the unsigned body.
+    pub fn unsigned(&self, size: Option<u64>) -> Result<SignedCheckpoint, Error> {
+        let size = size.unwrap_or_else(|| self.size());
+        let checkpoint = Checkpoint { origin: self.origin.clone(), size, root: self.root(size)? };
+        Ok(SignedCheckpoint { note: checkpoint.body(), checkpoint })
+    }
+
     /// The latest signed checkpoint saved in the store, if any.
     pub async fn latest_signed(&self) -> Result<Option<SignedCheckpoint>, Error> {
         self.stored(LATEST).await
@@ -623,6 +634,16 @@ mod tests {
         assert_eq!(t.inclusion_proof(1, 3).unwrap().len(), 2);
         assert!(t.inclusion_proof(0, 3).is_err());
         assert!(t.inclusion_proof(4, 3).is_err());
+        // Proof files against the unsigned body: made, but not accepted as signed.
+        let body = t.unsigned(None).unwrap();
+        assert_eq!(body.checkpoint.size, 3);
+        let file = t.inclusion_file(&body, &[2], None, false).await.unwrap();
+        let other = NoteSigner::generate("o").unwrap().verifier();
+        assert!(matches!(
+            check(&ProofFile::Inclusion(file), &other, None),
+            Err(TrustError::Malformed(m)) if m.contains("not signed")
+        ));
+        assert!(t.unsigned(Some(4)).is_err());
         let wrong = NoteSigner::generate("p").unwrap();
         let log = open_log(tempfile::tempdir().unwrap().path());
         assert!(Transparency::open(log, "o".into(), Some(wrong)).await.is_err());

@@ -228,7 +228,7 @@ fn check_text(text: &str) -> Result<(), TrustError> {
 /// Splits a note at its last blank line into text and signature lines.
 fn split_note(note: &str) -> Result<(&str, &str), TrustError> {
     let at = note.rfind("\n\n").ok_or_else(|| {
-        TrustError::Malformed("a signed note has a blank line before its signatures".into())
+        TrustError::Malformed("the text is not signed: a signed note has a blank line and signature lines after its text".into())
     })?;
     let (text, sigs) = (&note[..=at], &note[at + 2..]);
     check_text(text)?;

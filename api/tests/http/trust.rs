@@ -178,3 +178,54 @@ async fn the_tree_follows_appends_without_a_request() {
     assert_eq!(tr.size(), head, "the tree did not follow {case}");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_server_without_the_log_key_serves_proofs_but_signs_nothing() {
+    let t = TestServer::start_with(|o| o.transparency = None).await;
+    t.submit(RESIDENT, G111).await;
+    let head = t.head().await.0;
+    let refused = t.post("aud", "/api/v1/checkpoint", serde_json::json!({}), &[]).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.code(), "no_log_key");
+    assert_eq!(t.get(None, "/api/v1/checkpoint").await.status, 404);
+    // The tree follows the log in the background: wait for it.
+    let tr = t.server().state().transparency.clone();
+    for _ in 0..3000 {
+        if tr.size() == head {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let p = t.get(None, &format!("/api/v1/proofs/inclusion?position=1&size={head}")).await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    let v = p.json();
+    let body = Checkpoint::parse(v["checkpoint"].as_str().unwrap()).unwrap();
+    assert_eq!(body.size, head);
+    // The proof checks against that root, though nothing signed it.
+    let proof: Vec<[u8; 32]> = v["entries"][0]["inclusion_proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let leaf: [u8; 32] = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(v["entries"][0]["leaf_hash"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    gridcase_engine::transparency::gridcase_trust::merkle::verify_inclusion(
+        0, head, &leaf, &proof, &body.root,
+    )
+    .unwrap();
+    t.stop().await;
+}
