@@ -36,6 +36,7 @@ pub mod open311;
 pub mod openapi;
 pub mod server;
 pub mod state;
+pub mod trust;
 
 pub use error::{ApiError, ErrorInfo};
 pub use keys::KeyStore;

@@ -22,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
+use gridcase_engine::transparency::Transparency;
 use gridcase_engine::Engine;
 use gridcase_projections::{Follower, SharedProjections};
 use rand::RngCore;
@@ -41,7 +42,7 @@ use crate::error::ErrorInfo;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::state::{AppState, ServerOptions, Shared};
-use crate::{events, native, open311, openapi, ApiError};
+use crate::{events, native, open311, openapi, trust, ApiError};
 
 /// The route table: every (method, path) and its handler. Building the
 /// router and listing its routes share this one table, so the OpenAPI test
@@ -112,6 +113,13 @@ pub fn routes() -> Routes {
         .get("/api/v1/replay", n::replay)
         .get("/api/v1/audit/verify", n::audit_verify)
         .get("/api/v1/stats", n::stats)
+        .get("/api/v1/checkpoint", trust::get_checkpoint)
+        .post("/api/v1/checkpoint", trust::post_checkpoint)
+        .get("/api/v1/proofs/inclusion", trust::inclusion)
+        .get("/api/v1/proofs/consistency", trust::consistency)
+        .get("/api/v1/cases/{id}/receipt", trust::receipt)
+        .get("/tlog/checkpoint", trust::tlog_checkpoint)
+        .get("/tlog/tile/{*path}", trust::tlog_tile)
         .get("/api/v1/events", events::events)
         .get("/api/v1/openapi.json", openapi::openapi_json)
         .get("/metrics", native::metrics)
@@ -345,6 +353,57 @@ async fn tick_loop(engine: Arc<Engine>, every: Duration, mut shutdown: watch::Re
     }
 }
 
+/// Keeps the Merkle tree at the log's head: hashes what each group
+/// committed, after it committed, off the write path.
+async fn tree_loop(
+    transparency: Arc<Transparency>,
+    mut head: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = transparency.sync().await {
+            // Retried at the next append: the tree is derived from the log.
+            tracing::warn!(error = %e, "the Merkle tree cannot follow the log");
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            changed = head.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Signs a checkpoint every `every` when the log has grown since the last.
+async fn checkpoint_loop(
+    transparency: Arc<Transparency>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut iv = tokio::time::interval(every);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = iv.tick() => {}
+        }
+        let signed = match transparency.latest_signed().await {
+            Ok(s) => s.map_or(0, |s| s.checkpoint.size),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the latest checkpoint");
+                continue;
+            }
+        };
+        if transparency.size() <= signed && signed > 0 {
+            continue;
+        }
+        match transparency.sign_checkpoint().await {
+            Ok(s) => tracing::info!(size = s.checkpoint.size, "checkpoint signed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sign a checkpoint; retrying at the next interval")
+            }
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -390,6 +449,22 @@ impl Server {
         if let Some(every) = options.tick_interval {
             tasks.push(tokio::spawn(tick_loop(engine.clone(), every, shutdown_rx.clone())));
         }
+        let transparency = match &options.transparency {
+            Some(t) => t.clone(),
+            None => Arc::new(Transparency::open(log.clone(), "unsigned".into(), None).await?),
+        };
+        tasks.push(tokio::spawn(tree_loop(
+            transparency.clone(),
+            log.watch_head(),
+            shutdown_rx.clone(),
+        )));
+        if let (Some(every), Some(_)) = (options.checkpoint_interval, transparency.verifier()) {
+            tasks.push(tokio::spawn(checkpoint_loop(
+                transparency.clone(),
+                every,
+                shutdown_rx.clone(),
+            )));
+        }
         let state = AppState(Arc::new(Shared {
             engine,
             keys,
@@ -399,6 +474,7 @@ impl Server {
             options,
             replay_gate: Semaphore::new(1),
             verify_gate: Semaphore::new(1),
+            transparency,
             shutdown: shutdown_rx.clone(),
         }));
         let addr = listener.local_addr().map_err(|source| ApiError::Io {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridcase_engine::log::Position;
+use gridcase_engine::transparency::Transparency;
 use gridcase_engine::Engine;
 use gridcase_projections::SharedProjections;
 use tokio::sync::{watch, Semaphore};
@@ -36,6 +37,13 @@ pub struct ServerOptions {
     /// How long a write waits for the projections (and with them the Open311
     /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
+    /// The log's Merkle tree with the district's log key (`None`: the
+    /// server builds one without a key: it serves proofs and tiles but
+    /// signs no checkpoint).
+    pub transparency: Option<Arc<Transparency>>,
+    /// How often the server signs a checkpoint if the log has grown since
+    /// the last one (`None`: only on request).
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -49,6 +57,8 @@ impl Default for ServerOptions {
             projection_store: None,
             connections: crate::listen::ConnectionLimits::default(),
             write_visibility_wait: Duration::from_secs(2),
+            transparency: None,
+            checkpoint_interval: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -72,6 +82,8 @@ pub struct Shared {
     pub replay_gate: Semaphore,
     /// One chain verification at a time: it reads the whole log.
     pub verify_gate: Semaphore,
+    /// The log's Merkle tree, kept up to date by the server's follower.
+    pub transparency: Arc<Transparency>,
     /// Turns true when the server shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
 }

@@ -77,6 +77,12 @@ pub async fn demo(
         Engine::new(log.clone(), Arc::new(clock.clone()), EngineOptions::default()).await?,
     );
     engine.init_org(&ActorId::System, &org).await?;
+    // The demo district gets a log key like `init` gives one, so the
+    // auditor's walk (checkpoint, receipt, check-proof) runs on it.
+    crate::trust::ensure_key(
+        &crate::trust::key_dir(g),
+        &crate::trust::default_origin(&org.district.code),
+    )?;
     let reg = engine.registry();
     let zone = reg.zone.clone();
     eprintln!(

@@ -7,7 +7,7 @@
 //! | 0 | done |
 //! | 1 | a failure of the store, a file or the system |
 //! | 2 | a request the caller must fix: a rule refused it, bad or unknown input (a malformed time, an unknown unit, case or staff code, `--target` outside (0, 100]), a command time before the log's last record |
-//! | 3 | corruption: the log's chain or a record does not check out, from whatever command found it (every command that reads a record checks it first); or an export file given to `import` whose hashes, chain or readable fields (`recorded_at`, `event`) disagree with the record bytes it carries |
+//! | 3 | corruption: the log's chain or a record does not check out, from whatever command found it (every command that reads a record checks it first); an export file given to `import` whose hashes, chain or readable fields (`recorded_at`, `event`) disagree with the record bytes it carries; for `audit check-proof`, a proof, receipt or signature that does not verify |
 //! | 141 | standard output was closed by its reader (`gridcase rates --json \| head -c 10`): the command stops writing and ends quietly, as a program killed by SIGPIPE would (128 + 13) |
 
 /// What can stop a `gridcase` command.
@@ -34,6 +34,10 @@ pub enum CliError {
     /// underneath (corruption included).
     #[error("{0}")]
     Projections(#[from] gridcase_projections::Error),
+    /// From the transparency formats: a malformed key, note or proof file
+    /// (the caller's to fix), or evidence that does not verify.
+    #[error("{0}")]
+    Trust(#[from] gridcase_engine::transparency::gridcase_trust::TrustError),
     /// Standard output's reader went away; nothing is printed about it.
     #[error("standard output was closed")]
     StdoutClosed,
@@ -61,6 +65,7 @@ impl CliError {
 
     /// The process exit code (the table in the module docs).
     pub fn exit_code(&self) -> u8 {
+        use gridcase_engine::transparency::gridcase_trust::TrustError;
         use gridcase_projections::Error as P;
         match self {
             CliError::Engine(gridcase_engine::Error::Corruption { .. })
@@ -69,6 +74,8 @@ impl CliError {
             CliError::Engine(e) | CliError::Projections(P::Log(e)) if e.is_client_error() => 2,
             CliError::Projections(P::InvalidInput(_)) => 2,
             CliError::Usage(_) => 2,
+            CliError::Trust(TrustError::Verification(_)) => 3,
+            CliError::Trust(TrustError::Malformed(_) | TrustError::Invalid(_)) => 2,
             CliError::StdoutClosed => 141,
             _ => 1,
         }

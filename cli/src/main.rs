@@ -14,6 +14,7 @@ mod error;
 mod output;
 mod serve;
 mod store;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,10 @@ enum Cmd {
         /// Organisation file (see org/tinghu.toml).
         #[arg(long)]
         org: PathBuf,
+        /// The log's C2SP origin, also the log key's name (default:
+        /// `gridcase/<district code>`).
+        #[arg(long)]
+        origin: Option<String>,
     },
     /// Organisation files.
     #[command(subcommand)]
@@ -101,9 +106,16 @@ enum Cmd {
         #[arg(long)]
         now: String,
     },
-    /// Walk and check the whole hash chain.
+    /// Audit the log: the hash chain, proofs, receipts, and checks that need no store.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Sign a checkpoint of the whole log with the district's log key (C2SP
+    /// signed note) and store it; print the note.
+    Checkpoint {
+        /// Print the log's verifier key (C2SP vkey form) instead.
+        #[arg(long)]
+        vkey: bool,
+    },
     /// Write every event with its envelope as JSON lines, in order.
     Export {
         /// Output file (default: standard output).
@@ -170,6 +182,36 @@ enum OrgCmd {
 enum AuditCmd {
     /// Walk the hash chain: the number of events and the head hash, or the first bad position.
     Verify,
+    /// Write an inclusion or consistency proof (JSON) against signed checkpoints.
+    #[command(subcommand)]
+    Prove(trust::ProveCmd),
+    /// A resident's receipt: the signed checkpoint and the inclusion proof of each of a case's events.
+    Receipt {
+        /// The case id.
+        #[arg(long)]
+        case: String,
+        #[command(flatten)]
+        out: trust::OutArg,
+    },
+    /// Check a proof or receipt file offline, with the log's verifier key and no store.
+    /// Exit 0: verified; 2: malformed input; 3: it does not verify.
+    CheckProof {
+        /// The proof or receipt file.
+        file: PathBuf,
+        /// The log's verifier key (`name+id+key`), or a file holding it.
+        #[arg(long)]
+        vkey: String,
+        /// A signed checkpoint to check against instead of the file's own
+        /// (the proof must be for its tree size).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Create the log key of a store initialised without one.
+    Keygen {
+        /// The log's origin (default: `gridcase/<district code>`).
+        #[arg(long)]
+        origin: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -201,7 +243,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
     match cli.command {
         Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.org).await,
-        Cmd::Init { org } => store::init(&g, &org).await,
+        Cmd::Init { org, origin } => store::init(&g, &org, origin).await,
         Cmd::Org(OrgCmd::Generate { shape }) => store::org_generate(&shape),
         Cmd::Org(OrgCmd::Check { file }) => store::org_check(&g, &file),
         Cmd::Submit(a) => cases::submit(&g, a).await,
@@ -216,6 +258,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             dashboard::replay(&g, as_of, position, filters).await
         }
         Cmd::Audit(AuditCmd::Verify) => store::verify(&g).await,
+        Cmd::Audit(AuditCmd::Prove(c)) => trust::prove(&g, c).await,
+        Cmd::Audit(AuditCmd::Receipt { case, out }) => trust::receipt(&g, &case, out).await,
+        Cmd::Audit(AuditCmd::CheckProof { file, vkey, checkpoint }) => {
+            trust::check_proof(&g, &file, &vkey, checkpoint.as_deref())
+        }
+        Cmd::Audit(AuditCmd::Keygen { origin }) => trust::keygen(&g, origin).await,
+        Cmd::Checkpoint { vkey } => trust::checkpoint(&g, vkey).await,
         Cmd::Export { out } => store::export(&g, out).await,
         Cmd::Import { file } => store::import(&g, &file).await,
         Cmd::Stats => store::stats(&g).await,

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Do not save projection state under `<data>/projections` (rebuild on every start).
     #[arg(long)]
     no_projection_state: bool,
+    /// Seconds between signed checkpoints, signed only when the log has
+    /// grown (0: only on request). Needs the log key in `<data>/trust`.
+    #[arg(long, default_value_t = 300)]
+    checkpoint_every: u64,
 }
 
 /// `gridcase apikey ...`.
@@ -112,6 +116,10 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     if keys.list().is_empty() {
         tracing::warn!(file = %path.display(), "no API keys yet: only Open311 reads will work; create one with `gridcase apikey create --as STAFF_ID`");
     }
+    let transparency = crate::trust::open_transparency(g, &engine).await?;
+    if transparency.verifier().is_none() {
+        tracing::warn!(dir = %crate::trust::key_dir(g).display(), "no log key: the server serves proofs and tiles but signs no checkpoint");
+    }
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .map_err(CliError::io(format!("cannot listen on {}", a.listen)))?;
@@ -128,6 +136,9 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
         // Saved state only for the embedded store: the directory is the store's.
         projection_store: (g.store.is_none() && !a.no_projection_state)
             .then(|| g.data.join("projections")),
+        transparency: Some(transparency),
+        checkpoint_interval: (a.checkpoint_every > 0)
+            .then(|| Duration::from_secs(a.checkpoint_every)),
         ..ServerOptions::default()
     };
     let server = Server::start(engine, keys, options, listener).await.map_err(api_err)?;
@@ -135,7 +146,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     // One line on stdout for scripts (the port when --listen ends in :0).
     crate::outln!("listening on {addr}")?;
     eprintln!(
-        "gridcase serving http://{addr}: native API /api/v1 (OpenAPI /api/v1/openapi.json), Open311 /open311/v2, events /api/v1/events, metrics /metrics"
+        "gridcase serving http://{addr}: native API /api/v1 (OpenAPI /api/v1/openapi.json), Open311 /open311/v2, events /api/v1/events, metrics /metrics, the log as tlog-tiles /tlog"
     );
     shutdown_signal().await;
     eprintln!("shutting down: finishing requests in flight and saving the projections");

@@ -127,9 +127,11 @@ pub(crate) fn read_org(path: &Path) -> Result<OrgFile, CliError> {
 }
 
 /// `gridcase init --org FILE`.
-pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
+pub async fn init(g: &Global, org: &Path, origin: Option<String>) -> Result<(), CliError> {
     // Parse first: a bad file must not leave an empty store behind.
     let org = read_org(org)?;
+    // Check the origin before anything is written, like the file.
+    let origin = crate::trust::init_origin(g, origin, &org.district.code)?;
     let (clock, manual) = clock(g)?;
     pin(g, &manual, &org.zone()?)?;
     if g.store.is_none() && log_dir(&g.data).join("db").exists() {
@@ -144,12 +146,14 @@ pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
     let log = open_log(g, clock.clone(), true).await?;
     let engine = Engine::new(log, clock, EngineOptions::default()).await?;
     let out = engine.init_org(&ActorId::System, &org).await?;
+    let (vkey, _) = crate::trust::ensure_key(&crate::trust::key_dir(g), &origin)?;
     let reg = engine.registry();
     if g.json {
         return output::json(&serde_json::json!({
             "events": out.last_position - out.first_position + 1,
             "units": reg.units.len(), "staff": reg.staff.len(), "categories": reg.categories.len(),
-            "head": out.last_position,
+            "head": out.last_position, "origin": vkey.name(), "vkey": vkey.to_vkey(),
+            "algorithms": gridcase_engine::transparency::gridcase_trust::Algorithms::current(),
         }));
     }
     crate::outln!(
@@ -159,6 +163,11 @@ pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
         reg.staff.len(),
         reg.categories.len(),
         out.last_position - out.first_position + 1
+    )?;
+    crate::outln!(
+        "log key in {}; verifier key: {}",
+        crate::trust::key_dir(g).display(),
+        vkey.to_vkey()
     )?;
     Ok(())
 }

@@ -1020,3 +1020,174 @@ fn import_refuses_a_readable_field_that_disagrees_with_the_bytes() {
         assert!(!c.join("log").exists(), "a refused import wrote a store");
     }
 }
+
+#[test]
+fn log_key_checkpoint_receipt_and_offline_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("store");
+    let init_out = json(&d, &["--at", "2026-03-01T00:00:00Z", "init", "--org", ORG]);
+    assert_eq!(init_out["origin"], "gridcase/320902");
+    assert_eq!(init_out["algorithms"]["signature"], "ed25519");
+    let vkey = init_out["vkey"].as_str().unwrap().to_string();
+    assert!(vkey.starts_with("gridcase/320902+"));
+    // The private key: 0600, never printed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("trust/log.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let skey = std::fs::read_to_string(d.join("trust/log.key")).unwrap();
+    assert!(skey.starts_with("PRIVATE+KEY+gridcase/320902+"));
+    assert_eq!(ok(&d, &["checkpoint", "--vkey"]).trim(), vkey);
+
+    let case = submit(&d);
+    let cp = ok(&d, &["checkpoint"]);
+    let (events, _) = fingerprint(&d);
+    assert!(cp.starts_with(&format!("gridcase/320902\n{events}\n")), "{cp}");
+    assert!(cp.contains("\n\n\u{2014} gridcase/320902 "), "{cp}");
+    assert!(!cp.contains("PRIVATE"));
+
+    // The receipt is checked with no store at all: another directory.
+    let receipt = dir.path().join("receipt.json");
+    ok(&d, &["audit", "receipt", "--case", &case, "--out", receipt.to_str().unwrap()]);
+    let nowhere = dir.path().join("no-store");
+    let out = ok(&nowhere, &["audit", "check-proof", receipt.to_str().unwrap(), "--vkey", &vkey]);
+    assert!(out.contains("verified: 1 record is included"), "{out}");
+    assert!(out.contains(&format!("case-{case}")), "{out}");
+    assert!(!nowhere.exists());
+    // The vkey file works as well as the key itself.
+    let vfile = d.join("trust/log.vkey");
+    ok(
+        &nowhere,
+        &["audit", "check-proof", receipt.to_str().unwrap(), "--vkey", vfile.to_str().unwrap()],
+    );
+
+    // A changed record byte or another key: exit 3; a malformed file or key: exit 2.
+    let text = std::fs::read_to_string(&receipt).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let leaf = v["entries"][0]["leaf"].as_str().unwrap();
+    let mut chars: Vec<char> = leaf.chars().collect();
+    chars[20] = if chars[20] == 'A' { 'B' } else { 'A' };
+    let swapped: String = chars.into_iter().collect();
+    assert_ne!(swapped, leaf);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, text.replacen(leaf, &swapped, 1)).unwrap();
+    let (code, _, err) =
+        run(&nowhere, &["audit", "check-proof", bad.to_str().unwrap(), "--vkey", &vkey]);
+    assert_eq!(code, Some(3), "{err}");
+    let other = dir.path().join("other");
+    let other_key = json(&other, &["--at", "2026-03-01T00:00:00Z", "init", "--org", ORG])["vkey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(other_key, vkey);
+    let (code, _, _) =
+        run(&nowhere, &["audit", "check-proof", receipt.to_str().unwrap(), "--vkey", &other_key]);
+    assert_eq!(code, Some(3));
+    std::fs::write(&bad, "{\"kind\": \"receipt\"}").unwrap();
+    let (code, _, _) =
+        run(&nowhere, &["audit", "check-proof", bad.to_str().unwrap(), "--vkey", &vkey]);
+    assert_eq!(code, Some(2));
+    fails(
+        &nowhere,
+        &["audit", "check-proof", receipt.to_str().unwrap(), "--vkey", "x+1+y"],
+        "--vkey",
+    );
+
+    // Proofs: inclusion of a position, consistency between two checkpoints.
+    let incl = dir.path().join("incl.json");
+    ok(&d, &["audit", "prove", "inclusion", "--position", "1", "--out", incl.to_str().unwrap()]);
+    ok(&nowhere, &["audit", "check-proof", incl.to_str().unwrap(), "--vkey", &vkey]);
+    submit_at(&d, "2026-03-02T09:00:00Z");
+    let cp2 = json(&d, &["checkpoint"]);
+    assert_eq!(cp2["size"].as_u64().unwrap(), events + 1);
+    let cons = dir.path().join("cons.json");
+    ok(
+        &d,
+        &[
+            "audit",
+            "prove",
+            "consistency",
+            "--from",
+            &events.to_string(),
+            "--out",
+            cons.to_str().unwrap(),
+        ],
+    );
+    let out = ok(&nowhere, &["audit", "check-proof", cons.to_str().unwrap(), "--vkey", &vkey]);
+    assert!(
+        out.contains(&format!("at tree size {} extends its tree at size {events}", events + 1)),
+        "{out}"
+    );
+    // The old receipt against the newer checkpoint: a different tree, said plainly.
+    let newer = dir.path().join("newer.note");
+    std::fs::write(&newer, cp2["note"].as_str().unwrap()).unwrap();
+    let (code, _, err) = run(
+        &nowhere,
+        &[
+            "audit",
+            "check-proof",
+            receipt.to_str().unwrap(),
+            "--vkey",
+            &vkey,
+            "--checkpoint",
+            newer.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(3));
+    assert!(err.contains("size"), "{err}");
+    fails(&d, &["audit", "prove", "consistency", "--from", "3"], "no signed checkpoint of size 3");
+    fails(&d, &["audit", "prove", "inclusion", "--position", "0"], "--position 0");
+    fails(&d, &["audit", "receipt", "--case", "GC9999999"], "GC9999999");
+
+    // The private key is in no export, and init keeps an existing key.
+    let export = dir.path().join("log.jsonl");
+    ok(&d, &["export", "--out", export.to_str().unwrap()]);
+    let exported = std::fs::read_to_string(&export).unwrap();
+    let secret = skey.trim().rsplit('+').next().unwrap();
+    assert!(!exported.contains(secret));
+    fails(&d, &["audit", "keygen"], "already holds the log key");
+}
+
+#[test]
+fn a_store_without_a_key_proves_nothing_signed_until_keygen() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    std::fs::remove_dir_all(d.join("trust")).unwrap();
+    fails(d, &["checkpoint"], "no log key");
+    fails(d, &["checkpoint", "--vkey"], "no log key");
+    // Proofs still come, against the unsigned tree; no verifier accepts that as signed.
+    let unsigned = dir.path().join("unsigned.json");
+    let (code, _, err) = run(
+        d,
+        &["audit", "prove", "inclusion", "--position", "2", "--out", unsigned.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("no log key"), "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&unsigned).unwrap()).unwrap();
+    assert!(v["checkpoint"].as_str().unwrap().starts_with("gridcase/320902\n"), "{v}");
+    assert!(!v["checkpoint"].as_str().unwrap().contains('\u{2014}'));
+    let k = json(d, &["audit", "keygen", "--origin", "example.org/grid"]);
+    let (code, _, err) = run(
+        d,
+        &[
+            "audit",
+            "check-proof",
+            unsigned.to_str().unwrap(),
+            "--vkey",
+            k["vkey"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not signed"), "{err}");
+    assert_eq!(k["origin"], "example.org/grid");
+    let cp = ok(d, &["checkpoint"]);
+    assert!(cp.starts_with("example.org/grid\n"), "{cp}");
+    fails(d, &["audit", "keygen"], "already holds");
+    let e = dir.path().join("e");
+    fails(&e, &["init", "--org", ORG, "--origin", "has space"], "--origin");
+    assert!(!e.join("log").exists());
+}

@@ -19,6 +19,7 @@ pub mod hierarchy;
 pub mod log;
 pub mod org;
 pub mod time;
+pub mod transparency;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::Error;

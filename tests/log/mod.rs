@@ -13,3 +13,4 @@ mod model;
 mod recovery;
 mod support;
 mod tamper;
+mod transparency;

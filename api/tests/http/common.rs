@@ -12,9 +12,14 @@ use gridcase_api::{KeyStore, Server, ServerOptions};
 use gridcase_engine::log::{Durability, SledLog, SledOptions};
 use gridcase_engine::org::OrgFile;
 use gridcase_engine::time::{Clock, ManualClock, SystemClock};
+use gridcase_engine::transparency::gridcase_trust::note::NoteSigner;
+use gridcase_engine::transparency::Transparency;
 use gridcase_engine::{Engine, EngineOptions};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
+
+/// The origin (and key name) of the test log.
+pub const LOG_ORIGIN: &str = "test.example/320902";
 
 /// The organisation file.
 pub const ORG: &str = include_str!("../fixtures/org.toml");
@@ -115,13 +120,20 @@ impl TestServer {
             .init_org(&gridcase_engine::domain::ActorId::System, &OrgFile::parse(ORG).unwrap())
             .await
             .unwrap();
+        let engine_log = engine.log().clone();
         let store = KeyStore::load(dir.path().join("api_keys.toml")).unwrap();
         let mut keys = HashMap::new();
         for a in ACTORS {
             let (key, _) = store.create(a, "test", "2026-03-02T08:00:00Z").unwrap();
             keys.insert(a.to_string(), key);
         }
+        // The district's log key; checkpoints are signed on request only.
+        let signer = NoteSigner::generate(LOG_ORIGIN).unwrap();
+        let transparency =
+            Transparency::open(engine_log, LOG_ORIGIN.into(), Some(signer)).await.unwrap();
         let mut opts = ServerOptions {
+            transparency: Some(Arc::new(transparency)),
+            checkpoint_interval: None,
             tick_interval: None,
             sse_keep_alive: Duration::from_millis(500),
             request_timeout: Duration::from_secs(10),

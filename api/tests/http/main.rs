@@ -11,3 +11,4 @@ mod hardening;
 mod lifecycle;
 mod malformed;
 mod open311;
+mod trust;
