@@ -3,21 +3,34 @@
 //! The mapping (field names are the spec's):
 //! - a gridcase **category** is a service: `service_code` is the category
 //!   code, `group` the responsible department's name, `type` is `realtime`
-//!   (ids are returned synchronously), `metadata` is `false` (the two
-//!   optional attributes, `kind` and `priority`, have defaults);
+//!   (ids are returned synchronously), `metadata` is `true` exactly when the
+//!   service has attributes (every service takes the optional `kind` and
+//!   `priority`, listed by `GET services/{code}`);
 //! - a **case** is a service request: `status` is `open` while it is being
 //!   worked on and `closed` once resolved, closed, rejected, merged or
 //!   withdrawn, with `status_notes` saying which; `agency_responsible` names
 //!   the current holders, `expected_datetime` is the resolution deadline,
 //!   `address` the location as given and `address_id` the grid or
-//!   micro-grid code. gridcase locates by grid, not by coordinates: `lat`
-//!   and `long` are accepted on POST but never returned (null / empty).
+//!   micro-grid code.
+//! - **Datetimes** are w3 / RFC 3339 in the district's offset, whole
+//!   seconds, no fraction (`2026-03-03T16:00:00+08:00`), on every resource
+//!   ([`Times`]); discovery's `changeset` is the time the organisation
+//!   (services, departments) last changed.
 //! - `jurisdiction_id` is optional (one jurisdiction per server); when
 //!   given it must be the district's code (or the configured id), else 404.
-//! - `POST requests` needs an `api_key`; its actor submits through the
-//!   engine like any other caller. A client that lost a response can look up
-//!   the id with `GET tokens/{token}`, where the token is the
-//!   `Idempotency-Key` it sent (with the same `api_key`).
+//! - **Unknown parameters are ignored**, in query strings (every route, see
+//!   [`crate::extract`]) and in POST forms: the spec allows extensions and
+//!   published clients add their own. A known field given twice is a 400.
+//! - `POST requests` needs an `api_key`, in the form, in the query string
+//!   (as several published clients send it) or as `Authorization: Bearer`;
+//!   its actor submits through the engine like any other caller.
+//! - **Tokens**: every accepted POST answers with a `token` (32 hex digits,
+//!   128 bits) besides the id; `GET tokens/{token}` needs only the
+//!   (optional) `jurisdiction_id`. Without an `Idempotency-Key` header the
+//!   token is random; with one it is derived from it, the api_key and the
+//!   actor, so a retry returns the same id and token. The token is the
+//!   submission's idempotency key in the log, so the lookup reads no state
+//!   of its own and survives restarts.
 //! - `extensions=true` adds `extended_attributes` (gridcase's own status,
 //!   level, holders...) and `notes` (the case history).
 //!
@@ -50,6 +63,36 @@ use gridcase_projections::cases::ListedCase;
 const MAX_RESULTS: usize = 1000;
 const WINDOW_MS: i64 = 90 * DAY_MS;
 const SPEC_URL: &str = "http://wiki.open311.org/GeoReport_v2";
+
+/// How Open311 writes a time: w3 / RFC 3339 in the district's offset, whole
+/// seconds (`2026-03-03T16:00:00+08:00`). Every datetime of every resource
+/// goes through [`Times::format`]; some clients' ISO parsers reject short
+/// fractions (`.32Z`), and the district works in its own offset.
+#[derive(Clone, Copy, Debug)]
+pub struct Times {
+    offset: time::UtcOffset,
+}
+
+impl Times {
+    /// The district's offset, as the projections are configured with it.
+    pub fn of(state: &AppState) -> Times {
+        let minutes = state.options.projection_config.utc_offset_minutes;
+        let offset = time::UtcOffset::from_whole_seconds(minutes.saturating_mul(60))
+            .unwrap_or(time::UtcOffset::UTC);
+        Times { offset }
+    }
+
+    /// `ts` in the district's offset, to the second, without a fraction.
+    pub fn format(self, ts: Timestamp) -> String {
+        const W3: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+        );
+        time::OffsetDateTime::from_unix_timestamp(ts.0.div_euclid(1000))
+            .ok()
+            .and_then(|t| t.to_offset(self.offset).format(W3).ok())
+            .unwrap_or_else(|| ts.to_rfc3339())
+    }
+}
 
 /// Response format, from the resource's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +268,6 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
 
 /// Query of the resources that take only the jurisdiction.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct JurisdictionQuery {
     /// The district's code (optional: one jurisdiction per server).
@@ -280,7 +322,7 @@ async fn discovery(
     };
     let reg = state.engine.registry();
     let district = reg.district().map(|d| format!("{} ({})", d.name, d.code)).unwrap_or_default();
-    let changeset = format!("registry-v{}", reg.version);
+    let changeset = Times::of(&state).format(registry_changed_at(&state, reg.version).await?);
     let body = Discovery {
         changeset: changeset.clone(),
         contact: format!("{district}: the district's grid-governance platform (gridcase)"),
@@ -295,6 +337,15 @@ async fn discovery(
         }],
     };
     reply(format, StatusCode::OK, "discovery", &body)
+}
+
+/// When the organisation (services, departments) last changed: the time of
+/// the org stream's last record, which is what discovery's `changeset` is.
+async fn registry_changed_at(state: &AppState, version: u64) -> Result<Timestamp, ApiError> {
+    let stream = gridcase_engine::log::StreamId::new(gridcase_engine::org::ORG_STREAM)
+        .map_err(|e| ApiError::Internal(format!("the org stream: {e}")))?;
+    let recs = state.engine.log().read_stream(&stream, version.max(1), 1).await?;
+    Ok(recs.first().map(|r| r.recorded_at).unwrap_or_else(|| state.engine.clock().now()))
 }
 
 macro_rules! two_formats {
@@ -334,7 +385,8 @@ pub struct Open311Service {
     pub service_name: String,
     /// What it covers and who handles it.
     pub description: String,
-    /// Always false: the optional attributes have defaults.
+    /// Whether the service has attributes (GET services/{code} lists them):
+    /// true for every gridcase service, which all take `kind` and `priority`.
     pub metadata: bool,
     /// Always realtime: ids are returned synchronously.
     #[serde(rename = "type")]
@@ -356,7 +408,7 @@ fn service_of(reg: &Registry, code: &str) -> Option<Open311Service> {
         service_code: c.code.clone(),
         service_name: c.name.clone(),
         description: format!("{}: handled by {} ({class} time limits)", c.name, dept),
-        metadata: false,
+        metadata: !attributes().is_empty(),
         kind: "realtime".into(),
         keywords: format!("{}, {}, {}, {class}", c.code, c.name, dept),
         group: dept,
@@ -442,6 +494,17 @@ fn list_attribute(code: &str, order: u32, description: &str, values: &[&str]) ->
     }
 }
 
+/// The attributes every service takes (the one list both `metadata` and
+/// the service definition are made from).
+fn attributes() -> Vec<Attribute> {
+    let kinds: Vec<&str> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
+    let priorities: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+    vec![
+        list_attribute("kind", 1, "Kind of request (default help)", &kinds),
+        list_attribute("priority", 2, "Urgency (default normal)", &priorities),
+    ]
+}
+
 /// A service's definition.
 #[utoipa::path(
     get, path = "/open311/v2/services/{service_code}", tag = "open311",
@@ -463,15 +526,7 @@ pub async fn service_definition(
     if !reg.categories.contains_key(code) {
         return Err(ApiError::NotFound(format!("service_code {code:?} was not found")));
     }
-    let kinds: Vec<&str> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
-    let priorities: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
-    let body = ServiceDefinition {
-        service_code: code.to_string(),
-        attributes: vec![
-            list_attribute("kind", 1, "Kind of request (default help)", &kinds),
-            list_attribute("priority", 2, "Urgency (default normal)", &priorities),
-        ],
-    };
+    let body = ServiceDefinition { service_code: code.to_string(), attributes: attributes() };
     reply(format, StatusCode::OK, "service_definition", &body)
 }
 
@@ -605,6 +660,7 @@ fn status_notes(case: &ListedCase<'_>, reg: &Registry) -> String {
 fn service_request(
     case: &ListedCase<'_>,
     reg: &Registry,
+    times: Times,
     now: Option<Timestamp>,
 ) -> ServiceRequest {
     let closed = is_closed(case.status());
@@ -621,10 +677,11 @@ fn service_request(
         service_code: case.category().to_string(),
         description: case.description().to_string(),
         agency_responsible: (!agency.is_empty()).then_some(agency),
-        service_notice: (!closed).then(|| format!("to be resolved by {}", case.resolution_due())),
-        requested_datetime: case.submitted_at().to_rfc3339(),
-        updated_datetime: case.updated_at().to_rfc3339(),
-        expected_datetime: Some(case.resolution_due().to_rfc3339()),
+        service_notice: (!closed)
+            .then(|| format!("to be resolved by {}", times.format(case.resolution_due()))),
+        requested_datetime: times.format(case.submitted_at()),
+        updated_datetime: times.format(case.updated_at()),
+        expected_datetime: Some(times.format(case.resolution_due())),
         address: case.location().to_string(),
         address_id: Some(case.micro_grid().unwrap_or(case.grid()).to_string()),
         zipcode: None,
@@ -655,6 +712,7 @@ fn service_request(
 async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Result<(), ApiError> {
     let history = state.engine.history(&CaseId::new(r.service_request_id.clone())?).await?;
     let reg = state.engine.registry();
+    let times = Times::of(state);
     let entries = gridcase_projections::timeline::timeline(&history, &reg);
     let last = entries.len().saturating_sub(1);
     r.notes = Some(
@@ -662,7 +720,7 @@ async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Res
             .into_iter()
             .enumerate()
             .map(|(i, e)| Note {
-                datetime: e.at.to_rfc3339(),
+                datetime: times.format(e.at),
                 kind: if i == 0 {
                     "opened"
                 } else if i == last && ended {
@@ -682,7 +740,6 @@ async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Res
 
 /// The `GET requests` query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
     /// The district's code (optional).
@@ -765,8 +822,9 @@ async fn list_requests(
     // Extended attributes are built with the rest under the listing's lock;
     // the notes (the history) are read after it.
     let ext_now = extensions.then_some(now);
+    let times = Times::of(&state);
     let to_request =
-        |c: ListedCase<'_>| (service_request(&c, &reg, ext_now), c.status().is_final());
+        |c: ListedCase<'_>| (service_request(&c, &reg, times, ext_now), c.status().is_final());
     let mut found: Vec<(ServiceRequest, bool)> = if !ids.is_empty() {
         if ids.len() > MAX_RESULTS {
             return Err(ApiError::bad_request(
@@ -853,7 +911,6 @@ two_formats!(
 
 /// The `GET requests/{id}` query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RequestQuery {
     /// The district's code (optional).
@@ -886,9 +943,10 @@ pub async fn request(
     let reg = state.engine.registry();
     let found = {
         let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
-        set.cases()
-            .get(id)
-            .map(|c| (service_request(&c, &reg, extensions.then_some(now)), c.status().is_final()))
+        set.cases().get(id).map(|c| {
+            let r = service_request(&c, &reg, Times::of(&state), extensions.then_some(now));
+            (r, c.status().is_final())
+        })
     };
     let (mut r, ended) = found
         .ok_or_else(|| ApiError::NotFound(format!("service_request_id {id:?} was not found")))?;
@@ -903,6 +961,10 @@ pub async fn request(
 pub struct PostedRequest {
     /// The new request's id.
     pub service_request_id: String,
+    /// The request's token for `GET tokens/{token}`: 128 random bits, or,
+    /// under an `Idempotency-Key`, derived from it and the api_key (so a
+    /// retry gets the same one); unguessable either way.
+    pub token: String,
     /// What happens next.
     pub service_notice: Option<String>,
     /// Not kept (null).
@@ -980,6 +1042,9 @@ const FORM_FIELDS: [&str; 17] = [
     "attribute[priority]",
 ];
 
+/// The known fields of a form (or query string), each at most once; an
+/// unknown field is ignored (clients add their own, the spec allows
+/// extensions), a repeated known one is a 400.
 fn parse_form(bytes: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|e| {
         ApiError::bad_request("malformed_form", format!("the form does not parse: {e}"))
@@ -987,10 +1052,7 @@ fn parse_form(bytes: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for (k, v) in pairs {
         if !FORM_FIELDS.contains(&k.as_str()) {
-            return Err(ApiError::bad_request(
-                "unknown_field",
-                format!("unknown field {k:?}; the fields are {}", FORM_FIELDS.join(", ")),
-            ));
+            continue;
         }
         if out.insert(k.clone(), v).is_some() {
             return Err(ApiError::bad_request(
@@ -1027,13 +1089,22 @@ async fn post_request(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    // Published clients send api_key (and sometimes jurisdiction_id) in the
+    // query string of the POST: the query's known fields count, the form's
+    // win where both are given.
+    let query = parse_form(req.uri().query().unwrap_or("").as_bytes())?;
     let bytes = read_body(req, state.options.body_limit).await?;
     if ct.as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(ApiError::UnsupportedMediaType(
             "send the request as application/x-www-form-urlencoded".into(),
         ));
     }
-    let form = parse_form(&bytes)?;
+    let mut form = parse_form(&bytes)?;
+    for field in ["api_key", "jurisdiction_id"] {
+        if let (false, Some(v)) = (form.contains_key(field), query.get(field)) {
+            form.insert(field.to_string(), v.clone());
+        }
+    }
     // The key first: without a valid key nothing else is looked at (403).
     let key = match form.get("api_key") {
         Some(k) => k.clone(),
@@ -1117,7 +1188,13 @@ async fn post_request(
         location,
         contact,
     });
-    let opts = crate::command::command_options(&principal, &headers)?;
+    let mut opts = crate::command::command_options(&principal, &headers)?;
+    let client_key = crate::extract::token(&headers, "idempotency-key", 100)?;
+    let token = request_token(&key, &principal.actor, client_key.as_deref())?;
+    // The token is the engine's idempotency key of this submission: a
+    // retry with the same Idempotency-Key derives the same token and gets
+    // the first answer, and `GET tokens/{token}` finds the case through it.
+    opts.idempotency_key = Some(token_key(&token));
     let done =
         crate::command::run(&state, &principal, opts, None, command).await.map_err(
             |e| match e {
@@ -1131,13 +1208,15 @@ async fn post_request(
             },
         )?;
     let case = &done.case;
+    let times = Times::of(&state);
     let body = vec![PostedRequest {
         service_request_id: case.id.clone(),
+        token,
         service_notice: Some(format!(
             "registered with {}; first response due by {}, resolution by {}",
             reg.name_of(&case.community),
-            case.response_due,
-            case.resolution_due
+            times.format(case.response_due),
+            times.format(case.resolution_due)
         )),
         account_id: None,
     }];
@@ -1154,8 +1233,8 @@ macro_rules! post_formats {
         #[utoipa::path(
             post, path = $path, tag = "open311",
             summary = "Create a service request (form-encoded; needs api_key)",
-            description = "Location: address_string (a registered address) or address_id (a grid or micro-grid code). Optional attributes attribute[kind] and attribute[priority]. An Idempotency-Key header makes retries safe and is the token for GET tokens/{token}.",
-            params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the original id; also the token for GET tokens/{token}")),
+            description = "Location: address_string (a registered address) or address_id (a grid or micro-grid code). Optional attributes attribute[kind] and attribute[priority]. api_key may also be sent in the query string or as Authorization: Bearer. Unknown fields are ignored. Every answer carries a token for GET tokens/{token}; an Idempotency-Key header makes retries safe (same id, same token).",
+            params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the original id and token")),
             request_body(content = PostRequestForm, content_type = "application/x-www-form-urlencoded"),
             responses(
                 (status = 200, description = $ok, body = Vec<PostedRequest>),
@@ -1174,27 +1253,59 @@ macro_rules! post_formats {
 post_formats!(post_request_json, "/open311/v2/requests.json", Format::Json, "The new id (JSON)");
 post_formats!(post_request_xml, "/open311/v2/requests.xml", Format::Xml, "The new id (XML)");
 
+/// The engine idempotency key a token stands for (one namespace for all
+/// callers: the token is unguessable, so it needs no scoping by actor).
+fn token_key(token: &str) -> String {
+    format!("open311-token:{token}")
+}
+
+/// The token of a new request: under a client's `Idempotency-Key`, a keyed
+/// hash of it with the api_key and the actor (a retry gets the same token;
+/// nobody without the api_key can compute it); otherwise 128 bits from the
+/// OS's random source. 32 hex digits either way.
+fn request_token(
+    api_key: &str,
+    actor: &str,
+    idempotency_key: Option<&str>,
+) -> Result<String, ApiError> {
+    let bytes: [u8; 16] = match idempotency_key {
+        Some(k) => {
+            let mut h = blake3::Hasher::new_derive_key("gridcase open311 request token v1");
+            for part in [api_key, actor, k] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+            let mut out = [0u8; 16];
+            out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+            out
+        }
+        None => {
+            let mut out = [0u8; 16];
+            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut out)
+                .map_err(|e| ApiError::Internal(format!("the OS random source failed: {e}")))?;
+            out
+        }
+    };
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The `GET tokens/{token}` query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// The district's code (optional).
     pub jurisdiction_id: Option<String>,
-    /// The key that made the request (tokens are per key).
-    pub api_key: Option<String>,
 }
 
 /// The id of the request made with a token.
 #[utoipa::path(
     get, path = "/open311/v2/tokens/{token}", tag = "open311",
     summary = "The service_request_id created with a token; the path segment is `<token>.json` or `<token>.xml`",
-    description = "The token is the Idempotency-Key sent with the POST. Tokens belong to the key that used them, so this lookup needs the same api_key.",
+    description = "The token is the one the POST answered with. Tokens are unguessable (128 bits), so the lookup needs only jurisdiction_id (optional on this server), no api_key.",
     params(("token" = String, Path, description = "The token followed by .json or .xml"), TokenQuery),
     responses(
         (status = 200, description = "A one-element list (XML for .xml)", body = Vec<TokenAnswer>),
-        (status = 403, description = "Missing or invalid api_key", body = Vec<Open311Error>),
-        (status = 404, description = "Unknown token", body = Vec<Open311Error>),
+        (status = 404, description = "Unknown token or jurisdiction", body = Vec<Open311Error>),
     )
 )]
 pub async fn token(
@@ -1204,16 +1315,12 @@ pub async fn token(
 ) -> Result<Response, ApiError> {
     let (token, format) = split_format(&file)?;
     check_jurisdiction(&state, q.jurisdiction_id.as_deref())?;
-    let key = nonempty(&q.api_key)
-        .ok_or_else(|| ApiError::Forbidden("api_key is required to look up a token".into()))?;
-    let principal = authenticate(&state, key).map_err(|e| match e {
-        ApiError::Unauthenticated(_) => ApiError::Forbidden("api_key is invalid".into()),
-        other => other,
-    })?;
-    let scoped = crate::command::scoped_key(&principal.actor, token);
     let not_found = || ApiError::NotFound(format!("token {token:?} was not found"));
+    if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
     let (_, outcome) =
-        state.engine.log().idempotency_lookup(&scoped).await?.ok_or_else(not_found)?;
+        state.engine.log().idempotency_lookup(&token_key(token)).await?.ok_or_else(not_found)?;
     let recs = state.engine.log().read_all(outcome.first_position, 1).await?;
     let rec = recs.first().ok_or_else(not_found)?;
     let id = rec
