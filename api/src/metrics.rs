@@ -8,9 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::limits::Limit;
 
 /// Histogram bucket bounds in seconds.
 const BUCKETS: [f64; 14] =
@@ -67,6 +69,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     append: Mutex<Histogram>,
     sse_clients: AtomicI64,
+    /// Requests refused by each rate limit (address, key, submission).
+    rate_limited: [AtomicU64; 3],
     started: Instant,
 }
 
@@ -76,6 +80,7 @@ impl Default for Metrics {
             requests: Mutex::new(BTreeMap::new()),
             append: Mutex::new(Histogram::default()),
             sse_clients: AtomicI64::new(0),
+            rate_limited: Default::default(),
             started: Instant::now(),
         }
     }
@@ -111,6 +116,11 @@ impl Metrics {
         };
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         m.entry((method.to_string(), route.to_string(), status)).or_default().observe(d);
+    }
+
+    /// Counts a request refused by a rate limit.
+    pub fn observe_rate_limited(&self, limit: Limit) {
+        self.rate_limited[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the latency of a command that appended events.
@@ -158,6 +168,12 @@ impl Metrics {
             "gridcase_append_duration_seconds",
             "",
         );
+        out.push_str("# HELP gridcase_rate_limited_total Requests refused with 429 by each rate limit.\n# TYPE gridcase_rate_limited_total counter\n");
+        for limit in [Limit::Address, Limit::Key, Limit::Submission] {
+            let n = self.rate_limited[limit as usize].load(Ordering::Relaxed);
+            let _ =
+                writeln!(out, "gridcase_rate_limited_total{{limit=\"{}\"}} {n}", limit.as_str());
+        }
         let gauges = [
             (
                 "gridcase_sse_clients",
@@ -209,17 +225,25 @@ mod tests {
     fn invented_methods_share_one_series() {
         let m = Metrics::default();
         let lags = Lags { head: 0, projections: 0, projection_lag_seconds: 0.0, index: 0 };
+        // The size without the uptime gauge, whose digits vary from call to call.
+        let size = |m: &Metrics| {
+            m.render(lags)
+                .lines()
+                .filter(|l| !l.starts_with("gridcase_uptime_seconds "))
+                .map(|l| l.len() + 1)
+                .sum::<usize>()
+        };
         m.observe_request("GET", "/api/v1/cases", 200, Duration::from_millis(1));
-        let baseline = m.render(lags).len();
+        let baseline = size(&m);
         for i in 0..1000 {
             m.observe_request(&format!("X{i}"), "unmatched", 405, Duration::from_millis(1));
         }
-        let once = m.render(lags).len();
+        let once = size(&m);
         for i in 1000..3000 {
             m.observe_request(&format!("X{i}"), "unmatched", 405, Duration::from_millis(1));
         }
         let text = m.render(lags);
-        assert_eq!(text.len(), once, "more invented methods must not add series");
+        assert_eq!(size(&m), once, "more invented methods must not add series");
         assert!(once - baseline < 4096, "one `other` series, not one per method");
         assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\""));
         assert!(!text.contains("X1"));

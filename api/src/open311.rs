@@ -61,6 +61,10 @@ use gridcase_projections::cases::ListedCase;
 
 /// The spec's largest page and default window.
 const MAX_RESULTS: usize = 1000;
+/// The largest (and default) page with `extensions=true`: each request's
+/// history is read from the log for its notes, about ten times the work of
+/// a plain row.
+const MAX_EXTENDED_RESULTS: usize = 100;
 const WINDOW_MS: i64 = 90 * DAY_MS;
 const SPEC_URL: &str = "http://wiki.open311.org/GeoReport_v2";
 
@@ -234,11 +238,11 @@ pub struct Open311Error {
 }
 
 /// Renders an error the Open311 way: 403 for key problems, 404 for what
-/// does not exist, 413 and 5xx as they are, and 400 for everything else.
+/// does not exist, 413, 429 and 5xx as they are, and 400 for everything else.
 pub fn error_response(info: &ErrorInfo, format: Format) -> Response {
     let status = match info.status.as_u16() {
         401 | 403 => StatusCode::FORBIDDEN,
-        404 | 405 => info.status,
+        404 | 405 | 429 => info.status,
         413 => StatusCode::PAYLOAD_TOO_LARGE,
         s if s >= 500 => info.status,
         _ => StatusCode::BAD_REQUEST,
@@ -756,9 +760,9 @@ pub struct RequestsQuery {
     pub status: Option<String>,
     /// Page number from 1 (default 1).
     pub page: Option<String>,
-    /// Results per page, 1 to 1000 (default 1000).
+    /// Results per page, 1 to 1000 (default 1000); with extensions=true, 1 to 100 (default 100).
     pub page_size: Option<String>,
-    /// true: add extended_attributes and notes.
+    /// true: add extended_attributes and notes (pages of at most 100).
     pub extensions: Option<String>,
     /// Accepted and ignored (reads need no key).
     pub api_key: Option<String>,
@@ -806,6 +810,29 @@ fn list(v: Option<&str>) -> Vec<&str> {
     v.map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
 }
 
+/// The rate-limit cost of a request ([`crate::limits`]): one cell, except
+/// the listing (`GET requests.json|xml`), which costs one plus a cell per
+/// 100 rows it may return, or per 10 rows with `extensions=true` (whose
+/// notes read each request's history). A full page of 1000 or an extended
+/// page of 100 costs 11. Parsed leniently: a malformed query costs what
+/// its parsable part says, and the handler refuses it anyway.
+pub fn listing_cost(path: &str, query: Option<&str>) -> u32 {
+    if path != "/open311/v2/requests.json" && path != "/open311/v2/requests.xml" {
+        return 1;
+    }
+    let pairs: Vec<(String, String)> =
+        query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    let extensions = matches!(get("extensions"), Some("true") | Some("1"));
+    let max = if extensions { MAX_EXTENDED_RESULTS } else { MAX_RESULTS };
+    let mut rows = get("page_size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(max).min(max);
+    if let Some(ids) = get("service_request_id").filter(|v| !v.is_empty()) {
+        rows = rows.min(ids.split(',').count());
+    }
+    let per_cell = if extensions { 10 } else { 100 };
+    1 + (rows / per_cell) as u32
+}
+
 async fn list_requests(
     state: AppState,
     _h: HeaderMap,
@@ -817,7 +844,15 @@ async fn list_requests(
     let now = state.engine.clock().now();
     let extensions = parse_bool("extensions", nonempty(&q.extensions))?;
     let page = parse_count("page", nonempty(&q.page), 1, 1_000_000)?;
-    let page_size = parse_count("page_size", nonempty(&q.page_size), MAX_RESULTS, MAX_RESULTS)?;
+    let max_page = if extensions { MAX_EXTENDED_RESULTS } else { MAX_RESULTS };
+    let page_size = parse_count("page_size", nonempty(&q.page_size), max_page, max_page)?;
+    // A bounded number of listings build at once; the others wait here
+    // (within the request timeout) instead of taking every core.
+    let _turn = state
+        .listing_gate
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Busy("the server is shutting down".into()))?;
     let ids = list(nonempty(&q.service_request_id));
     // Extended attributes are built with the rest under the listing's lock;
     // the notes (the history) are read after it.

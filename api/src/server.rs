@@ -4,8 +4,8 @@
 //! alike).
 //!
 //! Middleware, outermost first: request id (set, then echoed in
-//! `X-Request-Id`), tracing span, metrics, error rendering, panic catching,
-//! timeout, body limit. Error rendering sits outside the panic, timeout and
+//! `X-Request-Id`), tracing span, metrics, error rendering, rate limits
+//! ([`crate::limits`]), panic catching, timeout, body limit. Error rendering sits outside the panic, timeout and
 //! limit layers so that what they produce is rendered like any handler
 //! error, and inside metrics so that metrics count the final status.
 
@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -39,6 +39,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ErrorInfo;
 use crate::keys::KeyStore;
+use crate::limits::Limiters;
 use crate::metrics::Metrics;
 use crate::state::{AppState, ServerOptions, Shared};
 use crate::{events, native, open311, openapi, ApiError};
@@ -143,6 +144,7 @@ pub fn with_middleware(router: Router<AppState>, state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(PanicToError))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(axum::middleware::from_fn(render_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(
@@ -341,6 +343,51 @@ async fn tick_loop(engine: Arc<Engine>, every: Duration, mut shutdown: watch::Re
     }
 }
 
+/// Every minute, the rate limiters forget clients that have been idle
+/// long enough to be back at a full burst, so their memory stays bounded
+/// by the clients of the last minute.
+async fn forget_idle_clients(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut iv = tokio::time::interval(Duration::from_secs(60));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = iv.tick() => state.limiters.forget_idle(),
+        }
+    }
+}
+
+/// Counts the request against its client's address and API key
+/// ([`crate::limits`]); over a limit it is answered 429 with `Retry-After`
+/// and goes no further.
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    // The key as the handlers will see it: a bearer header or, on Open311,
+    // `api_key` in the query string. Only a known key has a bucket, so
+    // invented keys cannot grow the limiter's memory.
+    let presented = crate::auth::bearer(req.headers()).ok().flatten().or_else(|| {
+        let q = req.uri().query()?;
+        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == "api_key")
+            .map(|(_, v)| v)
+    });
+    let key_id = presented.and_then(|k| state.keys.lookup(k.trim())).map(|e| e.id);
+    let cost = if req.method() == Method::GET {
+        open311::listing_cost(req.uri().path(), req.uri().query())
+    } else {
+        1
+    };
+    match state.limiters.request(addr, key_id.as_deref(), cost) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => {
+            state.metrics.observe_rate_limited(refused.limit);
+            ApiError::from(refused).into_response()
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -384,6 +431,8 @@ impl Server {
         if let Some(every) = options.tick_interval {
             tasks.push(tokio::spawn(tick_loop(engine.clone(), every, shutdown_rx.clone())));
         }
+        let (listing_concurrency, rate_limits) =
+            (options.listing_concurrency.max(1), options.rate_limits);
         let state = AppState(Arc::new(Shared {
             engine,
             keys,
@@ -393,16 +442,20 @@ impl Server {
             options,
             replay_gate: Semaphore::new(1),
             verify_gate: Semaphore::new(1),
+            listing_gate: Semaphore::new(listing_concurrency),
+            limiters: Limiters::new(rate_limits),
             shutdown: shutdown_rx.clone(),
         }));
         let addr = listener.local_addr().map_err(|source| ApiError::Io {
             what: "cannot read the listening address".into(),
             source,
         })?;
+        tasks.push(tokio::spawn(forget_idle_clients(state.clone(), shutdown_rx.clone())));
         let router = app(state.clone());
         let mut stop = shutdown_rx;
         let http = tokio::spawn(async move {
-            axum::serve(listener, router)
+            // The peer address is what the per-address limit counts.
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })

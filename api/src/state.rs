@@ -14,6 +14,7 @@ use gridcase_projections::SharedProjections;
 use tokio::sync::{watch, Semaphore};
 
 use crate::keys::KeyStore;
+use crate::limits::{Limiters, RateLimits};
 use crate::metrics::{Lags, Metrics};
 
 /// Tunables of the server.
@@ -36,6 +37,12 @@ pub struct ServerOptions {
     /// How long a write waits for the projections (and with them the Open311
     /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
+    /// Request and submission rate limits ([`crate::limits`]).
+    pub rate_limits: RateLimits,
+    /// Open311 listings built at once (more wait their turn): a listing
+    /// holds a core while it builds, so a flood of them cannot take every
+    /// core from the rest of the API. Default: the cores less one, at least 1.
+    pub listing_concurrency: usize,
 }
 
 impl Default for ServerOptions {
@@ -49,6 +56,10 @@ impl Default for ServerOptions {
             projection_store: None,
             projection_config: gridcase_projections::Config::default(),
             write_visibility_wait: Duration::from_secs(2),
+            rate_limits: RateLimits::default(),
+            listing_concurrency: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
         }
     }
 }
@@ -72,6 +83,10 @@ pub struct Shared {
     pub replay_gate: Semaphore,
     /// One chain verification at a time: it reads the whole log.
     pub verify_gate: Semaphore,
+    /// Open311 listings being built at once (`listing_concurrency` permits).
+    pub listing_gate: Semaphore,
+    /// The rate limiters' live state.
+    pub limiters: Limiters,
     /// Turns true when the server shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
 }

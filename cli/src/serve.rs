@@ -3,7 +3,8 @@
 //!
 //! The server opens the store like every other command, loads the key file
 //! (`<data>/api_keys.toml` unless `--keys`), builds its read models, ticks
-//! deadlines every `--tick-seconds`, and runs until Ctrl-C or SIGTERM, when
+//! deadlines every `--tick-seconds`, limits request rates (`--rate-*`,
+//! `--submissions-per-minute`; see `gridcase_api::limits`), and runs until Ctrl-C or SIGTERM, when
 //! it stops accepting requests, ends event streams and saves the
 //! projections.
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use gridcase_api::limits::{Rate, RateLimits};
 use gridcase_api::{ApiError, KeyStore, Server, ServerOptions};
 use gridcase_engine::time::{Clock, SystemClock};
 
@@ -42,6 +44,28 @@ pub struct ServeArgs {
     /// Do not save projection state under `<data>/projections` (rebuild on every start).
     #[arg(long)]
     no_projection_state: bool,
+    /// Requests per second per client address (0: no limit). Behind a
+    /// reverse proxy every client shares the proxy's address: raise it.
+    #[arg(long, default_value_t = 100)]
+    rate_per_address: u32,
+    /// Requests a client address may send at once after being idle.
+    #[arg(long, default_value_t = 200)]
+    burst_per_address: u32,
+    /// Requests per second per API key (0: no limit).
+    #[arg(long, default_value_t = 50)]
+    rate_per_key: u32,
+    /// Requests a key may send at once after being idle.
+    #[arg(long, default_value_t = 100)]
+    burst_per_key: u32,
+    /// New cases per minute per API key, native and Open311 (0: no limit).
+    #[arg(long, default_value_t = 20)]
+    submissions_per_minute: u32,
+    /// New cases a key may submit at once after being idle.
+    #[arg(long, default_value_t = 10)]
+    submission_burst: u32,
+    /// Open311 listings built at once (default: the cores less one, at least 1).
+    #[arg(long)]
+    listing_concurrency: Option<usize>,
 }
 
 /// `gridcase apikey ...`.
@@ -111,6 +135,15 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
         // Saved state only for the embedded store: the directory is the store's.
         projection_store: (g.store.is_none() && !a.no_projection_state)
             .then(|| g.data.join("projections")),
+        rate_limits: RateLimits {
+            per_address: Rate::per_second(a.rate_per_address, a.burst_per_address),
+            per_key: Rate::per_second(a.rate_per_key, a.burst_per_key),
+            submissions_per_key: Rate::per_minute(a.submissions_per_minute, a.submission_burst),
+        },
+        listing_concurrency: a
+            .listing_concurrency
+            .unwrap_or(ServerOptions::default().listing_concurrency)
+            .max(1),
         ..ServerOptions::default()
     };
     let server = Server::start(engine, keys, options, listener).await.map_err(api_err)?;

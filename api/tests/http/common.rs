@@ -122,6 +122,8 @@ impl TestServer {
             tick_interval: None,
             sse_keep_alive: Duration::from_millis(500),
             request_timeout: Duration::from_secs(10),
+            // Tests about limits set their own (tests/http/limits.rs).
+            rate_limits: gridcase_api::limits::RateLimits::OFF,
             ..ServerOptions::default()
         };
         tune(&mut opts);

@@ -8,5 +8,6 @@ mod common;
 mod events;
 mod hardening;
 mod lifecycle;
+mod limits;
 mod malformed;
 mod open311;
