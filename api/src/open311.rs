@@ -1116,6 +1116,9 @@ async fn post_request(
         description,
         location,
         contact,
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     });
     let opts = crate::command::command_options(&principal, &headers)?;
     let done =
