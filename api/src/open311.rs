@@ -1222,6 +1222,9 @@ async fn post_request(
         description,
         location,
         contact,
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     });
     let mut opts = crate::command::command_options(&principal, &headers)?;
     let client_key = crate::extract::token(&headers, "idempotency-key", 100)?;

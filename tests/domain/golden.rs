@@ -10,9 +10,10 @@
 
 use gridcase::engine::domain::event::{OverdueKind, SCHEMA_VERSION};
 use gridcase::engine::domain::{
-    Channel, Contact, DeadlineClass, DeadlinePolicy, Event, HopReason, Level, Limits, Priority,
-    RequestKind, Satisfaction,
+    Channel, Contact, DeadlineClass, DeadlinePolicy, Event, HopReason, Level, Limits,
+    LocationSource, MediaRef, Priority, Reporter, RequestKind, Satisfaction,
 };
+use gridcase::engine::geo::GeoPoint;
 use gridcase::engine::log::CODEC_POSTCARD;
 use gridcase::engine::org::{Role, UnitKind};
 use gridcase::engine::time::Timestamp;
@@ -152,6 +153,26 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
             "180fe5b185e6b091e4b88de6bba1e6848f0202034430340344303180c0f8ac9f6700",
         ),
         (Event::CaseClosed { note: "办结".into() }, "CaseClosed", "1906e58a9ee7bb93"),
+        (
+            Event::SubmissionDetailed {
+                located_by: LocationSource::Point,
+                point: Some(GeoPoint::new(33.3912345, 120.1654321).unwrap()),
+                media: vec![MediaRef {
+                    sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                    content_type: "image/jpeg".into(),
+                    size: 204_800,
+                }],
+                reporter: Some(Reporter {
+                    device_id: Some("dev-1".into()),
+                    account_id: None,
+                    email: Some("li@example.cn".into()),
+                    first_name: Some("娜".into()),
+                    last_name: Some("李".into()),
+                }),
+            },
+            "SubmissionDetailed",
+            "1a0101b2e4b8be02e2a8fef9080140396638366430383138383463376436353961326665616130633535616430313561336266346631623262306238323263643135643663313562306630306130380a696d6167652f6a70656780c00c0101056465762d3100010d6c69406578616d706c652e636e0103e5a89c0103e69d8e",
+        ),
     ]
 }
 
@@ -223,6 +244,14 @@ fn nested_examples() -> Vec<(Event, &'static str)> {
         v.push(Event::CallbackRecorded { satisfaction, solved: true, note: String::new() });
     }
     v.push(Event::CaseOverdue { what: OverdueKind::Resolution, due: Timestamp(1) });
+    for located_by in [LocationSource::Code, LocationSource::Point, LocationSource::Address] {
+        v.push(Event::SubmissionDetailed {
+            located_by,
+            point: None,
+            media: vec![],
+            reporter: None,
+        });
+    }
     let mut submitted = |channel, kind, priority| {
         v.push(Event::CaseSubmitted {
             case_id: "x".into(),
@@ -287,6 +316,9 @@ fn nested_examples() -> Vec<(Event, &'static str)> {
         "17010100",
         "17020100",
         "150002",
+        "1a00000000",
+        "1a01000000",
+        "1a02000000",
         "08017800010163000164016c016700016301730001000000",
         "08017801010163000164016c016700016301730001000000",
         "08017802010163000164016c016700016301730001000000",
@@ -338,6 +370,7 @@ fn variant_index(e: &Event) -> u8 {
         Event::CallbackRecorded { .. } => 23,
         Event::CaseReopened { .. } => 24,
         Event::CaseClosed { .. } => 25,
+        Event::SubmissionDetailed { .. } => 26,
     }
 }
 
@@ -348,7 +381,7 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 fn the_examples_cover_every_variant_in_declaration_order() {
     let ex = examples();
-    assert_eq!(ex.len(), 26);
+    assert_eq!(ex.len(), 27);
     for (i, (e, name, payload)) in ex.iter().enumerate() {
         assert_eq!(variant_index(e) as usize, i, "{name} is out of order");
         assert_eq!(e.event_type(), *name);
