@@ -44,8 +44,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridcase_engine::domain::{
-    CaseId, Command, Contact, Priority, RequestKind, Status, Submission,
+    CaseId, Command, Contact, Priority, Reporter, RequestKind, Status, Submission,
 };
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::org::{Registry, Role};
 use gridcase_engine::time::{Timestamp, DAY_MS};
 use serde::{Deserialize, Serialize};
@@ -316,14 +317,7 @@ async fn discovery(
     format: Format,
 ) -> Result<Response, ApiError> {
     check_jurisdiction(&state, q.jurisdiction_id.as_deref())?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_graphic()));
-    let url = match host {
-        Some(h) => format!("http://{h}/open311/v2"),
-        None => "/open311/v2".into(),
-    };
+    let url = base_url(&headers);
     let reg = state.engine.registry();
     let district = reg.district().map(|d| format!("{} ({})", d.name, d.code)).unwrap_or_default();
     let changeset = Times::of(&state).format(registry_changed_at(&state, reg.version).await?);
@@ -350,6 +344,19 @@ async fn registry_changed_at(state: &AppState, version: u64) -> Result<Timestamp
         .map_err(|e| ApiError::Internal(format!("the org stream: {e}")))?;
     let recs = state.engine.log().read_stream(&stream, version.max(1), 1).await?;
     Ok(recs.first().map(|r| r.recorded_at).unwrap_or_else(|| state.engine.clock().now()))
+}
+
+/// This endpoint's base URL as the client reached it (`http://host/open311/v2`,
+/// from a sane `Host` header; the bare path without one).
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_graphic()));
+    match host {
+        Some(h) => format!("http://{h}/open311/v2"),
+        None => "/open311/v2".into(),
+    }
 }
 
 macro_rules! two_formats {
@@ -610,11 +617,11 @@ pub struct ServiceRequest {
     pub address_id: Option<String>,
     /// Not kept (null).
     pub zipcode: Option<String>,
-    /// Not kept: gridcase locates by grid (null).
+    /// The reported point's latitude (WGS84), null without one.
     pub lat: Option<f64>,
-    /// Not kept: gridcase locates by grid (null).
+    /// The reported point's longitude (WGS84), null without one.
     pub long: Option<f64>,
-    /// Not kept (null).
+    /// The uploaded photo, served by this server (`.../media/{sha256}`), or null.
     pub media_url: Option<String>,
     /// With extensions=true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -665,6 +672,7 @@ fn service_request(
     case: &ListedCase<'_>,
     reg: &Registry,
     times: Times,
+    base: &str,
     now: Option<Timestamp>,
 ) -> ServiceRequest {
     let closed = is_closed(case.status());
@@ -689,9 +697,9 @@ fn service_request(
         address: case.location().to_string(),
         address_id: Some(case.micro_grid().unwrap_or(case.grid()).to_string()),
         zipcode: None,
-        lat: None,
-        long: None,
-        media_url: None,
+        lat: case.point().map(|p| p.lat()),
+        long: case.point().map(|p| p.lon()),
+        media_url: case.media_sha256().map(|sha| format!("{base}/media/{sha}")),
         extended_attributes: now.map(|now| ExtendedAttributes {
             gridcase_status: case.status().as_str().into(),
             level: case.level().as_str().into(),
@@ -835,7 +843,7 @@ pub fn listing_cost(path: &str, query: Option<&str>) -> u32 {
 
 async fn list_requests(
     state: AppState,
-    _h: HeaderMap,
+    h: HeaderMap,
     q: RequestsQuery,
     format: Format,
 ) -> Result<Response, ApiError> {
@@ -858,8 +866,10 @@ async fn list_requests(
     // the notes (the history) are read after it.
     let ext_now = extensions.then_some(now);
     let times = Times::of(&state);
-    let to_request =
-        |c: ListedCase<'_>| (service_request(&c, &reg, times, ext_now), c.status().is_final());
+    let base = base_url(&h);
+    let to_request = |c: ListedCase<'_>| {
+        (service_request(&c, &reg, times, &base, ext_now), c.status().is_final())
+    };
     let mut found: Vec<(ServiceRequest, bool)> = if !ids.is_empty() {
         if ids.len() > MAX_RESULTS {
             return Err(ApiError::bad_request(
@@ -968,10 +978,12 @@ pub struct RequestQuery {
 )]
 pub async fn request(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(file): Path<String>,
     QueryParams(q): QueryParams<RequestQuery>,
 ) -> Result<Response, ApiError> {
     let (id, format) = split_format(&file)?;
+    let base = base_url(&headers);
     check_jurisdiction(&state, q.jurisdiction_id.as_deref())?;
     let extensions = parse_bool("extensions", nonempty(&q.extensions))?;
     let now = state.engine.clock().now();
@@ -979,7 +991,7 @@ pub async fn request(
     let found = {
         let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
         set.cases().get(id).map(|c| {
-            let r = service_request(&c, &reg, Times::of(&state), extensions.then_some(now));
+            let r = service_request(&c, &reg, Times::of(&state), &base, extensions.then_some(now));
             (r, c.status().is_final())
         })
     };
@@ -1002,7 +1014,8 @@ pub struct PostedRequest {
     pub token: String,
     /// What happens next.
     pub service_notice: Option<String>,
-    /// Not kept (null).
+    /// The `account_id` the request was posted with (kept with the
+    /// reporter's details), or null.
     pub account_id: Option<String>,
 }
 
@@ -1025,19 +1038,19 @@ pub struct PostRequestForm {
     pub jurisdiction_id: Option<String>,
     /// The service (category) code.
     pub service_code: String,
-    /// Accepted, not kept; a location also needs address_string or address_id.
+    /// WGS84 latitude (with long): kept, returned, and a location on its own.
     pub lat: Option<f64>,
-    /// Accepted, not kept.
+    /// WGS84 longitude (with lat).
     pub long: Option<f64>,
     /// A registered address (or text containing one).
     pub address_string: Option<String>,
     /// A grid or micro-grid code.
     pub address_id: Option<String>,
-    /// Accepted, not kept.
+    /// Kept with the reporter's details (personal data: never listed).
     pub email: Option<String>,
-    /// Accepted, not kept.
+    /// Kept with the reporter's details.
     pub device_id: Option<String>,
-    /// Accepted, not kept.
+    /// Kept with the reporter's details; echoed in the answer.
     pub account_id: Option<String>,
     /// Contact name (given).
     pub first_name: Option<String>,
@@ -1047,8 +1060,14 @@ pub struct PostRequestForm {
     pub phone: Option<String>,
     /// What the resident says (default: the service name).
     pub description: Option<String>,
-    /// A link to a photo; appended to the description.
+    /// A link to a photo elsewhere: not fetched, appended to the description
+    /// (upload the file as `media` to have it kept and served).
     pub media_url: Option<String>,
+    /// (multipart/form-data only) A photo: JPEG, PNG, WebP or HEIC, decided
+    /// from its bytes, at most the server's media limit (default 5 MiB);
+    /// stored by its SHA-256 and served back as the request's `media_url`.
+    #[schema(value_type = Option<String>, format = Binary)]
+    pub media: Option<Vec<u8>>,
     /// `attribute[kind]`: consultation, help, complaint, report or suggestion (default help).
     #[serde(rename = "attribute[kind]")]
     pub attribute_kind: Option<String>,
@@ -1101,6 +1120,81 @@ fn parse_form(bytes: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(out)
 }
 
+/// A multipart POST: its text fields (the form's rules: known fields once,
+/// unknown ignored, empty = absent) and the `media` file's bytes, if any.
+/// Text fields together may take `body_limit` bytes, the file the media
+/// store's limit; more is a 413.
+async fn read_multipart(
+    state: &AppState,
+    req: Request,
+) -> Result<(BTreeMap<String, String>, Option<Vec<u8>>), ApiError> {
+    use axum::extract::FromRequest;
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(
+            "malformed_multipart",
+            format!("the multipart body does not parse: {e}"),
+        )
+    };
+    let mut parts = axum::extract::Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+    let media_limit = state.media.as_ref().map_or(0, |m| m.max_bytes());
+    let mut text_budget = state.options.body_limit;
+    let mut form = BTreeMap::new();
+    let mut upload: Option<Vec<u8>> = None;
+    while let Some(mut field) = parts.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "media" {
+            if upload.is_some() {
+                return Err(ApiError::bad_request(
+                    "repeated_field",
+                    "field \"media\" is given twice",
+                ));
+            }
+            if state.media.is_none() {
+                return Err(ApiError::bad_request(
+                    "media_not_stored",
+                    "this server stores no media files; send media_url instead",
+                ));
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                if bytes.len() + chunk.len() > media_limit {
+                    return Err(ApiError::PayloadTooLarge { limit: media_limit });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            upload = Some(bytes);
+            continue;
+        }
+        let mut value = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            if chunk.len() > text_budget {
+                return Err(ApiError::PayloadTooLarge { limit: state.options.body_limit });
+            }
+            text_budget -= chunk.len();
+            value.extend_from_slice(&chunk);
+        }
+        if !FORM_FIELDS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8(value).map_err(|_| {
+            ApiError::bad_request(
+                "malformed_multipart",
+                format!("field {name:?} is not UTF-8 text"),
+            )
+        })?;
+        if form.insert(name.clone(), value).is_some() {
+            return Err(ApiError::bad_request(
+                "repeated_field",
+                format!("field {name:?} is given twice"),
+            ));
+        }
+    }
+    form.retain(|_, v: &mut String| !v.trim().is_empty());
+    Ok((form, upload.filter(|b| !b.is_empty())))
+}
+
 fn parse_coordinate(name: &str, v: Option<&String>, range: f64) -> Result<Option<f64>, ApiError> {
     match v {
         None => Ok(None),
@@ -1128,13 +1222,17 @@ async fn post_request(
     // query string of the POST: the query's known fields count, the form's
     // win where both are given.
     let query = parse_form(req.uri().query().unwrap_or("").as_bytes())?;
-    let bytes = read_body(req, state.options.body_limit).await?;
-    if ct.as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(ApiError::UnsupportedMediaType(
-            "send the request as application/x-www-form-urlencoded".into(),
-        ));
-    }
-    let mut form = parse_form(&bytes)?;
+    let (mut form, upload) = match ct.as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            (parse_form(&read_body(req, state.options.body_limit).await?)?, None)
+        }
+        Some("multipart/form-data") => read_multipart(&state, req).await?,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the request as application/x-www-form-urlencoded, or as multipart/form-data with a `media` file".into(),
+            ))
+        }
+    };
     for field in ["api_key", "jurisdiction_id"] {
         if let (false, Some(v)) = (form.contains_key(field), query.get(field)) {
             form.insert(field.to_string(), v.clone());
@@ -1162,15 +1260,24 @@ async fn post_request(
         .ok_or_else(|| ApiError::NotFound(format!("service_code {code:?} was not found")))?;
     let lat = parse_coordinate("lat", form.get("lat"), 90.0)?;
     let long = parse_coordinate("long", form.get("long"), 180.0)?;
-    if lat.is_some() != long.is_some() {
-        return Err(ApiError::bad_request("invalid_coordinate", "send lat and long together"));
-    }
-    let location = form.get("address_id").or_else(|| form.get("address_string")).cloned().ok_or_else(|| {
-        ApiError::bad_request(
+    let point = match (lat, long) {
+        (Some(lat), Some(lon)) => Some(
+            GeoPoint::new(lat, lon)
+                .map_err(|e| ApiError::bad_request("invalid_coordinate", e.to_string()))?,
+        ),
+        (None, None) => None,
+        _ => return Err(ApiError::bad_request("invalid_coordinate", "send lat and long together")),
+    };
+    // Every location option of the spec alone: a code, an address, or the
+    // point (the engine places it in a micro-grid; a code decides over the
+    // point, the point over an address).
+    let location = form.get("address_id").or_else(|| form.get("address_string")).cloned();
+    if location.is_none() && point.is_none() {
+        return Err(ApiError::bad_request(
             "missing_location",
-            "gridcase locates requests by grid: send address_string (a registered address) or address_id (a grid or micro-grid code); lat/long alone are not enough",
-        )
-    })?;
+            "send a location: lat and long, address_string (a registered address) or address_id (a grid or micro-grid code)",
+        ));
+    }
     let kind = match form.get("attribute[kind]") {
         Some(k) => k
             .parse::<RequestKind>()
@@ -1195,7 +1302,10 @@ async fn post_request(
                 "media_url must be an http(s) URL",
             ));
         }
-        // gridcase keeps no media; the link stays with the description.
+        // A link to a photo elsewhere is not fetched (the server would
+        // request any URL a client names), and a submission keeps only
+        // files it holds by hash, so the link stays with the description.
+        // Upload the file as `media` to have it kept and served.
         description.push_str(&format!("\n[media] {url}"));
     }
     let name = [form.get("first_name"), form.get("last_name")]
@@ -1208,11 +1318,26 @@ async fn post_request(
         (true, None) => None,
         (_, phone) => Some(Contact { name, phone: phone.cloned().unwrap_or_default() }),
     };
+    let reporter = Reporter {
+        device_id: form.get("device_id").cloned(),
+        account_id: form.get("account_id").cloned(),
+        email: form.get("email").cloned(),
+        first_name: form.get("first_name").cloned(),
+        last_name: form.get("last_name").cloned(),
+    };
     let channel = match principal.role {
         Role::Resident => gridcase_engine::domain::Channel::App,
         Role::GridWorker => gridcase_engine::domain::Channel::GridPatrol,
         Role::DistrictSupervisor => gridcase_engine::domain::Channel::Hotline,
         _ => gridcase_engine::domain::Channel::Portal,
+    };
+    // The file is stored only now, once the key and the fields passed. A
+    // submission the engine then refuses leaves a file nothing points at:
+    // harmless (content-addressed, size-limited, the submission quota
+    // bounds how many), and cheaper than a second pass over the body.
+    let media = match (&upload, &state.media) {
+        (Some(bytes), Some(store)) => vec![store.put(bytes)?],
+        _ => Vec::new(),
     };
     let command = Command::Submit(Submission {
         channel,
@@ -1220,11 +1345,11 @@ async fn post_request(
         category: service.service_code.clone(),
         priority,
         description,
-        location,
+        location: location.unwrap_or_default(),
         contact,
-        point: None,
-        media: Vec::new(),
-        reporter: None,
+        point,
+        media,
+        reporter: (!reporter.is_empty()).then_some(reporter),
     });
     let mut opts = crate::command::command_options(&principal, &headers)?;
     let client_key = crate::extract::token(&headers, "idempotency-key", 100)?;
@@ -1250,13 +1375,13 @@ async fn post_request(
     let body = vec![PostedRequest {
         service_request_id: case.id.clone(),
         token,
+        account_id: case.reporter.as_ref().and_then(|r| r.account_id.clone()),
         service_notice: Some(format!(
             "registered with {}; first response due by {}, resolution by {}",
             reg.name_of(&case.community),
             times.format(case.response_due),
             times.format(case.resolution_due)
         )),
-        account_id: None,
     }];
     let mut res = reply(format, StatusCode::OK, "service_requests", &body)?;
     if done.replayed {
@@ -1372,4 +1497,36 @@ pub async fn token(
         "service_requests",
         &vec![TokenAnswer { service_request_id: id, token: token.to_string() }],
     )
+}
+
+/// A stored media file, by the SHA-256 a request's `media_url` names.
+#[utoipa::path(
+    get, path = "/open311/v2/media/{sha256}", tag = "open311",
+    summary = "An uploaded photo (the file a request's media_url points at)",
+    description = "Files are immutable (named by their SHA-256), so they may be cached for ever. The type was decided from the bytes at upload.",
+    params(("sha256" = String, Path, description = "64 lower-case hex digits")),
+    responses(
+        (status = 200, description = "The file", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such file", body = Vec<Open311Error>),
+    )
+)]
+pub async fn media(
+    State(state): State<AppState>,
+    Path(sha): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("media {sha:?} was not found"));
+    let store = state.media.as_ref().ok_or_else(not_found)?;
+    let (bytes, content_type) = store.get(&sha)?.ok_or_else(not_found)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -44,7 +44,7 @@ impl Modify for BearerAuth {
         events::events, openapi_json,
         open311::discovery_json, open311::discovery_xml, open311::services_json, open311::services_xml,
         open311::service_definition, open311::requests_json, open311::requests_xml,
-        open311::post_request_json, open311::post_request_xml, open311::request, open311::token,
+        open311::post_request_json, open311::post_request_xml, open311::request, open311::token, open311::media,
     ),
     components(schemas(
         dto::SubmitBody, dto::AssignBody, dto::ReasonBody, dto::MergeBody, dto::DispatchBody,

@@ -127,6 +127,7 @@ pub fn routes() -> Routes {
         .post("/open311/v2/requests.xml", o::post_request_xml)
         .get("/open311/v2/requests/{service_request_id}", o::request)
         .get("/open311/v2/tokens/{token}", o::token)
+        .get("/open311/v2/media/{sha256}", o::media)
 }
 
 /// The whole application: routes plus middleware.
@@ -137,10 +138,16 @@ pub fn app(state: AppState) -> Router {
 /// Wraps any router in the server's middleware stack (tests use it to
 /// check the stack with routes of their own, e.g. one that panics).
 pub fn with_middleware(router: Router<AppState>, state: AppState) -> Router {
-    let limit = state.options.body_limit;
+    // The outer bound on any body: a multipart Open311 POST may carry a
+    // media file besides its fields. Every handler reads its body with its
+    // own limit (`body_limit` for all but that one), so the others still
+    // answer 413 past `body_limit`.
+    let media = if state.options.media_dir.is_some() { state.options.media_max_bytes } else { 0 };
+    let limit = state.options.body_limit.saturating_add(media);
     let timeout = state.options.request_timeout;
     router
         .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(PanicToError))
@@ -433,6 +440,10 @@ impl Server {
         }
         let (listing_concurrency, rate_limits) =
             (options.listing_concurrency.max(1), options.rate_limits);
+        let media = options
+            .media_dir
+            .as_ref()
+            .map(|d| crate::media::MediaStore::new(d, options.media_max_bytes));
         let state = AppState(Arc::new(Shared {
             engine,
             keys,
@@ -444,6 +455,7 @@ impl Server {
             verify_gate: Semaphore::new(1),
             listing_gate: Semaphore::new(listing_concurrency),
             limiters: Limiters::new(rate_limits),
+            media,
             shutdown: shutdown_rx.clone(),
         }));
         let addr = listener.local_addr().map_err(|source| ApiError::Io {

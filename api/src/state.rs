@@ -39,6 +39,10 @@ pub struct ServerOptions {
     pub write_visibility_wait: Duration,
     /// Request and submission rate limits ([`crate::limits`]).
     pub rate_limits: RateLimits,
+    /// Where uploaded media files are kept (`None`: media uploads are refused).
+    pub media_dir: Option<PathBuf>,
+    /// Largest media file accepted, in bytes.
+    pub media_max_bytes: usize,
     /// Open311 listings built at once (more wait their turn): a listing
     /// holds a core while it builds, so a flood of them cannot take every
     /// core from the rest of the API. Default: the cores less one, at least 1.
@@ -57,6 +61,8 @@ impl Default for ServerOptions {
             projection_config: gridcase_projections::Config::default(),
             write_visibility_wait: Duration::from_secs(2),
             rate_limits: RateLimits::default(),
+            media_dir: None,
+            media_max_bytes: crate::media::DEFAULT_MAX_BYTES,
             listing_concurrency: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1))
                 .max(1),
@@ -87,6 +93,8 @@ pub struct Shared {
     pub listing_gate: Semaphore,
     /// The rate limiters' live state.
     pub limiters: Limiters,
+    /// Uploaded media files (`None` when the server keeps none).
+    pub media: Option<crate::media::MediaStore>,
     /// Turns true when the server shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
 }

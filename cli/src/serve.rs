@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// New cases a key may submit at once after being idle.
     #[arg(long, default_value_t = 10)]
     submission_burst: u32,
+    /// Largest photo an Open311 POST may upload as `media`, in KiB (0: no
+    /// uploads). Files are kept under `<data>/media`, named by their SHA-256.
+    #[arg(long, default_value_t = 5120)]
+    media_max_kib: usize,
     /// Open311 listings built at once (default: the cores less one, at least 1).
     #[arg(long)]
     listing_concurrency: Option<usize>,
@@ -140,6 +144,8 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
             per_key: Rate::per_second(a.rate_per_key, a.burst_per_key),
             submissions_per_key: Rate::per_minute(a.submissions_per_minute, a.submission_burst),
         },
+        media_dir: (a.media_max_kib > 0).then(|| g.data.join("media")),
+        media_max_bytes: a.media_max_kib.saturating_mul(1024),
         listing_concurrency: a
             .listing_concurrency
             .unwrap_or(ServerOptions::default().listing_concurrency)

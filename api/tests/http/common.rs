@@ -124,6 +124,7 @@ impl TestServer {
             request_timeout: Duration::from_secs(10),
             // Tests about limits set their own (tests/http/limits.rs).
             rate_limits: gridcase_api::limits::RateLimits::OFF,
+            media_dir: Some(dir.path().join("media")),
             ..ServerOptions::default()
         };
         tune(&mut opts);

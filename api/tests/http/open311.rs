@@ -232,10 +232,14 @@ async fn requests_are_posted_listed_and_read_in_both_formats() {
     assert_eq!(list.as_array().unwrap().len(), 2);
     for r in list.as_array().unwrap() {
         assert_eq!(keys(r), set(REQUEST_FIELDS));
-        assert!(r["lat"].is_null() && r["long"].is_null());
     }
     let mine =
         list.as_array().unwrap().iter().find(|r| r["service_request_id"] == id.as_str()).unwrap();
+    // The posted point is kept and returned; the request posted without one has none.
+    assert_eq!((mine["lat"].as_f64(), mine["long"].as_f64()), (Some(33.38), Some(120.16)));
+    let other =
+        list.as_array().unwrap().iter().find(|r| r["service_request_id"] != id.as_str()).unwrap();
+    assert!(other["lat"].is_null() && other["long"].is_null() && other["media_url"].is_null());
     assert_eq!(mine["status"], "closed");
     assert!(mine["status_notes"].as_str().unwrap().starts_with("resolved by"));
     assert_eq!(mine["service_code"], "street_light");
@@ -303,8 +307,11 @@ async fn requests_are_posted_listed_and_read_in_both_formats() {
     assert_eq!(one[0]["extended_attributes"]["gridcase_status"], "resolved");
     assert_eq!(one[0]["extended_attributes"]["priority"], "urgent");
     let notes = one[0]["notes"].as_array().unwrap();
-    assert_eq!(notes.len(), 2);
+    // Submitted, its details (the point), resolved.
+    assert_eq!(notes.len(), 3, "{notes:?}");
     assert_eq!(notes[0]["type"], "opened");
+    assert!(notes[1]["summary"].as_str().unwrap().starts_with("reported at"), "{notes:?}");
+    assert!(notes[2]["datetime"].as_str().unwrap().ends_with("+08:00"));
     let ox = t.get(None, &format!("/open311/v2/requests/{id}.xml")).await;
     let (_, items) = xml_items(&ox.text, "request");
     assert_eq!(items[0], set(REQUEST_FIELDS));
