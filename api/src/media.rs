@@ -167,6 +167,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR rest of a tiny png";

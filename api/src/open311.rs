@@ -10,8 +10,34 @@
 //!   worked on and `closed` once resolved, closed, rejected, merged or
 //!   withdrawn, with `status_notes` saying which; `agency_responsible` names
 //!   the current holders, `expected_datetime` is the resolution deadline,
-//!   `address` the location as given and `address_id` the grid or
-//!   micro-grid code.
+//!   `address` the location as given, `address_id` the grid or
+//!   micro-grid code, `lat`/`long` the reported point and `media_url` the
+//!   uploaded photo.
+//! - **Locations**: each of the spec's options works alone: `address_id` (a
+//!   grid or micro-grid code), `address_string` (text containing a
+//!   registered address), or `lat`+`long` (placed in a micro-grid by the
+//!   engine from the organisation's boundaries; a point outside them, or
+//!   with no boundaries loaded, is refused alone with a 400 that says so).
+//!   A code decides over the point, the point over an address; the point
+//!   is kept and returned whichever placed the case.
+//! - **Posted details** are kept in the submission's events: `lat`/`long`,
+//!   `device_id`, `account_id`, `email`, `first_name`/`last_name` (the
+//!   reporter, personal data) and `phone` (with the name, the contact staff
+//!   call back). The spec returns none of the personal ones from `GET
+//!   requests`, so Open311 never shows them; `account_id` is echoed in the
+//!   POST answer.
+//! - **Media**: a multipart POST may carry a `media` file (JPEG, PNG, WebP
+//!   or HEIC, decided from its bytes; at most `--media-max-kib`, 5 MiB by
+//!   default). It is stored under its SHA-256 outside the log
+//!   ([`crate::media`]), the event references it by hash, and it is served
+//!   at `GET media/{sha256}`, which is the request's `media_url`. A posted
+//!   `media_url` (a link elsewhere) is not fetched and has no place of its
+//!   own in a submission: it is appended to the description.
+//! - **Limits** ([`crate::limits`]): requests per address and per key, new
+//!   requests per key (default 20 a minute, burst 10); the listing costs by
+//!   the page it asks for (a page of 1000 = 11 requests), `extensions=true`
+//!   pages hold at most 100 requests, and a bounded number of listings are
+//!   built at once. Over a limit: `429` with `Retry-After`.
 //! - **Datetimes** are w3 / RFC 3339 in the district's offset, whole
 //!   seconds, no fraction (`2026-03-03T16:00:00+08:00`), on every resource
 //!   ([`Times`]); discovery's `changeset` is the time the organisation
@@ -1398,13 +1424,18 @@ macro_rules! post_formats {
             summary = "Create a service request (form-encoded; needs api_key)",
             description = "Location: address_string (a registered address) or address_id (a grid or micro-grid code). Optional attributes attribute[kind] and attribute[priority]. api_key may also be sent in the query string or as Authorization: Bearer. Unknown fields are ignored. Every answer carries a token for GET tokens/{token}; an Idempotency-Key header makes retries safe (same id, same token).",
             params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the original id and token")),
-            request_body(content = PostRequestForm, content_type = "application/x-www-form-urlencoded"),
+            request_body(content(
+                (PostRequestForm = "application/x-www-form-urlencoded"),
+                (PostRequestForm = "multipart/form-data"),
+            )),
             responses(
                 (status = 200, description = $ok, body = Vec<PostedRequest>),
                 (status = 400, description = "Missing or invalid field", body = Vec<Open311Error>),
                 (status = 403, description = "Missing or invalid api_key, or not allowed to submit", body = Vec<Open311Error>),
                 (status = 404, description = "Unknown service_code or jurisdiction_id", body = Vec<Open311Error>),
-                (status = 413, description = "Body too large", body = Vec<Open311Error>),
+                (status = 413, description = "Body or media file too large", body = Vec<Open311Error>),
+                (status = 415, description = "Neither a form nor multipart", body = Vec<Open311Error>),
+                (status = 429, description = "Over a rate limit or the key's submission quota (Retry-After says when to retry)", body = Vec<Open311Error>),
             )
         )]
         pub async fn $name(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Result<Response, ApiError> {
