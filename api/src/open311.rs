@@ -1561,3 +1561,51 @@ pub async fn media(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn times_are_whole_seconds_in_the_offset() {
+        let t = Times { offset: time::UtcOffset::from_hms(8, 0, 0).unwrap() };
+        // 2026-03-03T08:00:00.320Z: the fraction is dropped, not rounded up.
+        assert_eq!(t.format(Timestamp(1_772_524_800_320)), "2026-03-03T16:00:00+08:00");
+        let utc = Times { offset: time::UtcOffset::UTC };
+        assert_eq!(utc.format(Timestamp(1_772_524_800_999)), "2026-03-03T08:00:00+00:00");
+        // Before the epoch the second is floored too.
+        assert_eq!(utc.format(Timestamp(-1)), "1969-12-31T23:59:59+00:00");
+    }
+
+    #[test]
+    fn the_listing_costs_by_the_rows_it_may_return() {
+        let cost = |q: &str| listing_cost("/open311/v2/requests.json", Some(q));
+        assert_eq!(cost(""), 11, "the default page of 1000");
+        assert_eq!(cost("page_size=50"), 1);
+        assert_eq!(cost("page_size=1000&foo=bar"), 11);
+        assert_eq!(cost("page_size=999999"), 11, "a page is never costed above the cap");
+        assert_eq!(cost("extensions=true"), 11, "the default extended page of 100");
+        assert_eq!(cost("extensions=true&page_size=20"), 3);
+        assert_eq!(cost("service_request_id=GC1,GC2"), 1);
+        assert_eq!(cost("page_size=%%%"), 11, "what does not parse costs the most");
+        assert_eq!(listing_cost("/open311/v2/requests.xml", None), 11);
+        assert_eq!(listing_cost("/open311/v2/services.json", Some("page_size=1000")), 1);
+        assert_eq!(listing_cost("/api/v1/backlog", None), 1);
+    }
+
+    #[test]
+    fn tokens_are_derived_under_an_idempotency_key_and_random_without() {
+        let a = request_token("gck_k1", "resident:a", Some("retry-1")).unwrap();
+        assert_eq!(a, request_token("gck_k1", "resident:a", Some("retry-1")).unwrap());
+        assert_ne!(a, request_token("gck_k2", "resident:a", Some("retry-1")).unwrap());
+        assert_ne!(a, request_token("gck_k1", "resident:a", Some("retry-2")).unwrap());
+        let r1 = request_token("gck_k1", "resident:a", None).unwrap();
+        let r2 = request_token("gck_k1", "resident:a", None).unwrap();
+        assert_ne!(r1, r2);
+        for t in [a, r1] {
+            assert_eq!(t.len(), 32);
+            assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
+}
