@@ -38,9 +38,11 @@
 //!   the page it asks for (a page of 1000 = 11 requests), `extensions=true`
 //!   pages hold at most 100 requests, and a bounded number of listings are
 //!   built at once. Over a limit: `429` with `Retry-After`.
-//! - **Datetimes** are w3 / RFC 3339 in the district's offset, whole
+//! - **Datetimes** are w3 / RFC 3339 in the district's zone, whole
 //!   seconds, no fraction (`2026-03-03T16:00:00+08:00`), on every resource
-//!   ([`Times`]); discovery's `changeset` is the time the organisation
+//!   (the organisation's [`Zone`], `Zone::format`; some clients' ISO parsers
+//!   reject short fractions such as `.32Z`); `start_date`/`end_date` take
+//!   any offset, and a time without one is the district's; discovery's `changeset` is the time the organisation
 //!   (services, departments) last changed.
 //! - `jurisdiction_id` is optional (one jurisdiction per server); when
 //!   given it must be the district's code (or the configured id), else 404.
@@ -74,7 +76,7 @@ use gridcase_engine::domain::{
 };
 use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::org::{Registry, Role};
-use gridcase_engine::time::{Timestamp, DAY_MS};
+use gridcase_engine::time::{Timestamp, Zone, DAY_MS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -94,36 +96,6 @@ const MAX_RESULTS: usize = 1000;
 const MAX_EXTENDED_RESULTS: usize = 100;
 const WINDOW_MS: i64 = 90 * DAY_MS;
 const SPEC_URL: &str = "http://wiki.open311.org/GeoReport_v2";
-
-/// How Open311 writes a time: w3 / RFC 3339 in the district's offset, whole
-/// seconds (`2026-03-03T16:00:00+08:00`). Every datetime of every resource
-/// goes through [`Times::format`]; some clients' ISO parsers reject short
-/// fractions (`.32Z`), and the district works in its own offset.
-#[derive(Clone, Copy, Debug)]
-pub struct Times {
-    offset: time::UtcOffset,
-}
-
-impl Times {
-    /// The district's offset, as the projections are configured with it.
-    pub fn of(state: &AppState) -> Times {
-        let minutes = state.options.projection_config.utc_offset_minutes;
-        let offset = time::UtcOffset::from_whole_seconds(minutes.saturating_mul(60))
-            .unwrap_or(time::UtcOffset::UTC);
-        Times { offset }
-    }
-
-    /// `ts` in the district's offset, to the second, without a fraction.
-    pub fn format(self, ts: Timestamp) -> String {
-        const W3: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
-        );
-        time::OffsetDateTime::from_unix_timestamp(ts.0.div_euclid(1000))
-            .ok()
-            .and_then(|t| t.to_offset(self.offset).format(W3).ok())
-            .unwrap_or_else(|| ts.to_rfc3339())
-    }
-}
 
 /// Response format, from the resource's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,7 +318,7 @@ async fn discovery(
     let url = base_url(&headers);
     let reg = state.engine.registry();
     let district = reg.district().map(|d| format!("{} ({})", d.name, d.code)).unwrap_or_default();
-    let changeset = Times::of(&state).format(registry_changed_at(&state, reg.version).await?);
+    let changeset = reg.zone.format(registry_changed_at(&state, reg.version).await?);
     let body = Discovery {
         changeset: changeset.clone(),
         contact: format!("{district}: the district's grid-governance platform (gridcase)"),
@@ -697,7 +669,7 @@ fn status_notes(case: &ListedCase<'_>, reg: &Registry) -> String {
 fn service_request(
     case: &ListedCase<'_>,
     reg: &Registry,
-    times: Times,
+    zone: &Zone,
     base: &str,
     now: Option<Timestamp>,
 ) -> ServiceRequest {
@@ -716,10 +688,10 @@ fn service_request(
         description: case.description().to_string(),
         agency_responsible: (!agency.is_empty()).then_some(agency),
         service_notice: (!closed)
-            .then(|| format!("to be resolved by {}", times.format(case.resolution_due()))),
-        requested_datetime: times.format(case.submitted_at()),
-        updated_datetime: times.format(case.updated_at()),
-        expected_datetime: Some(times.format(case.resolution_due())),
+            .then(|| format!("to be resolved by {}", zone.format(case.resolution_due()))),
+        requested_datetime: zone.format(case.submitted_at()),
+        updated_datetime: zone.format(case.updated_at()),
+        expected_datetime: Some(zone.format(case.resolution_due())),
         address: case.location().to_string(),
         address_id: Some(case.micro_grid().unwrap_or(case.grid()).to_string()),
         zipcode: None,
@@ -750,7 +722,7 @@ fn service_request(
 async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Result<(), ApiError> {
     let history = state.engine.history(&CaseId::new(r.service_request_id.clone())?).await?;
     let reg = state.engine.registry();
-    let times = Times::of(state);
+    let zone = &reg.zone;
     let entries = gridcase_projections::timeline::timeline(&history, &reg);
     let last = entries.len().saturating_sub(1);
     r.notes = Some(
@@ -758,7 +730,7 @@ async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Res
             .into_iter()
             .enumerate()
             .map(|(i, e)| Note {
-                datetime: times.format(e.at),
+                datetime: zone.format(e.at),
                 kind: if i == 0 {
                     "opened"
                 } else if i == last && ended {
@@ -831,8 +803,8 @@ fn parse_count(
     }
 }
 
-fn parse_date(field: &str, v: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse(v).map_err(|_| {
+fn parse_date(zone: &Zone, field: &str, v: &str) -> Result<Timestamp, ApiError> {
+    zone.parse(v).map_err(|_| {
         ApiError::bad_request(
             "invalid_time",
             format!("{field} {v:?} is not a w3 datetime, e.g. 2010-01-01T00:00:00Z"),
@@ -891,10 +863,9 @@ async fn list_requests(
     // Extended attributes are built with the rest under the listing's lock;
     // the notes (the history) are read after it.
     let ext_now = extensions.then_some(now);
-    let times = Times::of(&state);
     let base = base_url(&h);
     let to_request = |c: ListedCase<'_>| {
-        (service_request(&c, &reg, times, &base, ext_now), c.status().is_final())
+        (service_request(&c, &reg, &reg.zone, &base, ext_now), c.status().is_final())
     };
     let mut found: Vec<(ServiceRequest, bool)> = if !ids.is_empty() {
         if ids.len() > MAX_RESULTS {
@@ -926,8 +897,10 @@ async fn list_requests(
                 ));
             }
         }
-        let start = nonempty(&q.start_date).map(|s| parse_date("start_date", s)).transpose()?;
-        let end = nonempty(&q.end_date).map(|s| parse_date("end_date", s)).transpose()?;
+        let start =
+            nonempty(&q.start_date).map(|s| parse_date(&reg.zone, "start_date", s)).transpose()?;
+        let end =
+            nonempty(&q.end_date).map(|s| parse_date(&reg.zone, "end_date", s)).transpose()?;
         let (from, to) = match (start, end) {
             (Some(s), Some(e)) => (s, e),
             (Some(s), None) => (s, s.plus_ms(WINDOW_MS)),
@@ -1017,7 +990,7 @@ pub async fn request(
     let found = {
         let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
         set.cases().get(id).map(|c| {
-            let r = service_request(&c, &reg, Times::of(&state), &base, extensions.then_some(now));
+            let r = service_request(&c, &reg, &reg.zone, &base, extensions.then_some(now));
             (r, c.status().is_final())
         })
     };
@@ -1397,7 +1370,7 @@ async fn post_request(
             },
         )?;
     let case = &done.case;
-    let times = Times::of(&state);
+    let zone = &reg.zone;
     let body = vec![PostedRequest {
         service_request_id: case.id.clone(),
         token,
@@ -1405,8 +1378,8 @@ async fn post_request(
         service_notice: Some(format!(
             "registered with {}; first response due by {}, resolution by {}",
             reg.name_of(&case.community),
-            times.format(case.response_due),
-            times.format(case.resolution_due)
+            zone.format(case.response_due),
+            zone.format(case.resolution_due)
         )),
     }];
     let mut res = reply(format, StatusCode::OK, "service_requests", &body)?;
@@ -1566,17 +1539,6 @@ pub async fn media(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn times_are_whole_seconds_in_the_offset() {
-        let t = Times { offset: time::UtcOffset::from_hms(8, 0, 0).unwrap() };
-        // 2026-03-03T08:00:00.320Z: the fraction is dropped, not rounded up.
-        assert_eq!(t.format(Timestamp(1_772_524_800_320)), "2026-03-03T16:00:00+08:00");
-        let utc = Times { offset: time::UtcOffset::UTC };
-        assert_eq!(utc.format(Timestamp(1_772_524_800_999)), "2026-03-03T08:00:00+00:00");
-        // Before the epoch the second is floored too.
-        assert_eq!(utc.format(Timestamp(-1)), "1969-12-31T23:59:59+00:00");
-    }
 
     #[test]
     fn the_listing_costs_by_the_rows_it_may_return() {

@@ -418,7 +418,9 @@ impl Server {
     ) -> Result<Server, ApiError> {
         engine.catch_up().await?;
         let log = engine.log().clone();
-        let config = options.projection_config;
+        // The district's periods follow its zone, from the organisation in
+        // the log (the one home of the zone), not a server option.
+        let config = gridcase_projections::Config::for_zone(&engine.registry().zone);
         let store =
             options.projection_store.as_ref().map(gridcase_projections::Store::open).transpose()?;
         let set = match &store {

@@ -32,8 +32,6 @@ pub struct ServerOptions {
     pub jurisdiction_id: Option<String>,
     /// Where the projections save their state (`None`: rebuilt on every start).
     pub projection_store: Option<PathBuf>,
-    /// Projection configuration (the district's UTC offset).
-    pub projection_config: gridcase_projections::Config,
     /// How long a write waits for the projections (and with them the Open311
     /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
@@ -58,7 +56,6 @@ impl Default for ServerOptions {
             sse_keep_alive: Duration::from_secs(15),
             jurisdiction_id: None,
             projection_store: None,
-            projection_config: gridcase_projections::Config::default(),
             write_visibility_wait: Duration::from_secs(2),
             rate_limits: RateLimits::default(),
             media_dir: None,

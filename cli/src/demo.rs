@@ -84,6 +84,7 @@ pub async fn demo(
     );
     engine.init_org(&ActorId::System, &org).await?;
     let reg = engine.registry();
+    let zone = reg.zone.clone();
     eprintln!(
         "gridcase demo: {} with {} streets, {} communities, {} grids, {} micro-grids, {} departments; {days} days at {rate}/day, seed {seed}",
         reg.district().map(|d| d.name.as_str()).unwrap_or("district"),
@@ -105,7 +106,7 @@ pub async fn demo(
         if step % 24 == 0 {
             bar.set_message(format!(
                 "{} · {} cases · {} events",
-                &at.to_rfc3339()[..10],
+                zone.date(at),
                 r.submitted,
                 r.events
             ));

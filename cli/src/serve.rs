@@ -202,6 +202,7 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
             }
             let path = key_file(g, keys);
             let store = KeyStore::load(&path).map_err(api_err)?;
+            // The key file is machine-read: its times stay in UTC.
             let now = SystemClock.now().to_rfc3339();
             let (key, entry) = store.create(&actor, &label, &now).map_err(api_err)?;
             if g.json {

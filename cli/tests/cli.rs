@@ -856,3 +856,31 @@ fn times_outside_2000_to_2100_are_refused() {
     fails(d, &["tick", "--now", "2200-01-01"], "outside the accepted range");
     assert_eq!(fingerprint(d), before);
 }
+
+/// Times are typed and printed in the district's zone (+08:00 for Tinghu),
+/// with the offset shown: a bare date is local midnight, not 08:00.
+#[test]
+fn times_are_read_and_shown_in_the_districts_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    // 2026-03-02T08:00:00Z is 16:00 local.
+    let id = submit(d);
+    let show = ok(d, &["case", "show", &id]);
+    assert!(show.contains("2026-03-02T16:00:00+08:00"), "{show}");
+    assert!(!show.contains("08:00:00Z"), "{show}");
+    // Local midnight of the 2nd is before the submission (16:00 local): the
+    // replay at that date sees no case; the old reading (UTC midnight,
+    // 08:00 local) would also see none, so check the 3rd too, and a local time.
+    let before = json(d, &["replay", "--as-of", "2026-03-02T15:59"]);
+    assert_eq!(before["backlog"]["district"]["open"], 0, "{before}");
+    let after = json(d, &["replay", "--as-of", "2026-03-02 16:00"]);
+    assert_eq!(after["backlog"]["district"]["open"], 1, "{after}");
+    let text = ok(d, &["replay", "--as-of", "2026-03-03"]);
+    assert!(text.contains("as of 2026-03-03T00:00:00+08:00"), "{text}");
+    // `tick --now DATE` runs deadlines to local midnight and says so.
+    let tick = ok(d, &["tick", "--now", "2026-03-04"]);
+    assert!(tick.contains("deadlines up to 2026-03-04T00:00:00+08:00"), "{tick}");
+    // A time that is not one names the offset it would be read in.
+    fails(d, &["--at", "noon", "backlog"], "+08:00");
+}

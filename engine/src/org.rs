@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::event::Event;
 use crate::domain::policy::{DeadlineClass, DeadlinePolicy};
 use crate::geo::{GeoPoint, Located};
+use crate::time::Zone;
 use crate::Error;
 
 /// The stream that holds the registry's events.
@@ -76,6 +77,9 @@ pub struct Registry {
     pub categories: BTreeMap<String, Category>,
     /// The deadline policy.
     pub policy: DeadlinePolicy,
+    /// The district's time zone, in which every time is shown and typed
+    /// (the default, `Asia/Shanghai`, until a `ZoneSet` event says otherwise).
+    pub zone: Zone,
     /// Address → unit code, for resolving a submitted address to a grid.
     #[serde(skip)]
     addresses: HashMap<String, String>,
@@ -147,6 +151,14 @@ impl Registry {
                 );
             }
             Event::PolicySet { policy } => self.policy = policy.clone(),
+            Event::ZoneSet { time_zone } => {
+                // The name was checked when the event was written; a name
+                // this build's database no longer knows keeps the offset
+                // folded so far rather than failing the whole registry.
+                if let Ok(zone) = Zone::named(time_zone) {
+                    self.zone = zone;
+                }
+            }
             _ => {}
         }
     }
@@ -276,7 +288,7 @@ fn normalise(s: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct OrgFile {
     /// The district.
-    pub district: UnitSpec,
+    pub district: DistrictSpec,
     /// Its streets, each with communities, grids and micro-grids.
     #[serde(default)]
     pub streets: Vec<StreetSpec>,
@@ -292,6 +304,21 @@ pub struct OrgFile {
     /// Deadline policy; defaults to Beijing 12345's limits.
     #[serde(default)]
     pub policy: DeadlinePolicy,
+}
+
+/// The district: its code, its name, and the time zone its people live in.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistrictSpec {
+    /// Code (the Open311 jurisdiction id).
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// The time zone every time is shown and typed in: an IANA name
+    /// (`Asia/Shanghai`) or a fixed offset (`+08:00`). Absent means
+    /// `Asia/Shanghai`, the zone every earlier file assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// A unit with a code and a name.
@@ -376,6 +403,15 @@ pub struct StaffSpec {
 }
 
 impl OrgFile {
+    /// The district's time zone as the file names it (`Asia/Shanghai` when
+    /// the file names none).
+    pub fn zone(&self) -> Result<Zone, Error> {
+        match &self.district.time_zone {
+            Some(tz) => Zone::named(tz),
+            None => Ok(Zone::default()),
+        }
+    }
+
     /// Parses and checks an organisation file.
     pub fn parse(text: &str) -> Result<OrgFile, Error> {
         let file: OrgFile = toml::from_str(text)
@@ -482,6 +518,13 @@ impl OrgFile {
         }
         self.policy.validate()?;
         out.push(Event::PolicySet { policy: self.policy.clone() });
+        if let Some(tz) = &self.district.time_zone {
+            Zone::named(tz).map_err(|e| match e {
+                Error::InvalidInput(m) => Error::InvalidInput(format!("[district] time_zone: {m}")),
+                other => other,
+            })?;
+            out.push(Event::ZoneSet { time_zone: tz.trim().to_string() });
+        }
         Ok(out)
     }
 }

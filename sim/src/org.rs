@@ -7,7 +7,8 @@
 
 use gridcase_engine::domain::DeadlineClass;
 use gridcase_engine::org::{
-    CategorySpec, CommunitySpec, GridSpec, OrgFile, Role, StaffSpec, StreetSpec, UnitSpec,
+    CategorySpec, CommunitySpec, DistrictSpec, GridSpec, OrgFile, Role, StaffSpec, StreetSpec,
+    UnitSpec,
 };
 
 /// How big a generated district is.
@@ -184,7 +185,11 @@ pub fn generate(shape: Shape, admin: &str, name: &str) -> OrgFile {
         })
         .collect();
     OrgFile {
-        district: UnitSpec { code: admin.to_string(), name: name.to_string() },
+        district: DistrictSpec {
+            code: admin.to_string(),
+            name: name.to_string(),
+            time_zone: Some("Asia/Shanghai".to_string()),
+        },
         streets,
         departments,
         categories,
