@@ -1395,7 +1395,7 @@ macro_rules! post_formats {
         #[utoipa::path(
             post, path = $path, tag = "open311",
             summary = "Create a service request (form-encoded; needs api_key)",
-            description = "Location: address_string (a registered address) or address_id (a grid or micro-grid code). Optional attributes attribute[kind] and attribute[priority]. api_key may also be sent in the query string or as Authorization: Bearer. Unknown fields are ignored. Every answer carries a token for GET tokens/{token}; an Idempotency-Key header makes retries safe (same id, same token).",
+            description = "Location, any one alone: lat+long (placed by the organisation's micro-grid boundaries), address_string (text containing a registered address) or address_id (a grid or micro-grid code). As multipart/form-data, a `media` file (JPEG, PNG, WebP or HEIC) is stored and served back as the request's media_url. Optional attributes attribute[kind] and attribute[priority]. api_key may also be sent in the query string or as Authorization: Bearer. Unknown fields are ignored. Every answer carries a token for GET tokens/{token}; an Idempotency-Key header makes retries safe (same id, same token).",
             params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the original id and token")),
             request_body(content(
                 (PostRequestForm = "application/x-www-form-urlencoded"),

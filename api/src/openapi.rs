@@ -30,7 +30,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "gridcase",
-        description = "Event-sourced case handling for resident requests in city grid governance: the native API (/api/v1), Open311 GeoReport v2 (/open311/v2) and a live event feed.",
+        description = "Event-sourced case handling for resident requests in city grid governance: the native API (/api/v1), Open311 GeoReport v2 (/open311/v2) and a live event feed. On every route, unknown query parameters are ignored and a known one given twice is a 400. Requests are rate-limited per client address and per API key, and new cases per key; over a limit the answer is 429 with Retry-After.",
     ),
     modifiers(&BearerAuth),
     paths(
