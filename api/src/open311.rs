@@ -1403,11 +1403,10 @@ macro_rules! post_formats {
             )),
             responses(
                 (status = 200, description = $ok, body = Vec<PostedRequest>),
-                (status = 400, description = "Missing or invalid field", body = Vec<Open311Error>),
+                (status = 400, description = "Missing or invalid field, a body neither form nor multipart, or a media file that is not an accepted image", body = Vec<Open311Error>),
                 (status = 403, description = "Missing or invalid api_key, or not allowed to submit", body = Vec<Open311Error>),
                 (status = 404, description = "Unknown service_code or jurisdiction_id", body = Vec<Open311Error>),
                 (status = 413, description = "Body or media file too large", body = Vec<Open311Error>),
-                (status = 415, description = "Neither a form nor multipart", body = Vec<Open311Error>),
                 (status = 429, description = "Over a rate limit or the key's submission quota (Retry-After says when to retry)", body = Vec<Open311Error>),
             )
         )]
