@@ -5,9 +5,11 @@
 //!
 //! Middleware, outermost first: request id (set, then echoed in
 //! `X-Request-Id`), tracing span, metrics, error rendering, rate limits
-//! ([`crate::limits`]), panic catching, timeout, body limit. Error rendering sits outside the panic, timeout and
-//! limit layers so that what they produce is rendered like any handler
-//! error, and inside metrics so that metrics count the final status.
+//! ([`crate::limits`]), panic catching, timeout, body limit. Error
+//! rendering sits outside the rate limits and the panic, timeout and limit
+//! layers so that what they produce is rendered like any handler error, and
+//! inside metrics so that metrics count the final status. The rate limits
+//! come before the body is read, so a refused request costs no upload.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

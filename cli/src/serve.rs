@@ -4,7 +4,8 @@
 //! The server opens the store like every other command, loads the key file
 //! (`<data>/api_keys.toml` unless `--keys`), builds its read models, ticks
 //! deadlines every `--tick-seconds`, limits request rates (`--rate-*`,
-//! `--submissions-per-minute`; see `gridcase_api::limits`), and runs until Ctrl-C or SIGTERM, when
+//! `--submissions-per-minute`; see `gridcase_api::limits`), keeps uploaded
+//! Open311 photos under `<data>/media`, and runs until Ctrl-C or SIGTERM, when
 //! it stops accepting requests, ends event streams and saves the
 //! projections.
 
