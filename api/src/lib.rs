@@ -33,6 +33,7 @@ pub mod events;
 pub mod extract;
 pub mod keys;
 pub mod limits;
+pub mod listen;
 pub mod media;
 pub mod metrics;
 pub mod native;

@@ -71,6 +71,7 @@ pub struct Metrics {
     sse_clients: AtomicI64,
     /// Requests refused by each rate limit (address, key, submission).
     rate_limited: [AtomicU64; 3],
+    connections: AtomicI64,
     started: Instant,
 }
 
@@ -81,6 +82,7 @@ impl Default for Metrics {
             append: Mutex::new(Histogram::default()),
             sse_clients: AtomicI64::new(0),
             rate_limited: Default::default(),
+            connections: AtomicI64::new(0),
             started: Instant::now(),
         }
     }
@@ -134,6 +136,16 @@ impl Metrics {
         SseGuard(self.clone())
     }
 
+    /// A TCP connection was accepted ([`crate::listen`]).
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A TCP connection closed.
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Seconds since start.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
@@ -175,6 +187,11 @@ impl Metrics {
                 writeln!(out, "gridcase_rate_limited_total{{limit=\"{}\"}} {n}", limit.as_str());
         }
         let gauges = [
+            (
+                "gridcase_http_connections",
+                "Open HTTP connections (at most the server's --max-connections).",
+                self.connections.load(Ordering::Relaxed) as f64,
+            ),
             (
                 "gridcase_sse_clients",
                 "Connected event-feed clients.",

@@ -468,15 +468,12 @@ impl Server {
         })?;
         tasks.push(tokio::spawn(forget_idle_clients(state.clone(), shutdown_rx.clone())));
         let router = app(state.clone());
-        let mut stop = shutdown_rx;
-        let http = tokio::spawn(async move {
-            // The peer address is what the per-address limit counts.
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        // The accept loop gives each request its peer's address
+        // (`ConnectInfo`), which the per-address rate limit counts.
+        let limits = state.options.connections;
+        let metrics = state.metrics.clone();
+        let http =
+            tokio::spawn(crate::listen::serve(listener, router, limits, metrics, shutdown_rx));
         tracing::info!(%addr, "gridcase API listening");
         Ok(Server { addr, state, shutdown: shutdown_tx, http, tasks, follower })
     }

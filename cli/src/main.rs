@@ -146,9 +146,6 @@ struct DemoArgs {
     /// Mean new requests per day.
     #[arg(long, default_value_t = 400.0)]
     rate: f64,
-    /// Concurrent actors.
-    #[arg(long, default_value_t = 16)]
-    actors: usize,
     /// Organisation file (default: the shipped Tinghu district).
     #[arg(long)]
     org: Option<PathBuf>,
@@ -203,7 +200,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
     match cli.command {
-        Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.actors, a.org).await,
+        Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.org).await,
         Cmd::Init { org } => store::init(&g, &org).await,
         Cmd::Org(OrgCmd::Generate { shape }) => store::org_generate(&shape),
         Cmd::Org(OrgCmd::Check { file }) => store::org_check(&g, &file),
