@@ -12,7 +12,10 @@
 //! second with the same budget as a hundred id lookups. A submission
 //! (native `POST /api/v1/cases` or Open311 `POST requests`) also takes a
 //! cell of its key's submission quota, checked after authentication, so a
-//! key sent in an Open311 form body counts as well.
+//! key sent in an Open311 form body counts as well. A retry under the same
+//! `Idempotency-Key` counts too (it is checked before the engine knows it
+//! is a retry): refused, it gets the first answer once it waits
+//! `Retry-After`.
 //!
 //! A refused request is a `429 Too Many Requests` with `Retry-After` (whole
 //! seconds, at least 1), rendered like every other error of its surface,
