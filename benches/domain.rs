@@ -158,6 +158,9 @@ fn report(location: &str) -> Submission {
         description: "小区东门路灯连续三晚不亮".into(),
         location: location.into(),
         contact: None,
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     }
 }
 

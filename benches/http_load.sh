@@ -55,7 +55,10 @@ KEY=$("$BIN" --data "$DATA" apikey create --as resident:loadtest --label wrk 2>/
 "$BIN" --data "$DATA" --durability buffered tick --now "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >/dev/null
 
 echo "== serve (durability $DURABILITY)"
+# Throughput of the server itself: one key on one address sends everything,
+# so the rate limits are off (benches/http_limits.sh measures them).
 "$BIN" --data "$DATA" --durability "$DURABILITY" serve --listen 127.0.0.1:0 --tick-seconds 60 \
+    --rate-per-address 0 --rate-per-key 0 --submissions-per-minute 0 \
     >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SERVER=$!
 ADDR=""

@@ -84,6 +84,15 @@ pub(crate) async fn run(
     command: Command,
 ) -> Result<Executed, ApiError> {
     let conditional = opts.expected_version.is_some();
+    if matches!(command, Command::Submit(_)) {
+        // The submission quota per key (after authentication, so that a key
+        // in an Open311 form body counts too). A refused submission writes
+        // nothing.
+        if let Err(refused) = state.limiters.submission(&p.key_id) {
+            state.metrics.observe_rate_limited(refused.limit);
+            return Err(refused.into());
+        }
+    }
     let started = Instant::now();
     let result = match (case, command) {
         (None, Command::Submit(s)) => state.engine.submit(&p.actor_id, s, opts).await,

@@ -134,6 +134,9 @@ impl SubmitBody {
             description: self.description,
             location: self.location,
             contact: self.contact.map(|c| Contact { name: c.name, phone: c.phone }),
+            point: None,
+            media: Vec::new(),
+            reporter: None,
         })
     }
 }
@@ -496,6 +499,16 @@ impl EventView {
                 if let Some(obj) = data.as_object_mut() {
                     obj.insert("contact".into(), serde_json::Value::Null);
                     obj.insert("contact_redacted".into(), serde_json::Value::Bool(true));
+                }
+            }
+        }
+        // The details event does not name the community, so only those who
+        // may see any contact (supervisors, the submitter) see its reporter.
+        if let Event::SubmissionDetailed { reporter: Some(_), .. } = event {
+            if !viewer.may_see_contact("", &rec.actor) {
+                if let Some(obj) = data.as_object_mut() {
+                    obj.insert("reporter".into(), serde_json::Value::Null);
+                    obj.insert("reporter_redacted".into(), serde_json::Value::Bool(true));
                 }
             }
         }

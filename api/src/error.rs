@@ -75,6 +75,16 @@ pub enum ApiError {
     /// The body is not in a format this endpoint reads.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Over a rate limit (429 with `Retry-After`): nothing was done.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit.
+        limit: crate::limits::Limit,
+        /// Seconds until a retry can pass.
+        retry_after: u64,
+        /// What to tell the client.
+        message: String,
+    },
     /// A guarded expensive operation is already running.
     #[error("{0}")]
     Busy(String),
@@ -145,6 +155,7 @@ impl ErrorInfo {
             }
             StatusCode::UNPROCESSABLE_ENTITY => ("invalid_body", "the body cannot be used"),
             StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+            StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests; retry later"),
             s if s.is_server_error() => ("internal", "the server failed; quote the correlation id"),
             _ => ("error", "the request failed"),
         };
@@ -289,6 +300,9 @@ impl ApiError {
                 ErrorInfo::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", m.clone())
             }
             ApiError::Busy(m) => ErrorInfo::new(S::SERVICE_UNAVAILABLE, "busy", m.clone()),
+            ApiError::TooManyRequests { message, .. } => {
+                ErrorInfo::new(S::TOO_MANY_REQUESTS, "rate_limited", message.clone())
+            }
             ApiError::Internal(_) | ApiError::Setup(_) | ApiError::Io { .. } => {
                 ErrorInfo::new(S::INTERNAL_SERVER_ERROR, "internal", self.to_string())
             }
@@ -310,6 +324,9 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %self, status = info.status.as_u16(), "request refused");
         }
         let mut res = info.status.into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+        }
         res.extensions_mut().insert(info);
         res
     }

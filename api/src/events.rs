@@ -28,7 +28,6 @@ use crate::ApiError;
 
 /// Where the feed starts.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// The first position to send (default: only events committed from now on).

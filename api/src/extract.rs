@@ -5,6 +5,13 @@
 //! machine-readable error format, and they tell a syntax error (400) from
 //! content that parses but cannot be used (422: unknown field, wrong type,
 //! unknown enum value).
+//!
+//! **Query strings, one rule for every route** (native, Open311, events):
+//! a parameter the route does not know is ignored; a known parameter that
+//! is repeated or does not parse is a 400. Open311 allows extensions and
+//! published clients add their own parameters (`requests.json?foo=bar`),
+//! and refusing them broke those clients; JSON bodies, which only our own
+//! clients write, stay strict.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -73,7 +80,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// A query string parsed into `T` (which should deny unknown fields).
+/// A query string parsed into `T`. `T` must **not** deny unknown fields:
+/// unknown parameters are ignored on every route (see the module docs).
 #[derive(Debug)]
 pub struct QueryParams<T>(pub T);
 

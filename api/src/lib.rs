@@ -8,6 +8,9 @@
 //! 2. **Open311 GeoReport v2** under `/open311/v2` ([`open311`]), in JSON and XML;
 //! 3. a **live event feed** as Server-Sent Events ([`events`]).
 //!
+//! Requests are rate-limited per client address and per key, with a
+//! stricter quota on submissions ([`limits`]).
+//!
 //! Callers authenticate with API keys ([`keys`], [`auth`]); what an actor
 //! may do is decided by the engine's rules, never by the HTTP layer.
 //! [`server::Server`] runs it all together with deadline ticks and one
@@ -29,7 +32,9 @@ mod error;
 pub mod events;
 pub mod extract;
 pub mod keys;
+pub mod limits;
 pub mod listen;
+pub mod media;
 pub mod metrics;
 pub mod native;
 pub mod open311;

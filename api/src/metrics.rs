@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::limits::Limit;
+
 /// Histogram bucket bounds in seconds.
 const BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -68,6 +70,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     append: Mutex<Histogram>,
     sse_clients: AtomicI64,
+    /// Requests refused by each rate limit (address, key, submission).
+    rate_limited: [AtomicU64; 3],
     connections: AtomicI64,
     /// Reads that found a stored record that does not verify.
     corruptions: AtomicU64,
@@ -82,6 +86,7 @@ impl Default for Metrics {
             requests: Mutex::new(BTreeMap::new()),
             append: Mutex::new(Histogram::default()),
             sse_clients: AtomicI64::new(0),
+            rate_limited: Default::default(),
             connections: AtomicI64::new(0),
             corruptions: AtomicU64::new(0),
             first_corrupt: AtomicU64::new(u64::MAX),
@@ -120,6 +125,11 @@ impl Metrics {
         };
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         m.entry((method.to_string(), route.to_string(), status)).or_default().observe(d);
+    }
+
+    /// Counts a request refused by a rate limit.
+    pub fn observe_rate_limited(&self, limit: Limit) {
+        self.rate_limited[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the latency of a command that appended events.
@@ -201,6 +211,12 @@ impl Metrics {
             self.corruptions.load(Ordering::Relaxed)
         );
         let first = self.first_corrupt.load(Ordering::Relaxed);
+        out.push_str("# HELP gridcase_rate_limited_total Requests refused with 429 by each rate limit.\n# TYPE gridcase_rate_limited_total counter\n");
+        for limit in [Limit::Address, Limit::Key, Limit::Submission] {
+            let n = self.rate_limited[limit as usize].load(Ordering::Relaxed);
+            let _ =
+                writeln!(out, "gridcase_rate_limited_total{{limit=\"{}\"}} {n}", limit.as_str());
+        }
         let gauges = [
             (
                 "gridcase_http_connections",
@@ -262,17 +278,25 @@ mod tests {
     fn invented_methods_share_one_series() {
         let m = Metrics::default();
         let lags = Lags { head: 0, projections: 0, projection_lag_seconds: 0.0, index: 0 };
+        // The size without the uptime gauge, whose digits vary from call to call.
+        let size = |m: &Metrics| {
+            m.render(lags)
+                .lines()
+                .filter(|l| !l.starts_with("gridcase_uptime_seconds "))
+                .map(|l| l.len() + 1)
+                .sum::<usize>()
+        };
         m.observe_request("GET", "/api/v1/cases", 200, Duration::from_millis(1));
-        let baseline = m.render(lags).len();
+        let baseline = size(&m);
         for i in 0..1000 {
             m.observe_request(&format!("X{i}"), "unmatched", 405, Duration::from_millis(1));
         }
-        let once = m.render(lags).len();
+        let once = size(&m);
         for i in 1000..3000 {
             m.observe_request(&format!("X{i}"), "unmatched", 405, Duration::from_millis(1));
         }
         let text = m.render(lags);
-        assert_eq!(text.len(), once, "more invented methods must not add series");
+        assert_eq!(size(&m), once, "more invented methods must not add series");
         assert!(once - baseline < 4096, "one `other` series, not one per method");
         assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\""));
         assert!(!text.contains("X1"));

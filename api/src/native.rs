@@ -313,7 +313,6 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
 
 /// A `now` for reports.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AtQuery {
     /// The time to compute for (RFC 3339; default: now).
@@ -322,7 +321,6 @@ pub struct AtQuery {
 
 /// The rates query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RatesQuery {
     /// A day (2026-03-03), ISO week (2026-W10) or month (2026-03); default: this month.
@@ -333,7 +331,6 @@ pub struct RatesQuery {
 
 /// The ranking query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RankingQuery {
     /// A month (2026-03); default: this month.
@@ -344,7 +341,6 @@ pub struct RankingQuery {
 
 /// No query parameters.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 pub struct NoQuery {}
 
 fn now_or(state: &AppState, text: Option<&str>) -> Result<Timestamp, ApiError> {
@@ -517,7 +513,6 @@ pub async fn overdue(
 
 /// The replay query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReplayQuery {
     /// Replay up to this log position (inclusive).

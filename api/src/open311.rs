@@ -3,21 +3,62 @@
 //! The mapping (field names are the spec's):
 //! - a gridcase **category** is a service: `service_code` is the category
 //!   code, `group` the responsible department's name, `type` is `realtime`
-//!   (ids are returned synchronously), `metadata` is `false` (the two
-//!   optional attributes, `kind` and `priority`, have defaults);
+//!   (ids are returned synchronously), `metadata` is `true` exactly when the
+//!   service has attributes (every service takes the optional `kind` and
+//!   `priority`, listed by `GET services/{code}`);
 //! - a **case** is a service request: `status` is `open` while it is being
 //!   worked on and `closed` once resolved, closed, rejected, merged or
 //!   withdrawn, with `status_notes` saying which; `agency_responsible` names
 //!   the current holders, `expected_datetime` is the resolution deadline,
-//!   `address` the location as given and `address_id` the grid or
-//!   micro-grid code. gridcase locates by grid, not by coordinates: `lat`
-//!   and `long` are accepted on POST but never returned (null / empty).
+//!   `address` the location as given, `address_id` the grid or
+//!   micro-grid code, `lat`/`long` the reported point and `media_url` the
+//!   uploaded photo.
+//! - **Locations**: each of the spec's options works alone: `address_id` (a
+//!   grid or micro-grid code), `address_string` (text containing a
+//!   registered address), or `lat`+`long` (placed in a micro-grid by the
+//!   engine from the organisation's boundaries; a point outside them, or
+//!   with no boundaries loaded, is refused alone with a 400 that says so).
+//!   A code decides over the point, the point over an address; the point
+//!   is kept and returned whichever placed the case.
+//! - **Posted details** are kept in the submission's events: `lat`/`long`,
+//!   `device_id`, `account_id`, `email`, `first_name`/`last_name` (the
+//!   reporter, personal data) and `phone` (with the name, the contact staff
+//!   call back). The spec returns none of the personal ones from `GET
+//!   requests`, so Open311 never shows them; `account_id` is echoed in the
+//!   POST answer.
+//! - **Media**: a multipart POST may carry a `media` file (JPEG, PNG, WebP
+//!   or HEIC, decided from its bytes; at most `--media-max-kib`, 5 MiB by
+//!   default). It is stored under its SHA-256 outside the log
+//!   ([`crate::media`]), the event references it by hash, and it is served
+//!   at `GET media/{sha256}`, which is the request's `media_url`. A posted
+//!   `media_url` (a link elsewhere) is not fetched and has no place of its
+//!   own in a submission: it is appended to the description.
+//! - **Limits** ([`crate::limits`]): requests per address and per key, new
+//!   requests per key (default 20 a minute, burst 10); the listing costs by
+//!   the page it asks for (a page of 1000 = 11 requests), `extensions=true`
+//!   pages hold at most 100 requests, and a bounded number of listings are
+//!   built at once. Over a limit: `429` with `Retry-After`.
+//! - **Datetimes** are w3 / RFC 3339 in the district's zone, whole
+//!   seconds, no fraction (`2026-03-03T16:00:00+08:00`), on every resource
+//!   (the organisation's [`Zone`], `Zone::format`; some clients' ISO parsers
+//!   reject short fractions such as `.32Z`); `start_date`/`end_date` take
+//!   any offset, and a time without one is the district's; discovery's `changeset` is the time the organisation
+//!   (services, departments) last changed.
 //! - `jurisdiction_id` is optional (one jurisdiction per server); when
 //!   given it must be the district's code (or the configured id), else 404.
-//! - `POST requests` needs an `api_key`; its actor submits through the
-//!   engine like any other caller. A client that lost a response can look up
-//!   the id with `GET tokens/{token}`, where the token is the
-//!   `Idempotency-Key` it sent (with the same `api_key`).
+//! - **Unknown parameters are ignored**, in query strings (every route, see
+//!   [`crate::extract`]) and in POST forms: the spec allows extensions and
+//!   published clients add their own. A known field given twice is a 400.
+//! - `POST requests` needs an `api_key`, in the form, in the query string
+//!   (as several published clients send it) or as `Authorization: Bearer`;
+//!   its actor submits through the engine like any other caller.
+//! - **Tokens**: every accepted POST answers with a `token` (32 hex digits,
+//!   128 bits) besides the id; `GET tokens/{token}` needs only the
+//!   (optional) `jurisdiction_id`. Without an `Idempotency-Key` header the
+//!   token is random; with one it is derived from it, the api_key and the
+//!   actor, so a retry returns the same id and token. The token is the
+//!   submission's idempotency key in the log, so the lookup reads no state
+//!   of its own and survives restarts.
 //! - `extensions=true` adds `extended_attributes` (gridcase's own status,
 //!   level, holders...) and `notes` (the case history).
 //!
@@ -31,10 +72,11 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridcase_engine::domain::{
-    CaseId, Command, Contact, Priority, RequestKind, Status, Submission,
+    CaseId, Command, Contact, Priority, Reporter, RequestKind, Status, Submission,
 };
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::org::{Registry, Role};
-use gridcase_engine::time::{Timestamp, DAY_MS};
+use gridcase_engine::time::{Timestamp, Zone, DAY_MS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -48,6 +90,10 @@ use gridcase_projections::cases::ListedCase;
 
 /// The spec's largest page and default window.
 const MAX_RESULTS: usize = 1000;
+/// The largest (and default) page with `extensions=true`: each request's
+/// history is read from the log for its notes, about ten times the work of
+/// a plain row.
+const MAX_EXTENDED_RESULTS: usize = 100;
 const WINDOW_MS: i64 = 90 * DAY_MS;
 const SPEC_URL: &str = "http://wiki.open311.org/GeoReport_v2";
 
@@ -191,11 +237,11 @@ pub struct Open311Error {
 }
 
 /// Renders an error the Open311 way: 403 for key problems, 404 for what
-/// does not exist, 413 and 5xx as they are, and 400 for everything else.
+/// does not exist, 413, 429 and 5xx as they are, and 400 for everything else.
 pub fn error_response(info: &ErrorInfo, format: Format) -> Response {
     let status = match info.status.as_u16() {
         401 | 403 => StatusCode::FORBIDDEN,
-        404 | 405 => info.status,
+        404 | 405 | 429 => info.status,
         413 => StatusCode::PAYLOAD_TOO_LARGE,
         s if s >= 500 => info.status,
         _ => StatusCode::BAD_REQUEST,
@@ -225,7 +271,6 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
 
 /// Query of the resources that take only the jurisdiction.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct JurisdictionQuery {
     /// The district's code (optional: one jurisdiction per server).
@@ -270,17 +315,10 @@ async fn discovery(
     format: Format,
 ) -> Result<Response, ApiError> {
     check_jurisdiction(&state, q.jurisdiction_id.as_deref())?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_graphic()));
-    let url = match host {
-        Some(h) => format!("http://{h}/open311/v2"),
-        None => "/open311/v2".into(),
-    };
+    let url = base_url(&headers);
     let reg = state.engine.registry();
     let district = reg.district().map(|d| format!("{} ({})", d.name, d.code)).unwrap_or_default();
-    let changeset = format!("registry-v{}", reg.version);
+    let changeset = reg.zone.format(registry_changed_at(&state, reg.version).await?);
     let body = Discovery {
         changeset: changeset.clone(),
         contact: format!("{district}: the district's grid-governance platform (gridcase)"),
@@ -295,6 +333,28 @@ async fn discovery(
         }],
     };
     reply(format, StatusCode::OK, "discovery", &body)
+}
+
+/// When the organisation (services, departments) last changed: the time of
+/// the org stream's last record, which is what discovery's `changeset` is.
+async fn registry_changed_at(state: &AppState, version: u64) -> Result<Timestamp, ApiError> {
+    let stream = gridcase_engine::log::StreamId::new(gridcase_engine::org::ORG_STREAM)
+        .map_err(|e| ApiError::Internal(format!("the org stream: {e}")))?;
+    let recs = state.engine.log().read_stream(&stream, version.max(1), 1).await?;
+    Ok(recs.first().map(|r| r.recorded_at).unwrap_or_else(|| state.engine.clock().now()))
+}
+
+/// This endpoint's base URL as the client reached it (`http://host/open311/v2`,
+/// from a sane `Host` header; the bare path without one).
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_graphic()));
+    match host {
+        Some(h) => format!("http://{h}/open311/v2"),
+        None => "/open311/v2".into(),
+    }
 }
 
 macro_rules! two_formats {
@@ -334,7 +394,8 @@ pub struct Open311Service {
     pub service_name: String,
     /// What it covers and who handles it.
     pub description: String,
-    /// Always false: the optional attributes have defaults.
+    /// Whether the service has attributes (GET services/{code} lists them):
+    /// true for every gridcase service, which all take `kind` and `priority`.
     pub metadata: bool,
     /// Always realtime: ids are returned synchronously.
     #[serde(rename = "type")]
@@ -356,7 +417,7 @@ fn service_of(reg: &Registry, code: &str) -> Option<Open311Service> {
         service_code: c.code.clone(),
         service_name: c.name.clone(),
         description: format!("{}: handled by {} ({class} time limits)", c.name, dept),
-        metadata: false,
+        metadata: !attributes().is_empty(),
         kind: "realtime".into(),
         keywords: format!("{}, {}, {}, {class}", c.code, c.name, dept),
         group: dept,
@@ -442,6 +503,17 @@ fn list_attribute(code: &str, order: u32, description: &str, values: &[&str]) ->
     }
 }
 
+/// The attributes every service takes (the one list both `metadata` and
+/// the service definition are made from).
+fn attributes() -> Vec<Attribute> {
+    let kinds: Vec<&str> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
+    let priorities: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+    vec![
+        list_attribute("kind", 1, "Kind of request (default help)", &kinds),
+        list_attribute("priority", 2, "Urgency (default normal)", &priorities),
+    ]
+}
+
 /// A service's definition.
 #[utoipa::path(
     get, path = "/open311/v2/services/{service_code}", tag = "open311",
@@ -463,15 +535,7 @@ pub async fn service_definition(
     if !reg.categories.contains_key(code) {
         return Err(ApiError::NotFound(format!("service_code {code:?} was not found")));
     }
-    let kinds: Vec<&str> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
-    let priorities: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
-    let body = ServiceDefinition {
-        service_code: code.to_string(),
-        attributes: vec![
-            list_attribute("kind", 1, "Kind of request (default help)", &kinds),
-            list_attribute("priority", 2, "Urgency (default normal)", &priorities),
-        ],
-    };
+    let body = ServiceDefinition { service_code: code.to_string(), attributes: attributes() };
     reply(format, StatusCode::OK, "service_definition", &body)
 }
 
@@ -551,11 +615,11 @@ pub struct ServiceRequest {
     pub address_id: Option<String>,
     /// Not kept (null).
     pub zipcode: Option<String>,
-    /// Not kept: gridcase locates by grid (null).
+    /// The reported point's latitude (WGS84), null without one.
     pub lat: Option<f64>,
-    /// Not kept: gridcase locates by grid (null).
+    /// The reported point's longitude (WGS84), null without one.
     pub long: Option<f64>,
-    /// Not kept (null).
+    /// The uploaded photo, served by this server (`.../media/{sha256}`), or null.
     pub media_url: Option<String>,
     /// With extensions=true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -605,6 +669,8 @@ fn status_notes(case: &ListedCase<'_>, reg: &Registry) -> String {
 fn service_request(
     case: &ListedCase<'_>,
     reg: &Registry,
+    zone: &Zone,
+    base: &str,
     now: Option<Timestamp>,
 ) -> ServiceRequest {
     let closed = is_closed(case.status());
@@ -621,16 +687,17 @@ fn service_request(
         service_code: case.category().to_string(),
         description: case.description().to_string(),
         agency_responsible: (!agency.is_empty()).then_some(agency),
-        service_notice: (!closed).then(|| format!("to be resolved by {}", case.resolution_due())),
-        requested_datetime: case.submitted_at().to_rfc3339(),
-        updated_datetime: case.updated_at().to_rfc3339(),
-        expected_datetime: Some(case.resolution_due().to_rfc3339()),
+        service_notice: (!closed)
+            .then(|| format!("to be resolved by {}", zone.format(case.resolution_due()))),
+        requested_datetime: zone.format(case.submitted_at()),
+        updated_datetime: zone.format(case.updated_at()),
+        expected_datetime: Some(zone.format(case.resolution_due())),
         address: case.location().to_string(),
         address_id: Some(case.micro_grid().unwrap_or(case.grid()).to_string()),
         zipcode: None,
-        lat: None,
-        long: None,
-        media_url: None,
+        lat: case.point().map(|p| p.lat()),
+        long: case.point().map(|p| p.lon()),
+        media_url: case.media_sha256().map(|sha| format!("{base}/media/{sha}")),
         extended_attributes: now.map(|now| ExtendedAttributes {
             gridcase_status: case.status().as_str().into(),
             level: case.level().as_str().into(),
@@ -655,6 +722,7 @@ fn service_request(
 async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Result<(), ApiError> {
     let history = state.engine.history(&CaseId::new(r.service_request_id.clone())?).await?;
     let reg = state.engine.registry();
+    let zone = &reg.zone;
     let entries = gridcase_projections::timeline::timeline(&history, &reg);
     let last = entries.len().saturating_sub(1);
     r.notes = Some(
@@ -662,7 +730,7 @@ async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Res
             .into_iter()
             .enumerate()
             .map(|(i, e)| Note {
-                datetime: e.at.to_rfc3339(),
+                datetime: zone.format(e.at),
                 kind: if i == 0 {
                     "opened"
                 } else if i == last && ended {
@@ -682,7 +750,6 @@ async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Res
 
 /// The `GET requests` query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
     /// The district's code (optional).
@@ -699,9 +766,9 @@ pub struct RequestsQuery {
     pub status: Option<String>,
     /// Page number from 1 (default 1).
     pub page: Option<String>,
-    /// Results per page, 1 to 1000 (default 1000).
+    /// Results per page, 1 to 1000 (default 1000); with extensions=true, 1 to 100 (default 100).
     pub page_size: Option<String>,
-    /// true: add extended_attributes and notes.
+    /// true: add extended_attributes and notes (pages of at most 100).
     pub extensions: Option<String>,
     /// Accepted and ignored (reads need no key).
     pub api_key: Option<String>,
@@ -736,8 +803,8 @@ fn parse_count(
     }
 }
 
-fn parse_date(field: &str, v: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse(v).map_err(|_| {
+fn parse_date(zone: &Zone, field: &str, v: &str) -> Result<Timestamp, ApiError> {
+    zone.parse(v).map_err(|_| {
         ApiError::bad_request(
             "invalid_time",
             format!("{field} {v:?} is not a w3 datetime, e.g. 2010-01-01T00:00:00Z"),
@@ -749,9 +816,32 @@ fn list(v: Option<&str>) -> Vec<&str> {
     v.map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
 }
 
+/// The rate-limit cost of a request ([`crate::limits`]): one cell, except
+/// the listing (`GET requests.json|xml`), which costs one plus a cell per
+/// 100 rows it may return, or per 10 rows with `extensions=true` (whose
+/// notes read each request's history). A full page of 1000 or an extended
+/// page of 100 costs 11. Parsed leniently: a malformed query costs what
+/// its parsable part says, and the handler refuses it anyway.
+pub fn listing_cost(path: &str, query: Option<&str>) -> u32 {
+    if path != "/open311/v2/requests.json" && path != "/open311/v2/requests.xml" {
+        return 1;
+    }
+    let pairs: Vec<(String, String)> =
+        query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    let extensions = matches!(get("extensions"), Some("true") | Some("1"));
+    let max = if extensions { MAX_EXTENDED_RESULTS } else { MAX_RESULTS };
+    let mut rows = get("page_size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(max).min(max);
+    if let Some(ids) = get("service_request_id").filter(|v| !v.is_empty()) {
+        rows = rows.min(ids.split(',').count());
+    }
+    let per_cell = if extensions { 10 } else { 100 };
+    1 + (rows / per_cell) as u32
+}
+
 async fn list_requests(
     state: AppState,
-    _h: HeaderMap,
+    h: HeaderMap,
     q: RequestsQuery,
     format: Format,
 ) -> Result<Response, ApiError> {
@@ -760,13 +850,23 @@ async fn list_requests(
     let now = state.engine.clock().now();
     let extensions = parse_bool("extensions", nonempty(&q.extensions))?;
     let page = parse_count("page", nonempty(&q.page), 1, 1_000_000)?;
-    let page_size = parse_count("page_size", nonempty(&q.page_size), MAX_RESULTS, MAX_RESULTS)?;
+    let max_page = if extensions { MAX_EXTENDED_RESULTS } else { MAX_RESULTS };
+    let page_size = parse_count("page_size", nonempty(&q.page_size), max_page, max_page)?;
+    // A bounded number of listings build at once; the others wait here
+    // (within the request timeout) instead of taking every core.
+    let _turn = state
+        .listing_gate
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Busy("the server is shutting down".into()))?;
     let ids = list(nonempty(&q.service_request_id));
     // Extended attributes are built with the rest under the listing's lock;
     // the notes (the history) are read after it.
     let ext_now = extensions.then_some(now);
-    let to_request =
-        |c: ListedCase<'_>| (service_request(&c, &reg, ext_now), c.status().is_final());
+    let base = base_url(&h);
+    let to_request = |c: ListedCase<'_>| {
+        (service_request(&c, &reg, &reg.zone, &base, ext_now), c.status().is_final())
+    };
     let mut found: Vec<(ServiceRequest, bool)> = if !ids.is_empty() {
         if ids.len() > MAX_RESULTS {
             return Err(ApiError::bad_request(
@@ -797,8 +897,10 @@ async fn list_requests(
                 ));
             }
         }
-        let start = nonempty(&q.start_date).map(|s| parse_date("start_date", s)).transpose()?;
-        let end = nonempty(&q.end_date).map(|s| parse_date("end_date", s)).transpose()?;
+        let start =
+            nonempty(&q.start_date).map(|s| parse_date(&reg.zone, "start_date", s)).transpose()?;
+        let end =
+            nonempty(&q.end_date).map(|s| parse_date(&reg.zone, "end_date", s)).transpose()?;
         let (from, to) = match (start, end) {
             (Some(s), Some(e)) => (s, e),
             (Some(s), None) => (s, s.plus_ms(WINDOW_MS)),
@@ -853,7 +955,6 @@ two_formats!(
 
 /// The `GET requests/{id}` query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RequestQuery {
     /// The district's code (optional).
@@ -876,19 +977,22 @@ pub struct RequestQuery {
 )]
 pub async fn request(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(file): Path<String>,
     QueryParams(q): QueryParams<RequestQuery>,
 ) -> Result<Response, ApiError> {
     let (id, format) = split_format(&file)?;
+    let base = base_url(&headers);
     check_jurisdiction(&state, q.jurisdiction_id.as_deref())?;
     let extensions = parse_bool("extensions", nonempty(&q.extensions))?;
     let now = state.engine.clock().now();
     let reg = state.engine.registry();
     let found = {
         let set = state.projections.read().unwrap_or_else(|p| p.into_inner());
-        set.cases()
-            .get(id)
-            .map(|c| (service_request(&c, &reg, extensions.then_some(now)), c.status().is_final()))
+        set.cases().get(id).map(|c| {
+            let r = service_request(&c, &reg, &reg.zone, &base, extensions.then_some(now));
+            (r, c.status().is_final())
+        })
     };
     let (mut r, ended) = found
         .ok_or_else(|| ApiError::NotFound(format!("service_request_id {id:?} was not found")))?;
@@ -903,9 +1007,14 @@ pub async fn request(
 pub struct PostedRequest {
     /// The new request's id.
     pub service_request_id: String,
+    /// The request's token for `GET tokens/{token}`: 128 random bits, or,
+    /// under an `Idempotency-Key`, derived from it and the api_key (so a
+    /// retry gets the same one); unguessable either way.
+    pub token: String,
     /// What happens next.
     pub service_notice: Option<String>,
-    /// Not kept (null).
+    /// The `account_id` the request was posted with (kept with the
+    /// reporter's details), or null.
     pub account_id: Option<String>,
 }
 
@@ -928,19 +1037,19 @@ pub struct PostRequestForm {
     pub jurisdiction_id: Option<String>,
     /// The service (category) code.
     pub service_code: String,
-    /// Accepted, not kept; a location also needs address_string or address_id.
+    /// WGS84 latitude (with long): kept, returned, and a location on its own.
     pub lat: Option<f64>,
-    /// Accepted, not kept.
+    /// WGS84 longitude (with lat).
     pub long: Option<f64>,
     /// A registered address (or text containing one).
     pub address_string: Option<String>,
     /// A grid or micro-grid code.
     pub address_id: Option<String>,
-    /// Accepted, not kept.
+    /// Kept with the reporter's details (personal data: never listed).
     pub email: Option<String>,
-    /// Accepted, not kept.
+    /// Kept with the reporter's details.
     pub device_id: Option<String>,
-    /// Accepted, not kept.
+    /// Kept with the reporter's details; echoed in the answer.
     pub account_id: Option<String>,
     /// Contact name (given).
     pub first_name: Option<String>,
@@ -950,8 +1059,14 @@ pub struct PostRequestForm {
     pub phone: Option<String>,
     /// What the resident says (default: the service name).
     pub description: Option<String>,
-    /// A link to a photo; appended to the description.
+    /// A link to a photo elsewhere: not fetched, appended to the description
+    /// (upload the file as `media` to have it kept and served).
     pub media_url: Option<String>,
+    /// (multipart/form-data only) A photo: JPEG, PNG, WebP or HEIC, decided
+    /// from its bytes, at most the server's media limit (default 5 MiB);
+    /// stored by its SHA-256 and served back as the request's `media_url`.
+    #[schema(value_type = Option<String>, format = Binary)]
+    pub media: Option<Vec<u8>>,
     /// `attribute[kind]`: consultation, help, complaint, report or suggestion (default help).
     #[serde(rename = "attribute[kind]")]
     pub attribute_kind: Option<String>,
@@ -980,6 +1095,9 @@ const FORM_FIELDS: [&str; 17] = [
     "attribute[priority]",
 ];
 
+/// The known fields of a form (or query string), each at most once; an
+/// unknown field is ignored (clients add their own, the spec allows
+/// extensions), a repeated known one is a 400.
 fn parse_form(bytes: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|e| {
         ApiError::bad_request("malformed_form", format!("the form does not parse: {e}"))
@@ -987,10 +1105,7 @@ fn parse_form(bytes: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for (k, v) in pairs {
         if !FORM_FIELDS.contains(&k.as_str()) {
-            return Err(ApiError::bad_request(
-                "unknown_field",
-                format!("unknown field {k:?}; the fields are {}", FORM_FIELDS.join(", ")),
-            ));
+            continue;
         }
         if out.insert(k.clone(), v).is_some() {
             return Err(ApiError::bad_request(
@@ -1002,6 +1117,81 @@ fn parse_form(bytes: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     // Optional arguments: an empty value is the same as none (spec).
     out.retain(|_, v| !v.trim().is_empty());
     Ok(out)
+}
+
+/// A multipart POST: its text fields (the form's rules: known fields once,
+/// unknown ignored, empty = absent) and the `media` file's bytes, if any.
+/// Text fields together may take `body_limit` bytes, the file the media
+/// store's limit; more is a 413.
+async fn read_multipart(
+    state: &AppState,
+    req: Request,
+) -> Result<(BTreeMap<String, String>, Option<Vec<u8>>), ApiError> {
+    use axum::extract::FromRequest;
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(
+            "malformed_multipart",
+            format!("the multipart body does not parse: {e}"),
+        )
+    };
+    let mut parts = axum::extract::Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+    let media_limit = state.media.as_ref().map_or(0, |m| m.max_bytes());
+    let mut text_budget = state.options.body_limit;
+    let mut form = BTreeMap::new();
+    let mut upload: Option<Vec<u8>> = None;
+    while let Some(mut field) = parts.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "media" {
+            if upload.is_some() {
+                return Err(ApiError::bad_request(
+                    "repeated_field",
+                    "field \"media\" is given twice",
+                ));
+            }
+            if state.media.is_none() {
+                return Err(ApiError::bad_request(
+                    "media_not_stored",
+                    "this server stores no media files; send media_url instead",
+                ));
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                if bytes.len() + chunk.len() > media_limit {
+                    return Err(ApiError::PayloadTooLarge { limit: media_limit });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            upload = Some(bytes);
+            continue;
+        }
+        let mut value = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            if chunk.len() > text_budget {
+                return Err(ApiError::PayloadTooLarge { limit: state.options.body_limit });
+            }
+            text_budget -= chunk.len();
+            value.extend_from_slice(&chunk);
+        }
+        if !FORM_FIELDS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8(value).map_err(|_| {
+            ApiError::bad_request(
+                "malformed_multipart",
+                format!("field {name:?} is not UTF-8 text"),
+            )
+        })?;
+        if form.insert(name.clone(), value).is_some() {
+            return Err(ApiError::bad_request(
+                "repeated_field",
+                format!("field {name:?} is given twice"),
+            ));
+        }
+    }
+    form.retain(|_, v: &mut String| !v.trim().is_empty());
+    Ok((form, upload.filter(|b| !b.is_empty())))
 }
 
 fn parse_coordinate(name: &str, v: Option<&String>, range: f64) -> Result<Option<f64>, ApiError> {
@@ -1027,13 +1217,26 @@ async fn post_request(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    let bytes = read_body(req, state.options.body_limit).await?;
-    if ct.as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(ApiError::UnsupportedMediaType(
-            "send the request as application/x-www-form-urlencoded".into(),
-        ));
+    // Published clients send api_key (and sometimes jurisdiction_id) in the
+    // query string of the POST: the query's known fields count, the form's
+    // win where both are given.
+    let query = parse_form(req.uri().query().unwrap_or("").as_bytes())?;
+    let (mut form, upload) = match ct.as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            (parse_form(&read_body(req, state.options.body_limit).await?)?, None)
+        }
+        Some("multipart/form-data") => read_multipart(&state, req).await?,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the request as application/x-www-form-urlencoded, or as multipart/form-data with a `media` file".into(),
+            ))
+        }
+    };
+    for field in ["api_key", "jurisdiction_id"] {
+        if let (false, Some(v)) = (form.contains_key(field), query.get(field)) {
+            form.insert(field.to_string(), v.clone());
+        }
     }
-    let form = parse_form(&bytes)?;
     // The key first: without a valid key nothing else is looked at (403).
     let key = match form.get("api_key") {
         Some(k) => k.clone(),
@@ -1056,15 +1259,24 @@ async fn post_request(
         .ok_or_else(|| ApiError::NotFound(format!("service_code {code:?} was not found")))?;
     let lat = parse_coordinate("lat", form.get("lat"), 90.0)?;
     let long = parse_coordinate("long", form.get("long"), 180.0)?;
-    if lat.is_some() != long.is_some() {
-        return Err(ApiError::bad_request("invalid_coordinate", "send lat and long together"));
-    }
-    let location = form.get("address_id").or_else(|| form.get("address_string")).cloned().ok_or_else(|| {
-        ApiError::bad_request(
+    let point = match (lat, long) {
+        (Some(lat), Some(lon)) => Some(
+            GeoPoint::new(lat, lon)
+                .map_err(|e| ApiError::bad_request("invalid_coordinate", e.to_string()))?,
+        ),
+        (None, None) => None,
+        _ => return Err(ApiError::bad_request("invalid_coordinate", "send lat and long together")),
+    };
+    // Every location option of the spec alone: a code, an address, or the
+    // point (the engine places it in a micro-grid; a code decides over the
+    // point, the point over an address).
+    let location = form.get("address_id").or_else(|| form.get("address_string")).cloned();
+    if location.is_none() && point.is_none() {
+        return Err(ApiError::bad_request(
             "missing_location",
-            "gridcase locates requests by grid: send address_string (a registered address) or address_id (a grid or micro-grid code); lat/long alone are not enough",
-        )
-    })?;
+            "send a location: lat and long, address_string (a registered address) or address_id (a grid or micro-grid code)",
+        ));
+    }
     let kind = match form.get("attribute[kind]") {
         Some(k) => k
             .parse::<RequestKind>()
@@ -1089,7 +1301,10 @@ async fn post_request(
                 "media_url must be an http(s) URL",
             ));
         }
-        // gridcase keeps no media; the link stays with the description.
+        // A link to a photo elsewhere is not fetched (the server would
+        // request any URL a client names), and a submission keeps only
+        // files it holds by hash, so the link stays with the description.
+        // Upload the file as `media` to have it kept and served.
         description.push_str(&format!("\n[media] {url}"));
     }
     let name = [form.get("first_name"), form.get("last_name")]
@@ -1102,11 +1317,26 @@ async fn post_request(
         (true, None) => None,
         (_, phone) => Some(Contact { name, phone: phone.cloned().unwrap_or_default() }),
     };
+    let reporter = Reporter {
+        device_id: form.get("device_id").cloned(),
+        account_id: form.get("account_id").cloned(),
+        email: form.get("email").cloned(),
+        first_name: form.get("first_name").cloned(),
+        last_name: form.get("last_name").cloned(),
+    };
     let channel = match principal.role {
         Role::Resident => gridcase_engine::domain::Channel::App,
         Role::GridWorker => gridcase_engine::domain::Channel::GridPatrol,
         Role::DistrictSupervisor => gridcase_engine::domain::Channel::Hotline,
         _ => gridcase_engine::domain::Channel::Portal,
+    };
+    // The file is stored only now, once the key and the fields passed. A
+    // submission the engine then refuses leaves a file nothing points at:
+    // harmless (content-addressed, size-limited, the submission quota
+    // bounds how many), and cheaper than a second pass over the body.
+    let media = match (&upload, &state.media) {
+        (Some(bytes), Some(store)) => vec![store.put(bytes)?],
+        _ => Vec::new(),
     };
     let command = Command::Submit(Submission {
         channel,
@@ -1114,10 +1344,19 @@ async fn post_request(
         category: service.service_code.clone(),
         priority,
         description,
-        location,
+        location: location.unwrap_or_default(),
         contact,
+        point,
+        media,
+        reporter: (!reporter.is_empty()).then_some(reporter),
     });
-    let opts = crate::command::command_options(&principal, &headers)?;
+    let mut opts = crate::command::command_options(&principal, &headers)?;
+    let client_key = crate::extract::token(&headers, "idempotency-key", 100)?;
+    let token = request_token(&key, &principal.actor, client_key.as_deref())?;
+    // The token is the engine's idempotency key of this submission: a
+    // retry with the same Idempotency-Key derives the same token and gets
+    // the first answer, and `GET tokens/{token}` finds the case through it.
+    opts.idempotency_key = Some(token_key(&token));
     let done =
         crate::command::run(&state, &principal, opts, None, command).await.map_err(
             |e| match e {
@@ -1131,15 +1370,17 @@ async fn post_request(
             },
         )?;
     let case = &done.case;
+    let zone = &reg.zone;
     let body = vec![PostedRequest {
         service_request_id: case.id.clone(),
+        token,
+        account_id: case.reporter.as_ref().and_then(|r| r.account_id.clone()),
         service_notice: Some(format!(
             "registered with {}; first response due by {}, resolution by {}",
             reg.name_of(&case.community),
-            case.response_due,
-            case.resolution_due
+            zone.format(case.response_due),
+            zone.format(case.resolution_due)
         )),
-        account_id: None,
     }];
     let mut res = reply(format, StatusCode::OK, "service_requests", &body)?;
     if done.replayed {
@@ -1154,15 +1395,19 @@ macro_rules! post_formats {
         #[utoipa::path(
             post, path = $path, tag = "open311",
             summary = "Create a service request (form-encoded; needs api_key)",
-            description = "Location: address_string (a registered address) or address_id (a grid or micro-grid code). Optional attributes attribute[kind] and attribute[priority]. An Idempotency-Key header makes retries safe and is the token for GET tokens/{token}.",
-            params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the original id; also the token for GET tokens/{token}")),
-            request_body(content = PostRequestForm, content_type = "application/x-www-form-urlencoded"),
+            description = "Location, any one alone: lat+long (placed by the organisation's micro-grid boundaries), address_string (text containing a registered address) or address_id (a grid or micro-grid code). As multipart/form-data, a `media` file (JPEG, PNG, WebP or HEIC) is stored and served back as the request's media_url. Optional attributes attribute[kind] and attribute[priority]. api_key may also be sent in the query string or as Authorization: Bearer. Unknown fields are ignored. Every answer carries a token for GET tokens/{token}; an Idempotency-Key header makes retries safe (same id, same token).",
+            params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the original id and token")),
+            request_body(content(
+                (PostRequestForm = "application/x-www-form-urlencoded"),
+                (PostRequestForm = "multipart/form-data"),
+            )),
             responses(
                 (status = 200, description = $ok, body = Vec<PostedRequest>),
-                (status = 400, description = "Missing or invalid field", body = Vec<Open311Error>),
+                (status = 400, description = "Missing or invalid field, a body neither form nor multipart, or a media file that is not an accepted image", body = Vec<Open311Error>),
                 (status = 403, description = "Missing or invalid api_key, or not allowed to submit", body = Vec<Open311Error>),
                 (status = 404, description = "Unknown service_code or jurisdiction_id", body = Vec<Open311Error>),
-                (status = 413, description = "Body too large", body = Vec<Open311Error>),
+                (status = 413, description = "Body or media file too large", body = Vec<Open311Error>),
+                (status = 429, description = "Over a rate limit or the key's submission quota (Retry-After says when to retry)", body = Vec<Open311Error>),
             )
         )]
         pub async fn $name(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Result<Response, ApiError> {
@@ -1174,27 +1419,59 @@ macro_rules! post_formats {
 post_formats!(post_request_json, "/open311/v2/requests.json", Format::Json, "The new id (JSON)");
 post_formats!(post_request_xml, "/open311/v2/requests.xml", Format::Xml, "The new id (XML)");
 
+/// The engine idempotency key a token stands for (one namespace for all
+/// callers: the token is unguessable, so it needs no scoping by actor).
+fn token_key(token: &str) -> String {
+    format!("open311-token:{token}")
+}
+
+/// The token of a new request: under a client's `Idempotency-Key`, a keyed
+/// hash of it with the api_key and the actor (a retry gets the same token;
+/// nobody without the api_key can compute it); otherwise 128 bits from the
+/// OS's random source. 32 hex digits either way.
+fn request_token(
+    api_key: &str,
+    actor: &str,
+    idempotency_key: Option<&str>,
+) -> Result<String, ApiError> {
+    let bytes: [u8; 16] = match idempotency_key {
+        Some(k) => {
+            let mut h = blake3::Hasher::new_derive_key("gridcase open311 request token v1");
+            for part in [api_key, actor, k] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+            let mut out = [0u8; 16];
+            out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+            out
+        }
+        None => {
+            let mut out = [0u8; 16];
+            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut out)
+                .map_err(|e| ApiError::Internal(format!("the OS random source failed: {e}")))?;
+            out
+        }
+    };
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The `GET tokens/{token}` query.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// The district's code (optional).
     pub jurisdiction_id: Option<String>,
-    /// The key that made the request (tokens are per key).
-    pub api_key: Option<String>,
 }
 
 /// The id of the request made with a token.
 #[utoipa::path(
     get, path = "/open311/v2/tokens/{token}", tag = "open311",
     summary = "The service_request_id created with a token; the path segment is `<token>.json` or `<token>.xml`",
-    description = "The token is the Idempotency-Key sent with the POST. Tokens belong to the key that used them, so this lookup needs the same api_key.",
+    description = "The token is the one the POST answered with. Tokens are unguessable (128 bits), so the lookup needs only jurisdiction_id (optional on this server), no api_key.",
     params(("token" = String, Path, description = "The token followed by .json or .xml"), TokenQuery),
     responses(
         (status = 200, description = "A one-element list (XML for .xml)", body = Vec<TokenAnswer>),
-        (status = 403, description = "Missing or invalid api_key", body = Vec<Open311Error>),
-        (status = 404, description = "Unknown token", body = Vec<Open311Error>),
+        (status = 404, description = "Unknown token or jurisdiction", body = Vec<Open311Error>),
     )
 )]
 pub async fn token(
@@ -1204,16 +1481,12 @@ pub async fn token(
 ) -> Result<Response, ApiError> {
     let (token, format) = split_format(&file)?;
     check_jurisdiction(&state, q.jurisdiction_id.as_deref())?;
-    let key = nonempty(&q.api_key)
-        .ok_or_else(|| ApiError::Forbidden("api_key is required to look up a token".into()))?;
-    let principal = authenticate(&state, key).map_err(|e| match e {
-        ApiError::Unauthenticated(_) => ApiError::Forbidden("api_key is invalid".into()),
-        other => other,
-    })?;
-    let scoped = crate::command::scoped_key(&principal.actor, token);
     let not_found = || ApiError::NotFound(format!("token {token:?} was not found"));
+    if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
     let (_, outcome) =
-        state.engine.log().idempotency_lookup(&scoped).await?.ok_or_else(not_found)?;
+        state.engine.log().idempotency_lookup(&token_key(token)).await?.ok_or_else(not_found)?;
     let recs = state.engine.log().read_all(outcome.first_position, 1).await?;
     let rec = recs.first().ok_or_else(not_found)?;
     let id = rec
@@ -1227,4 +1500,73 @@ pub async fn token(
         "service_requests",
         &vec![TokenAnswer { service_request_id: id, token: token.to_string() }],
     )
+}
+
+/// A stored media file, by the SHA-256 a request's `media_url` names.
+#[utoipa::path(
+    get, path = "/open311/v2/media/{sha256}", tag = "open311",
+    summary = "An uploaded photo (the file a request's media_url points at)",
+    description = "Files are immutable (named by their SHA-256), so they may be cached for ever. The type was decided from the bytes at upload.",
+    params(("sha256" = String, Path, description = "64 lower-case hex digits")),
+    responses(
+        (status = 200, description = "The file", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such file", body = Vec<Open311Error>),
+    )
+)]
+pub async fn media(
+    State(state): State<AppState>,
+    Path(sha): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("media {sha:?} was not found"));
+    let store = state.media.as_ref().ok_or_else(not_found)?;
+    let (bytes, content_type) = store.get(&sha)?.ok_or_else(not_found)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_listing_costs_by_the_rows_it_may_return() {
+        let cost = |q: &str| listing_cost("/open311/v2/requests.json", Some(q));
+        assert_eq!(cost(""), 11, "the default page of 1000");
+        assert_eq!(cost("page_size=50"), 1);
+        assert_eq!(cost("page_size=1000&foo=bar"), 11);
+        assert_eq!(cost("page_size=999999"), 11, "a page is never costed above the cap");
+        assert_eq!(cost("extensions=true"), 11, "the default extended page of 100");
+        assert_eq!(cost("extensions=true&page_size=20"), 3);
+        assert_eq!(cost("service_request_id=GC1,GC2"), 1);
+        assert_eq!(cost("page_size=%%%"), 11, "what does not parse costs the most");
+        assert_eq!(listing_cost("/open311/v2/requests.xml", None), 11);
+        assert_eq!(listing_cost("/open311/v2/services.json", Some("page_size=1000")), 1);
+        assert_eq!(listing_cost("/api/v1/backlog", None), 1);
+    }
+
+    #[test]
+    fn tokens_are_derived_under_an_idempotency_key_and_random_without() {
+        let a = request_token("gck_k1", "resident:a", Some("retry-1")).unwrap();
+        assert_eq!(a, request_token("gck_k1", "resident:a", Some("retry-1")).unwrap());
+        assert_ne!(a, request_token("gck_k2", "resident:a", Some("retry-1")).unwrap());
+        assert_ne!(a, request_token("gck_k1", "resident:a", Some("retry-2")).unwrap());
+        let r1 = request_token("gck_k1", "resident:a", None).unwrap();
+        let r2 = request_token("gck_k1", "resident:a", None).unwrap();
+        assert_ne!(r1, r2);
+        for t in [a, r1] {
+            assert_eq!(t.len(), 32);
+            assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
 }

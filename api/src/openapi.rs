@@ -30,7 +30,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "gridcase",
-        description = "Event-sourced case handling for resident requests in city grid governance: the native API (/api/v1), Open311 GeoReport v2 (/open311/v2) and a live event feed.\n\nNothing unverified is served: every endpoint that reads the event log checks each record it uses (its bytes against their stored check bytes, its link to the record before). When one does not verify, the endpoint answers 500 with an ErrorBody whose `code` is `corruption` and whose `position` is that record's log position (Open311: status 500, the position in the description), the server logs an alarm, and `/metrics` counts it (`gridcase_corruption_detected_total`, `gridcase_corruption_first_position`).",
+        description = "Event-sourced case handling for resident requests in city grid governance: the native API (/api/v1), Open311 GeoReport v2 (/open311/v2) and a live event feed. On every route, unknown query parameters are ignored and a known one given twice is a 400. Requests are rate-limited per client address and per API key, and new cases per key; over a limit the answer is 429 with Retry-After.\n\nNothing unverified is served: every endpoint that reads the event log checks each record it uses (its bytes against their stored check bytes, its link to the record before). When one does not verify, the endpoint answers 500 with an ErrorBody whose `code` is `corruption` and whose `position` is that record's log position (Open311: status 500, the position in the description), the server logs an alarm, and `/metrics` counts it (`gridcase_corruption_detected_total`, `gridcase_corruption_first_position`).",
     ),
     modifiers(&BearerAuth),
     paths(
@@ -46,7 +46,7 @@ impl Modify for BearerAuth {
         trust::receipt, trust::tlog_checkpoint, trust::tlog_tile,
         open311::discovery_json, open311::discovery_xml, open311::services_json, open311::services_xml,
         open311::service_definition, open311::requests_json, open311::requests_xml,
-        open311::post_request_json, open311::post_request_xml, open311::request, open311::token,
+        open311::post_request_json, open311::post_request_xml, open311::request, open311::token, open311::media,
     ),
     components(schemas(
         dto::SubmitBody, dto::AssignBody, dto::ReasonBody, dto::MergeBody, dto::DispatchBody,

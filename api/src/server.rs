@@ -4,10 +4,12 @@
 //! alike).
 //!
 //! Middleware, outermost first: request id (set, then echoed in
-//! `X-Request-Id`), tracing span, metrics, error rendering, panic catching,
-//! timeout, body limit. Error rendering sits outside the panic, timeout and
-//! limit layers so that what they produce is rendered like any handler
-//! error, and inside metrics so that metrics count the final status.
+//! `X-Request-Id`), tracing span, metrics, error rendering, rate limits
+//! ([`crate::limits`]), panic catching, timeout, body limit. Error
+//! rendering sits outside the rate limits and the panic, timeout and limit
+//! layers so that what they produce is rendered like any handler error, and
+//! inside metrics so that metrics count the final status. The rate limits
+//! come before the body is read, so a refused request costs no upload.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -40,6 +42,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ErrorInfo;
 use crate::keys::KeyStore;
+use crate::limits::Limiters;
 use crate::metrics::Metrics;
 use crate::state::{AppState, ServerOptions, Shared};
 use crate::{events, native, open311, openapi, trust, ApiError};
@@ -134,6 +137,7 @@ pub fn routes() -> Routes {
         .post("/open311/v2/requests.xml", o::post_request_xml)
         .get("/open311/v2/requests/{service_request_id}", o::request)
         .get("/open311/v2/tokens/{token}", o::token)
+        .get("/open311/v2/media/{sha256}", o::media)
 }
 
 /// The whole application: routes plus middleware.
@@ -144,13 +148,20 @@ pub fn app(state: AppState) -> Router {
 /// Wraps any router in the server's middleware stack (tests use it to
 /// check the stack with routes of their own, e.g. one that panics).
 pub fn with_middleware(router: Router<AppState>, state: AppState) -> Router {
-    let limit = state.options.body_limit;
+    // The outer bound on any body: a multipart Open311 POST may carry a
+    // media file besides its fields. Every handler reads its body with its
+    // own limit (`body_limit` for all but that one), so the others still
+    // answer 413 past `body_limit`.
+    let media = if state.options.media_dir.is_some() { state.options.media_max_bytes } else { 0 };
+    let limit = state.options.body_limit.saturating_add(media);
     let timeout = state.options.request_timeout;
     router
         .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(PanicToError))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(axum::middleware::from_fn(render_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(
@@ -404,6 +415,51 @@ async fn checkpoint_loop(
     }
 }
 
+/// Every minute, the rate limiters forget clients that have been idle
+/// long enough to be back at a full burst, so their memory stays bounded
+/// by the clients of the last minute.
+async fn forget_idle_clients(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut iv = tokio::time::interval(Duration::from_secs(60));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = iv.tick() => state.limiters.forget_idle(),
+        }
+    }
+}
+
+/// Counts the request against its client's address and API key
+/// ([`crate::limits`]); over a limit it is answered 429 with `Retry-After`
+/// and goes no further.
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    // The key as the handlers will see it: a bearer header or, on Open311,
+    // `api_key` in the query string. Only a known key has a bucket, so
+    // invented keys cannot grow the limiter's memory.
+    let presented = crate::auth::bearer(req.headers()).ok().flatten().or_else(|| {
+        let q = req.uri().query()?;
+        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == "api_key")
+            .map(|(_, v)| v)
+    });
+    let key_id = presented.and_then(|k| state.keys.lookup(k.trim())).map(|e| e.id);
+    let cost = if req.method() == Method::GET {
+        open311::listing_cost(req.uri().path(), req.uri().query())
+    } else {
+        1
+    };
+    match state.limiters.request(addr, key_id.as_deref(), cost) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => {
+            state.metrics.observe_rate_limited(refused.limit);
+            ApiError::from(refused).into_response()
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -465,6 +521,12 @@ impl Server {
                 shutdown_rx.clone(),
             )));
         }
+        let (listing_concurrency, rate_limits) =
+            (options.listing_concurrency.max(1), options.rate_limits);
+        let media = options
+            .media_dir
+            .as_ref()
+            .map(|d| crate::media::MediaStore::new(d, options.media_max_bytes));
         let state = AppState(Arc::new(Shared {
             engine,
             keys,
@@ -475,13 +537,19 @@ impl Server {
             replay_gate: Semaphore::new(1),
             verify_gate: Semaphore::new(1),
             transparency,
+            listing_gate: Semaphore::new(listing_concurrency),
+            limiters: Limiters::new(rate_limits),
+            media,
             shutdown: shutdown_rx.clone(),
         }));
         let addr = listener.local_addr().map_err(|source| ApiError::Io {
             what: "cannot read the listening address".into(),
             source,
         })?;
+        tasks.push(tokio::spawn(forget_idle_clients(state.clone(), shutdown_rx.clone())));
         let router = app(state.clone());
+        // The accept loop gives each request its peer's address
+        // (`ConnectInfo`), which the per-address rate limit counts.
         let limits = state.options.connections;
         let metrics = state.metrics.clone();
         let http =

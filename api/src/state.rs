@@ -15,6 +15,7 @@ use gridcase_projections::SharedProjections;
 use tokio::sync::{watch, Semaphore};
 
 use crate::keys::KeyStore;
+use crate::limits::{Limiters, RateLimits};
 use crate::metrics::{Lags, Metrics};
 
 /// Tunables of the server.
@@ -44,6 +45,16 @@ pub struct ServerOptions {
     /// How often the server signs a checkpoint if the log has grown since
     /// the last one (`None`: only on request).
     pub checkpoint_interval: Option<Duration>,
+    /// Request and submission rate limits ([`crate::limits`]).
+    pub rate_limits: RateLimits,
+    /// Where uploaded media files are kept (`None`: media uploads are refused).
+    pub media_dir: Option<PathBuf>,
+    /// Largest media file accepted, in bytes.
+    pub media_max_bytes: usize,
+    /// Open311 listings built at once (more wait their turn): a listing
+    /// holds a core while it builds, so a flood of them cannot take every
+    /// core from the rest of the API. Default: the cores less one, at least 1.
+    pub listing_concurrency: usize,
 }
 
 impl Default for ServerOptions {
@@ -59,6 +70,12 @@ impl Default for ServerOptions {
             write_visibility_wait: Duration::from_secs(2),
             transparency: None,
             checkpoint_interval: Some(Duration::from_secs(300)),
+            rate_limits: RateLimits::default(),
+            media_dir: None,
+            media_max_bytes: crate::media::DEFAULT_MAX_BYTES,
+            listing_concurrency: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
         }
     }
 }
@@ -84,6 +101,12 @@ pub struct Shared {
     pub verify_gate: Semaphore,
     /// The log's Merkle tree, kept up to date by the server's follower.
     pub transparency: Arc<Transparency>,
+    /// Open311 listings being built at once (`listing_concurrency` permits).
+    pub listing_gate: Semaphore,
+    /// The rate limiters' live state.
+    pub limiters: Limiters,
+    /// Uploaded media files (`None` when the server keeps none).
+    pub media: Option<crate::media::MediaStore>,
     /// Turns true when the server shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
 }

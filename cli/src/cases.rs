@@ -279,6 +279,9 @@ pub async fn submit(g: &Global, a: SubmitArgs) -> Result<(), CliError> {
         description: a.description,
         location: a.location,
         contact,
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     };
     let engine = store::open(g).await?;
     let r = engine.submit(&a.act.actor_id()?, sub, a.act.options()).await?;

@@ -3,7 +3,9 @@
 //!
 //! The server opens the store like every other command, loads the key file
 //! (`<data>/api_keys.toml` unless `--keys`), builds its read models, ticks
-//! deadlines every `--tick-seconds`, and runs until Ctrl-C or SIGTERM, when
+//! deadlines every `--tick-seconds`, limits request rates (`--rate-*`,
+//! `--submissions-per-minute`; see `gridcase_api::limits`), keeps uploaded
+//! Open311 photos under `<data>/media`, and runs until Ctrl-C or SIGTERM, when
 //! it stops accepting requests, ends event streams and saves the
 //! projections.
 
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use gridcase_api::limits::{Rate, RateLimits};
 use gridcase_api::{ApiError, KeyStore, Server, ServerOptions};
 use gridcase_engine::time::{Clock, SystemClock};
 
@@ -54,6 +57,32 @@ pub struct ServeArgs {
     /// grown (0: only on request). Needs the log key in `<data>/trust`.
     #[arg(long, default_value_t = 300)]
     checkpoint_every: u64,
+    /// Requests per second per client address (0: no limit). Behind a
+    /// reverse proxy every client shares the proxy's address: raise it.
+    #[arg(long, default_value_t = 100)]
+    rate_per_address: u32,
+    /// Requests a client address may send at once after being idle.
+    #[arg(long, default_value_t = 200)]
+    burst_per_address: u32,
+    /// Requests per second per API key (0: no limit).
+    #[arg(long, default_value_t = 50)]
+    rate_per_key: u32,
+    /// Requests a key may send at once after being idle.
+    #[arg(long, default_value_t = 100)]
+    burst_per_key: u32,
+    /// New cases per minute per API key, native and Open311 (0: no limit).
+    #[arg(long, default_value_t = 20)]
+    submissions_per_minute: u32,
+    /// New cases a key may submit at once after being idle.
+    #[arg(long, default_value_t = 10)]
+    submission_burst: u32,
+    /// Largest photo an Open311 POST may upload as `media`, in KiB (0: no
+    /// uploads). Files are kept under `<data>/media`, named by their SHA-256.
+    #[arg(long, default_value_t = 5120)]
+    media_max_kib: usize,
+    /// Open311 listings built at once (default: the cores less one, at least 1).
+    #[arg(long)]
+    listing_concurrency: Option<usize>,
 }
 
 /// `gridcase apikey ...`.
@@ -139,6 +168,17 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
         transparency: Some(transparency),
         checkpoint_interval: (a.checkpoint_every > 0)
             .then(|| Duration::from_secs(a.checkpoint_every)),
+        rate_limits: RateLimits {
+            per_address: Rate::per_second(a.rate_per_address, a.burst_per_address),
+            per_key: Rate::per_second(a.rate_per_key, a.burst_per_key),
+            submissions_per_key: Rate::per_minute(a.submissions_per_minute, a.submission_burst),
+        },
+        media_dir: (a.media_max_kib > 0).then(|| g.data.join("media")),
+        media_max_bytes: a.media_max_kib.saturating_mul(1024),
+        listing_concurrency: a
+            .listing_concurrency
+            .unwrap_or(ServerOptions::default().listing_concurrency)
+            .max(1),
         ..ServerOptions::default()
     };
     let server = Server::start(engine, keys, options, listener).await.map_err(api_err)?;

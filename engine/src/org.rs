@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::event::Event;
 use crate::domain::policy::{DeadlineClass, DeadlinePolicy};
+use crate::geo::{GeoPoint, Located};
 use crate::time::Zone;
 use crate::Error;
 
@@ -249,6 +250,13 @@ impl Registry {
                 other.as_str()
             ))),
         }
+    }
+
+    /// The micro-grid (and grid) a point lies in.
+    pub fn locate(&self, point: GeoPoint) -> Result<Located<'_>, Error> {
+        Err(Error::InvalidInput(format!(
+            "point {point} cannot be placed: the organisation has no micro-grid boundaries; give a grid code or an address"
+        )))
     }
 
     /// Units of one kind, in code order.

@@ -14,7 +14,7 @@
 //! note, the case it was merged into) in one allocation, and the record
 //! sits in one vector sorted by submission time, found by id through a
 //! hash table of positions into it (5 bytes a case: the id is only in the
-//! record). 128 bytes a case plus its texts; the projections test
+//! record). 144 bytes a case plus its texts; the projections test
 //! `the_listing_is_small` counts it.
 //!
 //! A case the set has evicted (closed and past its reopen window) and that
@@ -27,6 +27,7 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 use hashbrown::HashTable;
 
 use gridcase_engine::domain::{Case, Channel, Event, Level, Priority, RequestKind, Status};
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::log::RecordView;
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -146,10 +147,13 @@ struct Listed {
     updated: Timestamp,
     resolution_due: Timestamp,
     version: u64,
-    /// Description, location, last note and merged-into id, one after the other.
+    /// Description, location, last note, merged-into id and the first
+    /// attached file's SHA-256 (Open311's `media_url`), one after the other.
     texts: Box<str>,
-    /// Where the location, the note and the merged-into id start in `texts`.
-    cuts: [u32; 3],
+    /// Where the location, the note, the merged-into id and the media hash start in `texts`.
+    cuts: [u32; 4],
+    /// The point the resident reported (Open311's `lat`/`long`).
+    point: Option<GeoPoint>,
     category: Sym,
     grid: Sym,
     /// `NONE` without one.
@@ -173,19 +177,22 @@ impl Listed {
         self.texts.get(start..end).unwrap_or("")
     }
 
-    /// Rewrites the texts (a new note or a merge; rare, so one allocation is fine).
-    fn set_texts(&mut self, description: &str, location: &str, note: &str, merged_into: &str) {
-        let mut t = String::with_capacity(
-            description.len() + location.len() + note.len() + merged_into.len(),
-        );
-        t.push_str(description);
-        self.cuts[0] = t.len() as u32;
-        t.push_str(location);
-        self.cuts[1] = t.len() as u32;
-        t.push_str(note);
-        self.cuts[2] = t.len() as u32;
-        t.push_str(merged_into);
+    /// Rewrites the texts (a new note, a merge, the submission's details;
+    /// rare, so one allocation is fine): `[description, location, note,
+    /// merged_into, media]`.
+    fn set_texts(&mut self, texts: [&str; 5]) {
+        let mut t = String::with_capacity(texts.iter().map(|s| s.len()).sum());
+        for (i, part) in texts.iter().enumerate() {
+            if i > 0 {
+                self.cuts[i - 1] = t.len() as u32;
+            }
+            t.push_str(part);
+        }
         self.texts = t.into_boxed_str();
+    }
+
+    fn texts(&self) -> [&str; 5] {
+        [self.text(0), self.text(1), self.text(2), self.text(3), self.text(4)]
     }
 }
 
@@ -205,6 +212,11 @@ fn note_of(event: &Event) -> Option<&str> {
         _ => return None,
     };
     Some(note.trim()).filter(|n| !n.is_empty())
+}
+
+/// The SHA-256 of a case's first attached file ("" without one).
+fn media_of(case: &Case) -> &str {
+    case.media.first().map_or("", |m| m.sha256.as_str())
 }
 
 /// Open311's `updated_datetime` of a case.
@@ -339,7 +351,8 @@ impl Cases {
             resolution_due: case.resolution_due,
             version: case.version,
             texts: Box::default(),
-            cuts: [0; 3],
+            cuts: [0; 4],
+            point: case.point,
             category: names.intern(&case.category),
             grid: names.intern(&case.grid),
             micro_grid: case.micro_grid.as_deref().map_or(NONE, |m| names.intern(m)),
@@ -354,12 +367,13 @@ impl Cases {
             channel: case.channel,
         };
         r.holders = self.holder_list(case);
-        r.set_texts(
+        r.set_texts([
             &case.description,
             &case.location,
             note.unwrap_or(""),
             case.merged_into.as_deref().unwrap_or(""),
-        );
+            media_of(case),
+        ]);
         // Records arrive in log order, whose times never go back: the new
         // one almost always goes last, checked first (a binary search
         // touches a cold record per step). Equal times are ordered by id.
@@ -409,11 +423,13 @@ impl Cases {
         r.reopen_count = case.reopen_count;
         r.status = case.status;
         r.level = case.level;
+        r.point = case.point;
         let merged = case.merged_into.as_deref().unwrap_or("");
-        if note.is_some_and(|n| n != r.text(2)) || r.text(3) != merged {
-            let (description, location) = (r.text(0).to_string(), r.text(1).to_string());
-            let note = note.map_or_else(|| r.text(2).to_string(), str::to_string);
-            r.set_texts(&description, &location, &note, merged);
+        let media = media_of(case);
+        if note.is_some_and(|n| n != r.text(2)) || r.text(3) != merged || r.text(4) != media {
+            let old = r.texts().map(str::to_string);
+            let note = note.unwrap_or(&old[2]);
+            r.set_texts([&old[0], &old[1], note, merged, media]);
         }
     }
 
@@ -551,6 +567,15 @@ impl<'a> ListedCase<'a> {
     /// The case it was merged into (a duplicate's original).
     pub fn merged_into(&self) -> Option<&'a str> {
         Some(self.r.text(3)).filter(|n| !n.is_empty())
+    }
+    /// The SHA-256 of the first file attached at submission (Open311
+    /// serves it as `media_url`).
+    pub fn media_sha256(&self) -> Option<&'a str> {
+        Some(self.r.text(4)).filter(|n| !n.is_empty())
+    }
+    /// The point the resident reported, if any.
+    pub fn point(&self) -> Option<GeoPoint> {
+        self.r.point
     }
     /// Submission time.
     pub fn submitted_at(&self) -> Timestamp {

@@ -30,7 +30,10 @@ const MAGIC: &[u8; 4] = b"GCPJ";
 /// projections' per-case records reduced to what `Case` lacks, and the
 /// case listing.
 /// 3: the registry carries the district's time zone.
-pub const STATE_FORMAT: u8 = 3;
+/// 4: also, the listing keeps the reported point and the first media hash
+/// (Open311 `lat`/`long`, `media_url`); a branch numbered that change 3 as
+/// well, so 4 keeps a state file of either 3 from being misread.
+pub const STATE_FORMAT: u8 = 4;
 const FILE: &str = "projections.state";
 const TMP: &str = "projections.state.tmp";
 

@@ -461,6 +461,9 @@ async fn submit_one(
         ),
         location,
         contact,
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     };
     match timed(engine, None, Command::Submit(sub), &actor, report, lat).await? {
         Some(case) => {

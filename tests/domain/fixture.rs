@@ -138,6 +138,9 @@ pub fn submission(category: &str, location: &str) -> Submission {
         description: "小区东门路灯连续三晚不亮，老人夜间出行不便".into(),
         location: location.into(),
         contact: Some(Contact { name: "李女士".into(), phone: "13800000001".into() }),
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     }
 }
 

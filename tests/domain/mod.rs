@@ -14,4 +14,5 @@ mod idempotency;
 mod lifecycle;
 mod properties;
 mod scenario;
+mod submission;
 mod times;

@@ -137,6 +137,9 @@ impl TestServer {
             tick_interval: None,
             sse_keep_alive: Duration::from_millis(500),
             request_timeout: Duration::from_secs(10),
+            // Tests about limits set their own (tests/http/limits.rs).
+            rate_limits: gridcase_api::limits::RateLimits::OFF,
+            media_dir: Some(dir.path().join("media")),
             ..ServerOptions::default()
         };
         tune(&mut opts);

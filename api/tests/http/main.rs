@@ -9,6 +9,7 @@ mod corruption;
 mod events;
 mod hardening;
 mod lifecycle;
+mod limits;
 mod malformed;
 mod open311;
 mod trust;

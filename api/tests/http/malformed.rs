@@ -43,7 +43,8 @@ async fn malformed_input_is_refused_with_a_machine_readable_error_and_changes_no
         (404, "not_found", post_raw("/api/v1/cases/GC9999999/reject".into(), "application/json", "{\"reason\":\"x\"}".into())),
         (404, "not_found", post_raw("/api/v1/nowhere".into(), "application/json", "{}".into())),
         (405, "method_not_allowed", t.client.delete(format!("{}/api/v1/cases/{id}", t.base)).bearer_auth(t.key("cs11"))),
-        (400, "invalid_query", t.client.get(format!("{}/api/v1/backlog?when=now", t.base)).bearer_auth(t.key("cs11"))),
+        (400, "invalid_query", t.client.get(format!("{}/api/v1/backlog?now=1&now=2", t.base)).bearer_auth(t.key("cs11"))),
+        (400, "invalid_query", t.client.get(format!("{}/api/v1/events?from=soon", t.base)).bearer_auth(t.key("sup"))),
         (400, "invalid_time", t.client.get(format!("{}/api/v1/backlog?now=soon", t.base)).bearer_auth(t.key("cs11"))),
     ];
     for (status, code, req) in cases {
@@ -53,6 +54,19 @@ async fn malformed_input_is_refused_with_a_machine_readable_error_and_changes_no
         assert_eq!(e["error"]["code"], code, "{}", r.text);
         assert!(e["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert_eq!(e["error"]["correlation_id"].as_str(), r.header("x-request-id").as_deref());
+    }
+    // One rule for query strings on every route: an unknown parameter is
+    // ignored (the answer is the one without it), a known one is checked.
+    for path in [
+        "/api/v1/backlog",
+        "/api/v1/rates",
+        "/open311/v2/services.json",
+        "/open311/v2/requests.json",
+    ] {
+        let plain = t.get(Some("cs11"), path).await;
+        let extra = t.get(Some("cs11"), &format!("{path}?foo=bar&client_version=3.1")).await;
+        assert_eq!(plain.status, 200, "{path}: {}", plain.text);
+        assert_eq!((extra.status, extra.text), (200, plain.text), "{path}");
     }
     // A body larger than the limit, announced by its Content-Length: refused before it is read.
     let big = t
