@@ -116,9 +116,9 @@ enum Cmd {
         #[arg(long)]
         vkey: bool,
     },
-    /// Write every event with its envelope as JSON lines, in order.
+    /// Write every event with its envelope as JSON lines, in order; every record is checked first, and a corrupt one stops the export (exit 3).
     Export {
-        /// Output file (default: standard output).
+        /// Output file (default: standard output); it appears only when every record checked out.
         #[arg(long)]
         out: Option<PathBuf>,
     },

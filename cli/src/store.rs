@@ -656,3 +656,49 @@ pub async fn migrate(g: &Global, from: &str, to: &str) -> Result<(), CliError> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::first_difference;
+    use serde_json::json;
+
+    /// The path names the first differing field, at any depth; equal
+    /// values, key order aside, have none.
+    #[test]
+    fn first_difference_names_the_field() {
+        let a = json!({"CaseSubmitted": {"description": "x", "contact": {"name": "a"}, "tags": [1, 2]}});
+        let same = json!({"CaseSubmitted": {"tags": [1, 2], "contact": {"name": "a"}, "description": "x"}});
+        assert_eq!(first_difference("event", &a, &same), None);
+        let cases = [
+            (
+                json!({"CaseSubmitted": {"description": "y", "contact": {"name": "a"}, "tags": [1, 2]}}),
+                "event.CaseSubmitted.description",
+            ),
+            (
+                json!({"CaseSubmitted": {"description": "x", "contact": {"name": "b"}, "tags": [1, 2]}}),
+                "event.CaseSubmitted.contact.name",
+            ),
+            (
+                json!({"CaseSubmitted": {"description": "x", "contact": {"name": "a"}, "tags": [1, 3]}}),
+                "event.CaseSubmitted.tags[1]",
+            ),
+            (
+                json!({"CaseSubmitted": {"description": "x", "contact": {"name": "a"}, "tags": [1]}}),
+                "event.CaseSubmitted.tags",
+            ),
+            (
+                json!({"CaseSubmitted": {"description": "x", "contact": {}, "tags": [1, 2]}}),
+                "event.CaseSubmitted.contact.name",
+            ),
+            (
+                json!({"CaseSubmitted": {"description": "x", "contact": {"name": "a"}, "tags": [1, 2], "extra": 0}}),
+                "event.CaseSubmitted.extra",
+            ),
+            (json!(null), "event"),
+        ];
+        for (line, path) in cases {
+            assert_eq!(first_difference("event", &line, &a).as_deref(), Some(path), "{line}");
+        }
+    }
+}

@@ -267,17 +267,21 @@ impl Inner {
     /// the frame's check bytes, its position, and its link to the record
     /// before it, decoded, checked and hashed from that record's bytes.
     ///
-    /// The predecessor is usually in the same frame (a frame holds a whole
-    /// group) or in the frame read just before (a stream's consecutive
-    /// positions), so the last two frames read are kept: the link then
-    /// costs one more decode and hash, and a frame lookup only when the
-    /// predecessor is in a frame not otherwise read.
+    /// When the predecessor is the record read just before (a stream's
+    /// consecutive positions) its hash is at hand; otherwise it is usually
+    /// in the same frame (a frame holds a whole group) or in one of the last
+    /// two frames read, which are kept: the link then costs one more decode
+    /// and hash, and a frame lookup only when the predecessor is in a frame
+    /// not otherwise read.
     pub(super) fn read_positions(
         &self,
         positions: &[Position],
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let mut out = Vec::with_capacity(positions.len());
         let mut frames = RecentFrames::default();
+        // The last record checked here and its hash, computed from its bytes:
+        // the link of the record right after it needs nothing more.
+        let mut last: Option<(Position, Hash)> = None;
         for &pos in positions {
             let (first, v) = frames.holding(self, pos, "indexed event has no frame")?;
             let view = view_frame(first, &v)?;
@@ -289,16 +293,20 @@ impl Inner {
                 });
             };
             let rec = checked_view(pos, raw, check)?;
-            match i.checked_sub(1).and_then(|j| record_in(&view, j)) {
-                Some(before) => rec.check_link_to(Some(before))?,
-                None if pos == 1 => rec.check_link_to(None)?,
-                None => {
+            match (last, i.checked_sub(1).and_then(|j| record_in(&view, j))) {
+                (Some((p, hash)), _) if p + 1 == pos => {
+                    ChainVerifier::resume(pos, hash).check_view(&rec)?
+                }
+                (_, Some(before)) => rec.check_link_to(Some(before))?,
+                (_, None) if pos == 1 => rec.check_link_to(None)?,
+                (_, None) => {
                     let (pfirst, pv) =
                         frames.holding(self, pos - 1, "the record before is missing")?;
                     let pview = view_frame(pfirst, &pv)?;
                     rec.check_link_to(record_in(&pview, (pos - 1 - pfirst) as usize))?;
                 }
             }
+            last = Some((pos, rec.hash));
             out.push(rec.to_owned());
         }
         Ok(out)
