@@ -121,11 +121,13 @@ fn tinghu() -> OrgFile {
         .collect();
     OrgFile {
         district: UnitSpec { code: "320902".into(), name: "亭湖区".into() },
+        geography: None,
         streets,
         departments,
         categories,
         staff,
         policy: Default::default(),
+        boundaries: None,
     }
 }
 

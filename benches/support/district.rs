@@ -197,6 +197,7 @@ pub fn tinghu() -> Org {
         .collect();
     let file = OrgFile {
         district: UnitSpec { code: DISTRICT.into(), name: "亭湖区".into() },
+        geography: None,
         streets,
         departments: departments
             .iter()
@@ -214,6 +215,7 @@ pub fn tinghu() -> Org {
             .collect(),
         staff,
         policy: DeadlinePolicy::default(),
+        boundaries: None,
     };
     Org { file, grids, departments, categories }
 }

@@ -161,6 +161,10 @@ enum OrgCmd {
         /// tinghu or chengdu.
         #[arg(long, default_value = "tinghu")]
         shape: String,
+        /// Write SHAPE.toml and its boundaries (SHAPE.geojson) into this
+        /// directory instead of printing the TOML.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Check an organisation file and print its size.
     Check {
@@ -205,7 +209,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.actors, a.org).await,
         Cmd::Init { org } => store::init(&g, &org).await,
-        Cmd::Org(OrgCmd::Generate { shape }) => store::org_generate(&shape),
+        Cmd::Org(OrgCmd::Generate { shape, out }) => store::org_generate(&shape, out.as_deref()),
         Cmd::Org(OrgCmd::Check { file }) => store::org_check(&g, &file),
         Cmd::Submit(a) => cases::submit(&g, a).await,
         Cmd::Case(c) => cases::run(&g, c).await,

@@ -26,6 +26,15 @@ pub(crate) const DEMO_MARKER: &str = ".gridcase-demo";
 
 /// The shipped Tinghu organisation.
 pub const TINGHU_TOML: &str = include_str!("../../org/tinghu.toml");
+/// Its boundaries (the file its `[geography]` names).
+pub const TINGHU_GEOJSON: &str = include_str!("../../org/tinghu.geojson");
+
+/// The shipped Tinghu organisation with its boundaries.
+pub fn tinghu_shipped() -> Result<OrgFile, CliError> {
+    let mut org = OrgFile::parse(TINGHU_TOML)?;
+    org.attach_geojson(TINGHU_GEOJSON)?;
+    Ok(org)
+}
 
 /// The clock a command runs with: `--at` pins it, otherwise the wall clock.
 pub fn clock(g: &Global) -> Result<(Arc<dyn Clock>, Option<ManualClock>), CliError> {
@@ -94,10 +103,13 @@ pub async fn open(g: &Global) -> Result<Arc<Engine>, CliError> {
     Ok(Arc::new(engine))
 }
 
+/// Reads an organisation file and the boundaries file it names.
 pub(crate) fn read_org(path: &Path) -> Result<OrgFile, CliError> {
-    let text = std::fs::read_to_string(path)
+    // Read here first so an unreadable file is an I/O error (exit 1), not
+    // a user error; `load` reads it again with the boundaries beside it.
+    std::fs::metadata(path)
         .map_err(CliError::io(format!("cannot read organisation file {}", path.display())))?;
-    Ok(OrgFile::parse(&text)?)
+    Ok(OrgFile::load(path)?)
 }
 
 /// `gridcase init --org FILE`.
@@ -136,18 +148,32 @@ pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `gridcase org generate`.
-pub fn org_generate(shape: &str) -> Result<(), CliError> {
+/// `gridcase org generate [--out DIR]`: the TOML on stdout, or the TOML
+/// and its boundaries file written into DIR.
+pub fn org_generate(shape: &str, out: Option<&Path>) -> Result<(), CliError> {
     let org = match shape {
         "tinghu" => gridcase_sim::org::tinghu(),
-        "chengdu" => gridcase_sim::org::generate(gridcase_sim::org::CHENGDU, "510100", "成都市"),
+        "chengdu" => gridcase_sim::org::chengdu(),
         other => {
             return Err(CliError::Usage(format!("unknown shape {other:?}: use tinghu or chengdu")))
         }
     };
     let text = gridcase_sim::org::to_toml(&org)
         .map_err(|e| CliError::Usage(format!("cannot write TOML: {e}")))?;
-    crate::out!("{text}")?;
+    let Some(dir) = out else {
+        crate::out!("{text}")?;
+        return Ok(());
+    };
+    let geojson = gridcase_sim::org::to_geojson(&org)?;
+    let geo_name = org.geography.as_ref().map(|g| g.boundaries.clone()).unwrap_or_default();
+    std::fs::create_dir_all(dir)
+        .map_err(CliError::io(format!("cannot create {}", dir.display())))?;
+    let toml_path = dir.join(format!("{shape}.toml"));
+    for (path, body) in [(toml_path.clone(), text), (dir.join(&geo_name), geojson)] {
+        std::fs::write(&path, body)
+            .map_err(CliError::io(format!("cannot write {}", path.display())))?;
+    }
+    crate::outln!("wrote {} and {}", toml_path.display(), dir.join(geo_name).display())?;
     Ok(())
 }
 

@@ -402,10 +402,15 @@ pub struct TestEngine {
 impl TestEngine {
     /// A fresh store with the fixture organisation loaded.
     pub async fn start() -> TestEngine {
+        TestEngine::start_with(&org_file()).await
+    }
+
+    /// A fresh store with another organisation loaded.
+    pub async fn start_with(org: &OrgFile) -> TestEngine {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = ManualClock::new(t0());
         let engine = open_engine(dir.path(), &clock).await;
-        engine.init_org(&ActorId::System, &org_file()).await.expect("init org");
+        engine.init_org(&ActorId::System, org).await.expect("init org");
         TestEngine { engine, clock, dir }
     }
 
