@@ -81,7 +81,7 @@ pub async fn submit(
     headers: HeaderMap,
     JsonBody(body): JsonBody<SubmitBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command(&principal);
+    let command = body.into_command(&principal)?;
     execute(&state, &principal, &headers, None, command).await
 }
 

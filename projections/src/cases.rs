@@ -27,6 +27,7 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 use hashbrown::HashTable;
 
 use gridcase_engine::domain::{Case, Channel, Event, Level, Priority, RequestKind, Status};
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::log::RecordView;
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -164,6 +165,8 @@ struct Listed {
     kind: RequestKind,
     priority: Priority,
     channel: Channel,
+    /// The point the resident reported (Open311's `lat`/`long`).
+    point: Option<GeoPoint>,
 }
 
 impl Listed {
@@ -352,6 +355,7 @@ impl Cases {
             kind: case.kind,
             priority: case.priority,
             channel: case.channel,
+            point: case.point,
         };
         r.holders = self.holder_list(case);
         r.set_texts(
@@ -409,6 +413,8 @@ impl Cases {
         r.reopen_count = case.reopen_count;
         r.status = case.status;
         r.level = case.level;
+        // The submission's details follow its first event.
+        r.point = case.point;
         let merged = case.merged_into.as_deref().unwrap_or("");
         if note.is_some_and(|n| n != r.text(2)) || r.text(3) != merged {
             let (description, location) = (r.text(0).to_string(), r.text(1).to_string());
@@ -530,6 +536,10 @@ impl<'a> ListedCase<'a> {
     /// Micro-grid code, if the location named one.
     pub fn micro_grid(&self) -> Option<&'a str> {
         (self.r.micro_grid != NONE).then(|| self.name(self.r.micro_grid))
+    }
+    /// The point the resident reported, if any.
+    pub fn point(&self) -> Option<GeoPoint> {
+        self.r.point
     }
     /// Community at submission.
     pub fn community(&self) -> &'a str {

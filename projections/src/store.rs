@@ -29,7 +29,9 @@ const MAGIC: &[u8; 4] = b"GCPJ";
 /// 2: one per-case fold in the set (`live` cases and retention), the
 /// projections' per-case records reduced to what `Case` lacks, and the
 /// case listing.
-pub const STATE_FORMAT: u8 = 2;
+/// 3: the registry's boundaries and the cases' reported points (the
+/// submission extras and the geography).
+pub const STATE_FORMAT: u8 = 3;
 const FILE: &str = "projections.state";
 const TMP: &str = "projections.state.tmp";
 
