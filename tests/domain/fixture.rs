@@ -414,6 +414,13 @@ impl TestEngine {
         TestEngine { engine, clock, dir }
     }
 
+    /// A fresh store with `org` loaded, as a shared engine (what the
+    /// simulator drives); the directory lives as long as the returned guard.
+    pub async fn shared_with(org: &OrgFile) -> (Arc<Engine>, ManualClock, tempfile::TempDir) {
+        let TestEngine { engine, clock, dir } = TestEngine::start_with(org).await;
+        (Arc::new(engine), clock, dir)
+    }
+
     /// A restart: drops the engine and its log, opens the same directory again.
     pub async fn reopen(self) -> TestEngine {
         let TestEngine { engine, clock, dir } = self;

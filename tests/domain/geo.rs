@@ -268,6 +268,46 @@ async fn a_point_alone_opens_a_case_in_its_micro_grid() {
     assert_eq!(assigned.case.assigned_worker.as_deref(), Some("gw-320902001001001"));
 }
 
+/// The simulator sends most requests as a phone would, with only a point,
+/// and each such case is in the micro-grid the point lies in.
+#[tokio::test]
+async fn the_simulator_reports_by_point_and_the_cases_land_where_the_points_are() {
+    use gridcase::engine::domain::Event;
+    let (engine, clock, _dir) = TestEngine::shared_with(org()).await;
+    let cfg = gridcase_sim::SimConfig {
+        seed: 3,
+        days: 1,
+        requests_per_day: 150.0,
+        actors: 1,
+        start: t0(),
+        ..Default::default()
+    };
+    clock.set(t0());
+    gridcase_sim::run(engine.clone(), clock, &cfg, None).await.unwrap();
+    let records = engine.log().read_all(1, 1_000_000).await.unwrap();
+    let mut micro_of: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let (mut submitted, mut by_point) = (0, 0);
+    for rec in &records {
+        match Event::from_recorded(rec).unwrap() {
+            Event::CaseSubmitted { micro_grid, .. } => {
+                submitted += 1;
+                micro_of.insert(rec.stream.to_string(), micro_grid);
+            }
+            Event::SubmissionDetailed {
+                located_by: LocationSource::Point, point: Some(p), ..
+            } => {
+                by_point += 1;
+                let here = reg().locate(p).unwrap().micro_grid.map(str::to_string);
+                assert_eq!(micro_of[&rec.stream.to_string()], here, "{p}");
+            }
+            _ => {}
+        }
+    }
+    assert!(submitted > 50, "{submitted} submissions");
+    // Seven in ten by design; at least half whatever the draw.
+    assert!(by_point * 2 > submitted, "{by_point} of {submitted} by point");
+}
+
 // ------------------------------------------------------------ import
 
 fn tinghu_geojson() -> &'static str {
