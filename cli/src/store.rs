@@ -187,19 +187,85 @@ pub fn org_check(g: &Global, file: &Path) -> Result<(), CliError> {
             *counts.entry(kind.as_str()).or_default() += 1;
         }
     }
+    let boundaries = org.boundaries.as_ref().map_or(0, |b| b.boundaries.len());
     if g.json {
         return output::json(
-            &serde_json::json!({"units": counts, "staff": org.staff.len(), "categories": org.categories.len()}),
+            &serde_json::json!({"units": counts, "staff": org.staff.len(), "categories": org.categories.len(),
+                "boundaries": boundaries}),
         );
     }
     crate::outln!(
-        "{} is valid: {:?}, {} staff, {} categories",
+        "{} is valid: {:?}, {} staff, {} categories, {} boundaries",
         file.display(),
         counts,
         org.staff.len(),
-        org.categories.len()
+        org.categories.len(),
+        boundaries
     )?;
     Ok(())
+}
+
+/// `gridcase org import-geojson FILE [--org ORG] [--bbox W,S,E,N] [--dry-run]`.
+pub async fn org_import_geojson(
+    g: &Global,
+    file: &Path,
+    org: Option<&Path>,
+    bbox: Option<&str>,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(CliError::io(format!("cannot read boundaries file {}", file.display())))?;
+    let bounds = match bbox {
+        None => None,
+        Some(b) => {
+            let parts: Vec<f64> = b.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+            let [w, s, e, n] = parts[..] else {
+                return Err(CliError::Usage(format!(
+                    "--bbox {b:?}: give four numbers W,S,E,N in degrees"
+                )));
+            };
+            Some(gridcase_engine::geo::BoundingBox::from_wsen([w, s, e, n])?)
+        }
+    };
+    let report = |count: usize, bounds: Option<gridcase_engine::geo::BoundingBox>, what: &str| {
+        if g.json {
+            return output::json(&serde_json::json!({
+                "boundaries": count, "bbox": bounds.map(|b| b.to_wsen()), "result": what,
+            }));
+        }
+        crate::outln!(
+            "{}: {count} boundaries, bounding box {:?}: {what}",
+            file.display(),
+            bounds.map(|b| b.to_wsen())
+        )?;
+        Ok(())
+    };
+    if let Some(org_path) = org {
+        let org = read_org(org_path)?;
+        let mut reg = gridcase_engine::org::Registry::default();
+        for e in org.hierarchy_events()? {
+            reg.apply(&e);
+        }
+        let geo = gridcase_engine::geo::import(&text, &reg.units, bounds)?;
+        return report(
+            geo.boundaries.len(),
+            geo.bounds,
+            "valid for that organisation (nothing written)",
+        );
+    }
+    let engine = open(g).await?;
+    if dry_run {
+        let reg = engine.registry();
+        let geo = gridcase_engine::geo::import(&text, &reg.units, bounds)?;
+        return report(geo.boundaries.len(), geo.bounds, "valid (dry run: nothing written)");
+    }
+    let (out, count) = engine.import_boundaries(&ActorId::System, &text, bounds).await?;
+    let bounds = engine.registry().bounds;
+    report(
+        count,
+        bounds,
+        &format!("loaded at positions {}..={}", out.first_position, out.last_position),
+    )
 }
 
 /// `gridcase tick --now TIME`.

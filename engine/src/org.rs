@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::event::Event;
 use crate::domain::policy::{DeadlineClass, DeadlinePolicy};
+use aho_corasick::AhoCorasick;
+
 use crate::geo::{Boundary, BoundingBox, GeoIndex, GeoPoint, Geography, Located};
 use crate::Error;
 
@@ -79,6 +81,11 @@ pub struct Registry {
     /// Address → unit code, for resolving a submitted address to a grid.
     #[serde(skip)]
     addresses: HashMap<String, String>,
+    /// An automaton over the keys of `addresses` that finds every
+    /// registered address inside a text in one pass; built on first use,
+    /// dropped when an address is added.
+    #[serde(skip)]
+    address_index: AddressCell,
     /// Version of the `org` stream folded in.
     pub version: u64,
     /// Boundaries by unit code: every micro-grid's, and those of grids
@@ -91,6 +98,33 @@ pub struct Registry {
     /// place in the hierarchy changes.
     #[serde(skip)]
     geo_index: IndexCell,
+}
+
+/// The lazily built address automaton and, for each of its patterns, the
+/// address and the unit it names.
+#[derive(Clone, Default)]
+struct AddressCell(std::sync::OnceLock<Option<std::sync::Arc<AddressIndex>>>);
+
+struct AddressIndex {
+    automaton: AhoCorasick,
+    /// (normalised address, unit code), in the automaton's pattern order.
+    entries: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for AddressCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(Some(i)) => write!(f, "AddressIndex({} addresses)", i.entries.len()),
+            _ => f.write_str("AddressIndex(not built)"),
+        }
+    }
+}
+
+/// Derived from `addresses`.
+impl PartialEq for AddressCell {
+    fn eq(&self, _: &AddressCell) -> bool {
+        true
+    }
 }
 
 /// The lazily built [`GeoIndex`]: derived from the registry's fields, so it
@@ -133,6 +167,7 @@ impl Registry {
             Event::UnitAdded { code, name, kind, parent, address } => {
                 if let Some(a) = address {
                     self.addresses.insert(normalise(a), code.clone());
+                    self.address_index = AddressCell::default();
                 }
                 self.units.insert(
                     code.clone(),
@@ -253,13 +288,7 @@ impl Registry {
             Some(location.to_string())
         } else {
             let key = normalise(location);
-            self.addresses.get(&key).cloned().or_else(|| {
-                self.addresses
-                    .iter()
-                    .filter(|(a, _)| key.contains(a.as_str()))
-                    .max_by_key(|(a, code)| (a.len(), std::cmp::Reverse((*code).clone())))
-                    .map(|(_, c)| c.clone())
-            })
+            self.addresses.get(&key).cloned().or_else(|| self.address_in(&key))
         };
         let code = found.ok_or_else(|| {
             Error::InvalidInput(format!(
@@ -297,6 +326,47 @@ impl Registry {
             .get_or_init(|| std::sync::Arc::new(GeoIndex::build(&self.boundaries, &self.units)))
     }
 
+    /// The unit of the longest registered address inside `text` (already
+    /// normalised); among equally long ones, the lowest code. One pass of
+    /// an Aho-Corasick automaton over all addresses, instead of a scan of
+    /// every address.
+    fn address_in(&self, text: &str) -> Option<String> {
+        let index = self
+            .address_index
+            .0
+            .get_or_init(|| {
+                let mut entries: Vec<(String, String)> =
+                    self.addresses.iter().map(|(a, c)| (a.clone(), c.clone())).collect();
+                entries.sort();
+                // Building fails only past the automaton's size limits
+                // (far beyond any district's addresses); then no address
+                // is found in free text, and exact addresses still work.
+                AhoCorasick::new(entries.iter().map(|(a, _)| a.as_str()))
+                    .ok()
+                    .map(|automaton| std::sync::Arc::new(AddressIndex { automaton, entries }))
+            })
+            .as_deref()?;
+        index
+            .automaton
+            .find_overlapping_iter(text)
+            .filter_map(|m| index.entries.get(m.pattern().as_usize()))
+            .max_by_key(|(a, code)| (a.len(), std::cmp::Reverse(code.as_str())))
+            .map(|(_, c)| c.clone())
+    }
+
+    /// A point that represents a unit on the map: for a micro-grid (or a
+    /// grid without micro-grids) a point inside its boundary; for a grid,
+    /// community or street, that of its first micro-grid. This is where a
+    /// registered address is.
+    pub fn point_of(&self, code: &str) -> Option<GeoPoint> {
+        use geo::InteriorPoint;
+        let boundary = self.boundaries.get(code).or_else(|| {
+            self.boundaries.iter().find(|(c, _)| self.is_within(c, code)).map(|(_, b)| b)
+        })?;
+        let p = boundary.to_multipolygon().interior_point()?;
+        GeoPoint::from_e7(p.y().round() as i32, p.x().round() as i32).ok()
+    }
+
     /// Units of one kind, in code order.
     pub fn units_of(&self, kind: UnitKind) -> impl Iterator<Item = &Unit> {
         self.units.values().filter(move |u| u.kind == kind)
@@ -316,6 +386,7 @@ impl Registry {
             .values()
             .filter_map(|u| u.address.as_ref().map(|a| (normalise(a), u.code.clone())))
             .collect();
+        self.address_index = AddressCell::default();
         self.geo_index = IndexCell::default();
         if !self.boundaries.is_empty() {
             self.geo_index();
@@ -682,6 +753,35 @@ unit = "320902001001001"
         assert!(r.is_within("32090200100100102", "320902001"));
         assert_eq!(r.ancestor("320902001001001", UnitKind::Street).unwrap().code, "320902001");
         assert!(r.resolve_location("nowhere").is_err());
+    }
+
+    #[test]
+    fn the_address_index_finds_the_longest_address_in_free_text() {
+        let f = OrgFile::parse(&SMALL.replace(
+            "name = \"第一网格\"\n",
+            "name = \"第一网格\"\naddress = \"新村社区第一网格\"\n",
+        ))
+        .unwrap();
+        let mut r = Registry::default();
+        for e in f.events().unwrap() {
+            r.apply(&e);
+        }
+        // The grid's own address is inside the building's: the longer wins.
+        let (g, m) = r.resolve_location("请到新村社区第一网格2号楼看看").unwrap();
+        assert_eq!((g.as_str(), m.as_deref()), ("320902001001001", Some("32090200100100102")));
+        let (g, m) = r.resolve_location("新村社区第一网格门口").unwrap();
+        assert_eq!((g.as_str(), m), ("320902001001001", None));
+        // A unit added later is found: the index is rebuilt.
+        r.apply(&Event::UnitAdded {
+            code: "32090200100100103".into(),
+            name: "3号楼".into(),
+            kind: UnitKind::MicroGrid,
+            parent: Some("320902001001001".into()),
+            address: Some("新村社区第一网格3号楼".into()),
+        });
+        let (_, m) = r.resolve_location("新村社区 第一网格 3号楼 楼下").unwrap();
+        assert_eq!(m.as_deref(), Some("32090200100100103"));
+        assert!(r.resolve_location("某某小区").is_err());
     }
 
     #[test]

@@ -422,3 +422,28 @@ fn import_checks_explicit_community_boundaries_against_their_micro_grids() {
     let err = attach(&collection(f)).unwrap_err();
     assert!(err.contains(&format!("({community}) covers")), "{err}");
 }
+
+/// A registered address is somewhere: the point that stands for its
+/// micro-grid lies in that micro-grid, and a grid's or community's lies
+/// inside them.
+#[test]
+fn registered_addresses_carry_coordinates() {
+    let reg = reg();
+    let with_address: Vec<&str> = reg
+        .units
+        .values()
+        .filter(|u| u.address.is_some())
+        .map(|u| u.code.as_str())
+        .step_by(97)
+        .collect();
+    assert!(with_address.len() > 10);
+    for code in with_address {
+        let p = reg.point_of(code).unwrap();
+        assert_eq!(reg.locate(p).unwrap().micro_grid, Some(code));
+    }
+    for code in ["320902001001001", "320902003002", "320902009"] {
+        let p = reg.point_of(code).unwrap();
+        assert!(reg.is_within(reg.locate(p).unwrap().grid, code), "{code}");
+    }
+    assert_eq!(reg.point_of("D01"), None);
+}
