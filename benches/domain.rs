@@ -36,7 +36,8 @@ use gridcase::engine::domain::{
 use gridcase::engine::engine::CommandOptions;
 use gridcase::engine::log::{Durability, SledLog, SledOptions};
 use gridcase::engine::org::{
-    CategorySpec, CommunitySpec, GridSpec, OrgFile, Registry, Role, StaffSpec, StreetSpec, UnitSpec,
+    CategorySpec, CommunitySpec, DistrictSpec, GridSpec, OrgFile, Registry, Role, StaffSpec,
+    StreetSpec, UnitSpec,
 };
 use gridcase::engine::time::{ManualClock, Timestamp, DAY_MS};
 use gridcase::engine::{Engine, EngineOptions};
@@ -120,7 +121,7 @@ fn tinghu() -> OrgFile {
         })
         .collect();
     OrgFile {
-        district: UnitSpec { code: "320902".into(), name: "亭湖区".into() },
+        district: DistrictSpec { code: "320902".into(), name: "亭湖区".into(), time_zone: None },
         geography: None,
         streets,
         departments,

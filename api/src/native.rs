@@ -349,10 +349,10 @@ pub struct NoQuery {}
 
 fn now_or(state: &AppState, text: Option<&str>) -> Result<Timestamp, ApiError> {
     match text {
-        Some(t) => Timestamp::parse(t).map_err(|_| {
+        Some(t) => state.engine.registry().zone.parse(t).map_err(|_| {
             ApiError::bad_request(
                 "invalid_time",
-                format!("{t:?} is not a time; use RFC 3339, e.g. 2026-03-03T08:00:00Z"),
+                format!("{t:?} is not a time; use RFC 3339, e.g. 2026-03-03T16:00:00+08:00"),
             )
         }),
         None => Ok(state.engine.clock().now()),
@@ -615,7 +615,7 @@ pub async fn replay(
         .try_acquire()
         .map_err(|_| ApiError::Busy("another replay is running; retry when it is done".into()))?;
     let log = state.engine.log().clone();
-    let config = state.options.projection_config;
+    let config = gridcase_projections::Config::for_zone(&state.engine.registry().zone);
     let (set, now) = match (q.position, q.as_of.as_deref()) {
         (Some(p), None) => {
             let set = gridcase_projections::as_of_position(&log, config, p).await?;
@@ -623,7 +623,7 @@ pub async fn replay(
             (set, now)
         }
         (None, Some(t)) => {
-            let t = Timestamp::parse(t).map_err(|_| {
+            let t = state.engine.registry().zone.parse(t).map_err(|_| {
                 ApiError::bad_request(
                     "invalid_time",
                     format!("as_of {t:?} is not a time; use RFC 3339"),

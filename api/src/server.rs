@@ -365,7 +365,9 @@ impl Server {
     ) -> Result<Server, ApiError> {
         engine.catch_up().await?;
         let log = engine.log().clone();
-        let config = options.projection_config;
+        // The district's periods follow its zone, from the organisation in
+        // the log (the one home of the zone), not a server option.
+        let config = gridcase_projections::Config::for_zone(&engine.registry().zone);
         let store =
             options.projection_store.as_ref().map(gridcase_projections::Store::open).transpose()?;
         let set = match &store {
@@ -401,14 +403,10 @@ impl Server {
             source,
         })?;
         let router = app(state.clone());
-        let mut stop = shutdown_rx;
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let limits = state.options.connections;
+        let metrics = state.metrics.clone();
+        let http =
+            tokio::spawn(crate::listen::serve(listener, router, limits, metrics, shutdown_rx));
         tracing::info!(%addr, "gridcase API listening");
         Ok(Server { addr, state, shutdown: shutdown_tx, http, tasks, follower })
     }

@@ -31,8 +31,8 @@ pub struct ServerOptions {
     pub jurisdiction_id: Option<String>,
     /// Where the projections save their state (`None`: rebuilt on every start).
     pub projection_store: Option<PathBuf>,
-    /// Projection configuration (the district's UTC offset).
-    pub projection_config: gridcase_projections::Config,
+    /// Connection cap and timeouts of the accept loop ([`crate::listen`]).
+    pub connections: crate::listen::ConnectionLimits,
     /// How long a write waits for the projections (and with them the Open311
     /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
@@ -47,7 +47,7 @@ impl Default for ServerOptions {
             sse_keep_alive: Duration::from_secs(15),
             jurisdiction_id: None,
             projection_store: None,
-            projection_config: gridcase_projections::Config::default(),
+            connections: crate::listen::ConnectionLimits::default(),
             write_visibility_wait: Duration::from_secs(2),
         }
     }

@@ -20,7 +20,8 @@ use gridcase_engine::domain::{
     RequestKind, Satisfaction,
 };
 use gridcase_engine::org::{
-    CategorySpec, CommunitySpec, GridSpec, OrgFile, Role, StaffSpec, StreetSpec, UnitSpec,
+    CategorySpec, CommunitySpec, DistrictSpec, GridSpec, OrgFile, Role, StaffSpec, StreetSpec,
+    UnitSpec,
 };
 use gridcase_engine::time::{Timestamp, DAY_MS};
 
@@ -196,7 +197,7 @@ pub fn tinghu() -> Org {
         .map(|i| (format!("cat{i:02}"), departments[i % departments.len()].clone(), classes[i % 4]))
         .collect();
     let file = OrgFile {
-        district: UnitSpec { code: DISTRICT.into(), name: "亭湖区".into() },
+        district: DistrictSpec { code: DISTRICT.into(), name: "亭湖区".into(), time_zone: None },
         geography: None,
         streets,
         departments: departments

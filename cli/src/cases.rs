@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use gridcase_engine::domain::{ActorId, Case, CaseId, Command, Contact, Satisfaction, Submission};
 use gridcase_engine::engine::{CommandOptions, CommandResult};
 use gridcase_engine::geo::GeoPoint;
-use gridcase_engine::time::Timestamp;
+use gridcase_engine::time::{Timestamp, Zone};
 
 use crate::error::CliError;
 use crate::output::{self, Table};
@@ -168,7 +168,7 @@ pub enum CaseCmd {
     Extend {
         /// Case id.
         case: String,
-        /// New deadline asked for.
+        /// New deadline asked for, in the district's zone (a date is local midnight).
         #[arg(long)]
         until: String,
         /// Why.
@@ -293,12 +293,13 @@ pub async fn submit(g: &Global, a: SubmitArgs) -> Result<(), CliError> {
     };
     let engine = store::open(g).await?;
     let r = engine.submit(&a.act.actor_id()?, sub, a.act.options()).await?;
-    print_result(g, &r)
+    print_result(g, &engine.registry().zone, &r)
 }
 
 /// Runs a lifecycle command.
 pub async fn run(g: &Global, c: CaseCmd) -> Result<(), CliError> {
-    let (case, cmd, act) = match c {
+    let mut until_text = None;
+    let (case, mut cmd, act) = match c {
         CaseCmd::Assign { case, worker, act } => (case, Command::Assign { worker }, act),
         CaseCmd::Reject { case, reason, act } => (case, Command::Reject { reason }, act),
         CaseCmd::Merge { case, into, act } => (case, Command::Merge { into }, act),
@@ -310,7 +311,10 @@ pub async fn run(g: &Global, c: CaseCmd) -> Result<(), CliError> {
         CaseCmd::Claim { case, act } => (case, Command::Claim, act),
         CaseCmd::Return { case, reason, act } => (case, Command::Return { reason }, act),
         CaseCmd::Extend { case, until, reason, act } => {
-            (case, Command::RequestExtension { until: Timestamp::parse(&until)?, reason }, act)
+            // A time a person typed is read in the district's zone, which is
+            // known once the store is open (below).
+            until_text = Some(until);
+            (case, Command::RequestExtension { until: Timestamp(0), reason }, act)
         }
         CaseCmd::Extension { case, approve, reason, act } => {
             (case, Command::DecideExtension { approve, reason }, act)
@@ -330,18 +334,22 @@ pub async fn run(g: &Global, c: CaseCmd) -> Result<(), CliError> {
         CaseCmd::Close { case, note, act } => (case, Command::Close { note }, act),
     };
     let engine = store::open(g).await?;
+    let zone = engine.registry().zone.clone();
+    if let (Some(text), Command::RequestExtension { until, .. }) = (until_text, &mut cmd) {
+        *until = zone.parse(&text)?;
+    }
     let r = engine.execute(&act.actor_id()?, &CaseId::new(case)?, cmd, act.options()).await?;
-    print_result(g, &r)
+    print_result(g, &zone, &r)
 }
 
-fn print_result(g: &Global, r: &CommandResult) -> Result<(), CliError> {
+fn print_result(g: &Global, zone: &Zone, r: &CommandResult) -> Result<(), CliError> {
     if g.json {
         return output::json(r);
     }
     if r.deduplicated {
         crate::outln!("(retry of an earlier call: nothing appended)")?;
     }
-    print_case(&r.case)?;
+    print_case(zone, &r.case)?;
     if let Some(o) = r.outcome.filter(|_| !r.deduplicated) {
         let names: Vec<&str> = r.events.iter().map(|e| e.event_type()).collect();
         crate::outln!(
@@ -356,8 +364,8 @@ fn print_result(g: &Global, r: &CommandResult) -> Result<(), CliError> {
 
 /// Prints the state of a case as a short block. Stored text (codes,
 /// description, location) goes through [`output::clean`]: a description
-/// can hold terminal escape sequences.
-pub fn print_case(c: &Case) -> Result<(), CliError> {
+/// can hold terminal escape sequences. Times are in the district's `zone`.
+pub fn print_case(zone: &Zone, c: &Case) -> Result<(), CliError> {
     use output::clean;
     crate::outln!("case        {}  (version {})", clean(&c.id), c.version)?;
     crate::outln!("status      {}  at {} level", c.status, c.level)?;
@@ -402,7 +410,7 @@ pub fn print_case(c: &Case) -> Result<(), CliError> {
     crate::outln!("description {}", clean(&c.description))?;
     crate::outln!(
         "due         {}{}",
-        c.resolution_due,
+        zone.format(c.resolution_due),
         if c.overdue_marked { "  OVERDUE" } else { "" }
     )?;
     if let Some(w) = &c.assigned_worker {
@@ -443,7 +451,7 @@ pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
                     c.holder_units().join(","),
                     c.category.clone(),
                     c.grid.clone(),
-                    c.resolution_due.to_rfc3339(),
+                    reg.zone.format(c.resolution_due),
                 ]);
             }
             crate::out!("{}", t.render())?;
@@ -470,12 +478,12 @@ pub async fn case_show(
             &serde_json::json!({"case": case, "timeline": timeline, "chain": chain}),
         );
     }
-    print_case(&case)?;
+    print_case(&reg.zone, &case)?;
     let mut t = Table::new(&["#", "when", "who", "event", "what", "why"]);
     for e in &timeline {
         t.row(vec![
             e.version.to_string(),
-            e.at.to_rfc3339(),
+            reg.zone.format(e.at),
             e.who.clone(),
             e.event_type.clone(),
             e.what.clone(),
@@ -491,7 +499,7 @@ pub async fn case_show(
                 h.from.as_deref().map(|u| reg.name_of(u).to_string()).unwrap_or_default(),
                 h.to.as_deref().map(|u| reg.name_of(u).to_string()).unwrap_or_default(),
                 h.reason.to_string(),
-                h.at.to_rfc3339(),
+                reg.zone.format(h.at),
                 h.held_ms.map(crate::output::duration_ms).unwrap_or_default(),
             ]);
         }

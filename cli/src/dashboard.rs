@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 use gridcase_engine::log::{hex, EventLog};
 use gridcase_engine::org::UnitKind;
-use gridcase_engine::time::Timestamp;
+use gridcase_engine::time::{Timestamp, Zone};
 use gridcase_engine::Engine;
 use gridcase_projections::backlog::{BacklogReport, BacklogRow};
 use gridcase_projections::chains::ChainReport;
@@ -46,8 +46,13 @@ fn proj_err(e: gridcase_projections::Error) -> CliError {
     CliError::Projections(e)
 }
 
-/// The projections of a store: resumed from `<data>/projections`, caught up, saved.
-pub async fn projections(g: &Global, log: &Arc<dyn EventLog>) -> Result<ProjectionSet, CliError> {
+/// The projections of a store: resumed from `<data>/projections`, caught up,
+/// saved. Its periods are those of the district's `zone`.
+pub async fn projections(
+    g: &Global,
+    log: &Arc<dyn EventLog>,
+    zone: &Zone,
+) -> Result<ProjectionSet, CliError> {
     let dir = g.data.join("projections");
     if g.store.is_none() && !g.data.exists() {
         return Err(CliError::Usage(format!("no store in {}", g.data.display())));
@@ -56,13 +61,8 @@ pub async fn projections(g: &Global, log: &Arc<dyn EventLog>) -> Result<Projecti
         .map_err(CliError::io(format!("cannot create {}", dir.display())))?;
     let store = gridcase_projections::Store::open(&dir).map_err(proj_err)?;
     let (set, _) =
-        gridcase_projections::open(log, &store, Config::default()).await.map_err(proj_err)?;
+        gridcase_projections::open(log, &store, Config::for_zone(zone)).await.map_err(proj_err)?;
     Ok(set)
-}
-
-fn now_of(g: &Global) -> Result<Timestamp, CliError> {
-    let (clock, _) = store::clock(g)?;
-    Ok(clock.now())
 }
 
 /// Whether `code` is the filter's unit or lies below it (every unit when
@@ -91,11 +91,12 @@ pub async fn print(
 ) -> Result<(), CliError> {
     let log = engine.log().clone();
     let verify = log.verify().await?;
-    let set = projections(g, &log).await?;
+    let zone = engine.registry().zone.clone();
+    let set = projections(g, &log, &zone).await?;
     let month = Period::containing(
         PeriodKind::Month,
         gridcase_sim::SimConfig::default().start,
-        Config::default().utc_offset_minutes,
+        zone.offset_minutes(),
     );
     let f = Filters { top: 10, target: TARGET_PERCENT, ..Filters::default() };
     if g.json {
@@ -115,7 +116,7 @@ pub async fn print(
         "{} cases submitted, {} commands, {} escalations, {} dispatches, {} returns, {} reopens, {} closed; {} events in {:.1}s",
         report.submitted, report.commands, report.escalations, report.dispatches, report.returns, report.reopens, report.closed, report.events, report.wall_seconds
     )?;
-    crate::outln!("as of {now}\n")?;
+    crate::outln!("as of {}\n", zone.format(now))?;
     backlog_tables(&set, now, &f)?;
     // The dashboard's rates table is its chosen kinds in full.
     rates_tables(
@@ -409,12 +410,10 @@ fn overdue_table(set: &ProjectionSet, now: Timestamp, f: &Filters) -> Result<(),
     crate::outln!("{}", t.render())
 }
 
-fn period_of(f: &Filters, now: Timestamp) -> Result<Period, CliError> {
+fn period_of(set: &ProjectionSet, f: &Filters, now: Timestamp) -> Result<Period, CliError> {
     match &f.period {
         Some(p) => Period::parse(p).map_err(proj_err),
-        None => {
-            Ok(Period::containing(PeriodKind::Month, now, Config::default().utc_offset_minutes))
-        }
+        None => Ok(Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes)),
     }
 }
 
@@ -439,19 +438,17 @@ pub async fn report(g: &Global, which: Report, f: Filters) -> Result<(), CliErro
         ));
     }
     let engine = store::open(g).await?;
-    let set = projections(g, engine.log()).await?;
+    let zone = engine.registry().zone.clone();
+    let set = projections(g, engine.log(), &zone).await?;
     check_filters(&set, &f)?;
-    let now = now_of(g)?;
-    let period = period_of(&f, now)?;
+    let now = store::now_in(g, &zone)?;
+    let period = period_of(&set, &f, now)?;
     if g.json {
         return match which {
             Report::Backlog => output::json(&filtered_backlog(&set, now, &f)?),
             Report::Rates => {
-                let month = Period::containing(
-                    PeriodKind::Month,
-                    now,
-                    Config::default().utc_offset_minutes,
-                );
+                let month =
+                    Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes);
                 let ranking = set.ranking(month, f.target).ok().map(|mut r| {
                     for k in &mut r.kinds {
                         k.ranked.retain(|u| within(&set, &u.unit.code, &f.unit));
@@ -497,7 +494,8 @@ pub async fn places(
     top: usize,
 ) -> Result<(), CliError> {
     let engine = store::open(g).await?;
-    let set = projections(g, engine.log()).await?;
+    let zone = engine.registry().zone.clone();
+    let set = projections(g, engine.log(), &zone).await?;
     let reg = set.registry();
     if let Some(u) = unit {
         if !reg.units.contains_key(u) {
@@ -505,11 +503,11 @@ pub async fn places(
         }
     }
     let to = match until {
-        Some(t) => Timestamp::parse(t)?,
-        None => now_of(g)?,
+        Some(t) => zone.parse(t)?,
+        None => store::now_in(g, &zone)?,
     };
     let from = match since {
-        Some(t) => Timestamp::parse(t)?,
+        Some(t) => zone.parse(t)?,
         None => to.plus_ms(-30 * 24 * 3_600_000),
     };
     let mut r =
@@ -521,8 +519,8 @@ pub async fn places(
     let l = &r.located_by;
     crate::outln!(
         "cases submitted {} to {}: placed by point {}, by code {}, by address {}",
-        from,
-        to,
+        zone.format(from),
+        zone.format(to),
         l.point,
         l.code,
         l.address
@@ -564,11 +562,11 @@ pub async fn replay(
 ) -> Result<(), CliError> {
     let engine = store::open(g).await?;
     let log = engine.log();
+    let zone = engine.registry().zone.clone();
+    let config = Config::for_zone(&zone);
     let set = match (as_of.as_deref(), position) {
         (Some(t), None) => {
-            gridcase_projections::as_of_time(log, Config::default(), Timestamp::parse(t)?)
-                .await
-                .map_err(proj_err)?
+            gridcase_projections::as_of_time(log, config, zone.parse(t)?).await.map_err(proj_err)?
         }
         (None, Some(p)) => {
             if p > log.head().position {
@@ -577,9 +575,7 @@ pub async fn replay(
                     log.head().position
                 )));
             }
-            gridcase_projections::as_of_position(log, Config::default(), p)
-                .await
-                .map_err(proj_err)?
+            gridcase_projections::as_of_position(log, config, p).await.map_err(proj_err)?
         }
         _ => {
             return Err(CliError::Usage("give exactly one of --as-of TIME or --position N".into()))
@@ -587,10 +583,10 @@ pub async fn replay(
     };
     check_filters(&set, &f)?;
     let now = match as_of.as_deref() {
-        Some(t) => Timestamp::parse(t)?,
+        Some(t) => zone.parse(t)?,
         None => set.last_recorded_at(),
     };
-    let period = period_of(&f, now)?;
+    let period = period_of(&set, &f, now)?;
     if g.json {
         return output::json(&serde_json::json!({
             "position": set.position(), "now": now,
@@ -599,7 +595,7 @@ pub async fn replay(
             "digests": set.digests(),
         }));
     }
-    crate::outln!("== Replay as of {now}, position {}\n", set.position())?;
+    crate::outln!("== Replay as of {}, position {}\n", zone.format(now), set.position())?;
     backlog_tables(&set, now, &f)?;
     rates_tables(
         &set,

@@ -44,7 +44,7 @@ pub struct Global {
     /// Print JSON instead of tables (JSON lines for streams).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Act as if it were this time (RFC 3339, a date, or epoch ms): for scripted replays and tests.
+    /// Act as if it were this time: a date (local midnight), a local time (2026-03-03T16:00), RFC 3339 with an offset, or epoch ms; local means the district's time zone. For scripted replays and tests.
     #[arg(long, global = true, env = "GRIDCASE_AT")]
     pub at: Option<String>,
     /// When appends are acknowledged: durable (power-loss safe: an fdatasync
@@ -102,7 +102,7 @@ enum Cmd {
     },
     /// Every report as it was at a past time or position, and the projection digests.
     Replay {
-        /// A past time (RFC 3339, a date, or epoch ms).
+        /// A past time: a date (local midnight), a local time, RFC 3339 with an offset, or epoch ms.
         #[arg(long)]
         as_of: Option<String>,
         /// A past log position.
@@ -113,7 +113,7 @@ enum Cmd {
     },
     /// Record every deadline passed up to a time (the server does this continuously).
     Tick {
-        /// The time to run deadlines up to.
+        /// The time to run deadlines up to, in the district's zone (a date is local midnight).
         #[arg(long)]
         now: String,
     },
@@ -162,9 +162,6 @@ struct DemoArgs {
     /// Mean new requests per day.
     #[arg(long, default_value_t = 400.0)]
     rate: f64,
-    /// Concurrent actors.
-    #[arg(long, default_value_t = 16)]
-    actors: usize,
     /// Organisation file (default: the shipped Tinghu district).
     #[arg(long)]
     org: Option<PathBuf>,
@@ -240,7 +237,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
     match cli.command {
-        Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.actors, a.org).await,
+        Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.org).await,
         Cmd::Init { org } => store::init(&g, &org).await,
         Cmd::Org(OrgCmd::Generate { shape, out }) => store::org_generate(&shape, out.as_deref()),
         Cmd::Org(OrgCmd::Check { file }) => store::org_check(&g, &file),

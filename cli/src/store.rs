@@ -14,7 +14,7 @@ use gridcase_engine::log::{
     SledLog, SledOptions,
 };
 use gridcase_engine::org::OrgFile;
-use gridcase_engine::time::{Clock, ManualClock, SystemClock, Timestamp};
+use gridcase_engine::time::{Clock, ManualClock, SystemClock, Timestamp, Zone, EARLIEST};
 use gridcase_engine::{Engine, EngineOptions, Error};
 use serde::{Deserialize, Serialize};
 
@@ -37,13 +37,38 @@ pub fn tinghu_shipped() -> Result<OrgFile, CliError> {
 }
 
 /// The clock a command runs with: `--at` pins it, otherwise the wall clock.
+///
+/// `--at` is a time a person typed, so it is read in the district's zone,
+/// which is only known once the store (or the organisation file) is open:
+/// a pinned clock starts at [`EARLIEST`] and [`pin`] sets it before any
+/// command runs.
 pub fn clock(g: &Global) -> Result<(Arc<dyn Clock>, Option<ManualClock>), CliError> {
     match &g.at {
-        Some(t) => {
-            let c = ManualClock::new(Timestamp::parse(t)?);
+        Some(_) => {
+            let c = ManualClock::new(EARLIEST);
             Ok((Arc::new(c.clone()), Some(c)))
         }
         None => Ok((Arc::new(SystemClock), None)),
+    }
+}
+
+/// Sets a clock made by [`clock`] to `--at`, read in `zone`; returns "now".
+pub fn pin(g: &Global, manual: &Option<ManualClock>, zone: &Zone) -> Result<Timestamp, CliError> {
+    match (&g.at, manual) {
+        (Some(t), Some(c)) => {
+            let t = zone.parse(t)?;
+            c.set(t);
+            Ok(t)
+        }
+        _ => Ok(SystemClock.now()),
+    }
+}
+
+/// "Now" for a report: `--at` in the district's zone, or the wall clock.
+pub fn now_in(g: &Global, zone: &Zone) -> Result<Timestamp, CliError> {
+    match &g.at {
+        Some(t) => Ok(zone.parse(t)?),
+        None => Ok(SystemClock.now()),
     }
 }
 
@@ -92,7 +117,7 @@ async fn open_remote(url: &str, _clock: Arc<dyn Clock>) -> Result<Arc<dyn EventL
 
 /// Opens an existing store with its organisation.
 pub async fn open(g: &Global) -> Result<Arc<Engine>, CliError> {
-    let (clock, _) = clock(g)?;
+    let (clock, manual) = clock(g)?;
     let log = open_log(g, clock.clone(), false).await?;
     let engine = Engine::new(log, clock, EngineOptions::default()).await?;
     if !engine.has_org() {
@@ -100,6 +125,7 @@ pub async fn open(g: &Global) -> Result<Arc<Engine>, CliError> {
             "the store has no organisation yet: run `gridcase init --org FILE`".into(),
         ));
     }
+    pin(g, &manual, &engine.registry().zone)?;
     Ok(Arc::new(engine))
 }
 
@@ -116,7 +142,8 @@ pub(crate) fn read_org(path: &Path) -> Result<OrgFile, CliError> {
 pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
     // Parse first: a bad file must not leave an empty store behind.
     let org = read_org(org)?;
-    let (clock, _) = clock(g)?;
+    let (clock, manual) = clock(g)?;
+    pin(g, &manual, &org.zone()?)?;
     if g.store.is_none() && log_dir(&g.data).join("db").exists() {
         let log = open_log(g, clock.clone(), false).await?;
         if log.head().position > 0 {
@@ -270,10 +297,11 @@ pub async fn org_import_geojson(
 
 /// `gridcase tick --now TIME`.
 pub async fn tick(g: &Global, now: &str) -> Result<(), CliError> {
-    let now = Timestamp::parse(now)?;
     let mut g = g.clone();
-    g.at = Some(now.0.to_string());
+    g.at = Some(now.to_string());
     let engine = open(&g).await?;
+    let zone = engine.registry().zone.clone();
+    let now = zone.parse(now)?;
     let report = engine.tick(now).await?;
     // The tick followed the whole log: keep that view for the next start.
     // The tick itself has been recorded, so failing to save this derived
@@ -285,8 +313,8 @@ pub async fn tick(g: &Global, now: &str) -> Result<(), CliError> {
         return output::json(&report);
     }
     crate::outln!(
-        "deadlines up to {now}: {} cases checked, {} escalated to a street, {} dispatched to a department, {} overdue marks",
-        report.checked, report.escalations, report.dispatches, report.overdue_marks
+        "deadlines up to {}: {} cases checked, {} escalated to a street, {} dispatched to a department, {} overdue marks",
+        zone.format(now), report.checked, report.escalations, report.dispatches, report.overdue_marks
     )?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::domain::policy::{DeadlineClass, DeadlinePolicy};
 use aho_corasick::AhoCorasick;
 
 use crate::geo::{Boundary, BoundingBox, GeoIndex, GeoPoint, Geography, Located};
+use crate::time::Zone;
 use crate::Error;
 
 /// The stream that holds the registry's events.
@@ -78,6 +79,9 @@ pub struct Registry {
     pub categories: BTreeMap<String, Category>,
     /// The deadline policy.
     pub policy: DeadlinePolicy,
+    /// The district's time zone, in which every time is shown and typed
+    /// (the default, `Asia/Shanghai`, until a `ZoneSet` event says otherwise).
+    pub zone: Zone,
     /// Address → unit code, for resolving a submitted address to a grid.
     #[serde(skip)]
     addresses: HashMap<String, String>,
@@ -225,6 +229,14 @@ impl Registry {
                 );
             }
             Event::PolicySet { policy } => self.policy = policy.clone(),
+            Event::ZoneSet { time_zone } => {
+                // The name was checked when the event was written; a name
+                // this build's database no longer knows keeps the offset
+                // folded so far rather than failing the whole registry.
+                if let Ok(zone) = Zone::named(time_zone) {
+                    self.zone = zone;
+                }
+            }
             _ => {}
         }
     }
@@ -403,7 +415,7 @@ fn normalise(s: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct OrgFile {
     /// The district.
-    pub district: UnitSpec,
+    pub district: DistrictSpec,
     /// Where the boundaries are, and the district's bounding box.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geography: Option<GeographySpec>,
@@ -437,6 +449,21 @@ pub struct GeographySpec {
     pub boundaries: String,
     /// The district's bounding box, `[west, south, east, north]` in degrees.
     pub bbox: [f64; 4],
+}
+
+/// The district: its code, its name, and the time zone its people live in.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistrictSpec {
+    /// Code (the Open311 jurisdiction id).
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// The time zone every time is shown and typed in: an IANA name
+    /// (`Asia/Shanghai`) or a fixed offset (`+08:00`). Absent means
+    /// `Asia/Shanghai`, the zone every earlier file assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// A unit with a code and a name.
@@ -521,6 +548,15 @@ pub struct StaffSpec {
 }
 
 impl OrgFile {
+    /// The district's time zone as the file names it (`Asia/Shanghai` when
+    /// the file names none).
+    pub fn zone(&self) -> Result<Zone, Error> {
+        match &self.district.time_zone {
+            Some(tz) => Zone::named(tz),
+            None => Ok(Zone::default()),
+        }
+    }
+
     /// Parses and checks an organisation file, without its boundaries
     /// (see [`OrgFile::load`] and [`OrgFile::attach_geojson`]).
     pub fn parse(text: &str) -> Result<OrgFile, Error> {
@@ -695,6 +731,13 @@ impl OrgFile {
         }
         self.policy.validate()?;
         out.push(Event::PolicySet { policy: self.policy.clone() });
+        if let Some(tz) = &self.district.time_zone {
+            Zone::named(tz).map_err(|e| match e {
+                Error::InvalidInput(m) => Error::InvalidInput(format!("[district] time_zone: {m}")),
+                other => other,
+            })?;
+            out.push(Event::ZoneSet { time_zone: tz.trim().to_string() });
+        }
         Ok(out)
     }
 }

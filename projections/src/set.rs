@@ -56,6 +56,15 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The configuration of a district in `zone` (the organisation's
+    /// `[district] time_zone`, read from the registry): its periods are the
+    /// days, weeks and months of that zone.
+    pub fn for_zone(zone: &gridcase_engine::time::Zone) -> Config {
+        Config { utc_offset_minutes: zone.offset_minutes() }
+    }
+}
+
 impl std::fmt::Display for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let m = self.utc_offset_minutes;

@@ -50,8 +50,18 @@ pub struct SimConfig {
     pub days: u32,
     /// Mean new requests per simulated day (Poisson).
     pub requests_per_day: f64,
-    /// Concurrent actors (tokio tasks) working each step.
+    /// Concurrent actors (tokio tasks) working each step. Their commits
+    /// interleave as the scheduler runs them, so positions and case ids
+    /// (which follow commit order) vary from run to run; see
+    /// [`SimConfig::canonical_order`].
     pub actors: usize,
+    /// Run every command of a step in one canonical order (the step's
+    /// arrivals in arrival order, then the open cases in id order) instead
+    /// of on `actors` concurrent tasks, so that the same seed always gives
+    /// the same log, byte for byte, with the same head hash. The demo runs
+    /// this way; the benchmark runs concurrently, because concurrent
+    /// writers are what it measures.
+    pub canonical_order: bool,
     /// Simulated minutes per step.
     pub step_minutes: u32,
     /// Simulated start time.
@@ -67,6 +77,7 @@ impl Default for SimConfig {
             days: 30,
             requests_per_day: 400.0,
             actors: 16,
+            canonical_order: false,
             step_minutes: 60,
             // 2026-03-01T00:00:00+08:00
             start: Timestamp(1_772_294_400_000),
@@ -260,17 +271,20 @@ pub async fn run(
         let end = now.0 + step_ms;
         clock.set(now);
         // 1. Work: every open case's holder may act. Partitioned by case so one actor owns a case per step.
+        // In canonical order one task does everything, in a fixed order.
+        let tasks_n = if cfg.canonical_order { 1 } else { cfg.actors.max(1) };
+        // Sorted by id, so the canonical order is fixed.
         let ids = engine.open_case_ids();
-        let mut work: Vec<Vec<String>> = vec![Vec::new(); cfg.actors.max(1)];
+        let mut work: Vec<Vec<String>> = vec![Vec::new(); tasks_n];
         for (i, id) in ids.into_iter().enumerate() {
-            work[i % cfg.actors.max(1)].push(id);
+            work[i % tasks_n].push(id);
         }
         // 2. Intake: arrivals in [now, end), spread over the actors.
-        let mut intake: Vec<Vec<u64>> = vec![Vec::new(); cfg.actors.max(1)];
+        let mut intake: Vec<Vec<u64>> = vec![Vec::new(); tasks_n];
         if step < steps && rate_per_ms > 0.0 {
             let mut n = 0u64;
             while next_arrival < end as f64 {
-                intake[(n as usize) % cfg.actors.max(1)].push(step * 1_000_000 + n);
+                intake[(n as usize) % tasks_n].push(step * 1_000_000 + n);
                 n += 1;
                 next_arrival += exp_sample(&mut arrivals, rate_per_ms);
             }
@@ -433,6 +447,9 @@ async fn submit_one(
         town.staff(Role::GridWorker, grid)
             .map(str::to_string)
             .unwrap_or_else(|| format!("resident:r{n}"))
+    } else if channel == Channel::Hotline {
+        // The hotline desk takes the call down; the resident is the contact.
+        town.supervisor.clone()
     } else {
         format!("resident:r{}", rng.random_range(0..1_000_000u32))
     };
@@ -665,10 +682,12 @@ async fn act(
                     community_staff,
                 )
             } else {
-                let cb = case.last_callback.clone();
-                let unhappy =
-                    cb.is_some_and(|c| c.satisfaction == Satisfaction::Unsatisfied || !c.solved);
-                if unhappy && case.reopen_count < 2 {
+                // As in the sources: a case is redone when the problem is
+                // not solved; a resident who is unhappy with how it went but
+                // whose problem is solved is counted unsatisfied and the case
+                // closes (the satisfaction rate's "unsatisfied but solved").
+                let unsolved = case.last_callback.as_ref().is_some_and(|c| !c.solved);
+                if unsolved && case.reopen_count < 2 {
                     (Command::Reopen { reason: "居民不满意，重办".into() }, community_staff)
                 } else {
                     (Command::Close { note: "办结".into() }, community_staff)

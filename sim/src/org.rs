@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use gridcase_engine::domain::DeadlineClass;
 use gridcase_engine::geo::{Boundary, BoundingBox, GeoPoint, Geography, Scale};
 use gridcase_engine::org::{
-    CategorySpec, CommunitySpec, GeographySpec, GridSpec, OrgFile, Registry, Role, StaffSpec,
-    StreetSpec, UnitSpec,
+    CategorySpec, CommunitySpec, DistrictSpec, GeographySpec, GridSpec, OrgFile, Registry, Role,
+    StaffSpec, StreetSpec, UnitSpec,
 };
 
 /// How big a generated district is.
@@ -219,7 +219,11 @@ pub fn generate(shape: Shape, admin: &str, name: &str) -> OrgFile {
         })
         .collect();
     let mut org = OrgFile {
-        district: UnitSpec { code: admin.to_string(), name: name.to_string() },
+        district: DistrictSpec {
+            code: admin.to_string(),
+            name: name.to_string(),
+            time_zone: Some("Asia/Shanghai".to_string()),
+        },
         geography: None,
         streets,
         departments,

@@ -154,6 +154,11 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
         ),
         (Event::CaseClosed { note: "办结".into() }, "CaseClosed", "1906e58a9ee7bb93"),
         (
+            Event::ZoneSet { time_zone: "Asia/Shanghai".into() },
+            "ZoneSet",
+            "1a0d417369612f5368616e67686169",
+        ),
+        (
             Event::SubmissionDetailed {
                 located_by: LocationSource::Point,
                 point: Some(GeoPoint::new(33.3912345, 120.1654321).unwrap()),
@@ -171,7 +176,7 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
                 }),
             },
             "SubmissionDetailed",
-            "1a0101b2e4b8be02e2a8fef9080140396638366430383138383463376436353961326665616130633535616430313561336266346631623262306238323263643135643663313562306630306130380a696d6167652f6a70656780c00c0101056465762d3100010d6c69406578616d706c652e636e0103e5a89c0103e69d8e",
+            "1b0101b2e4b8be02e2a8fef9080140396638366430383138383463376436353961326665616130633535616430313561336266346631623262306238323263643135643663313562306630306130380a696d6167652f6a70656780c00c0101056465762d3100010d6c69406578616d706c652e636e0103e5a89c0103e69d8e",
         ),
         (
             Event::BoundarySet {
@@ -185,14 +190,14 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
                 .unwrap(),
             },
             "BoundarySet",
-            "1b113332303930323030313030313030313031010108a4e582be02c295a2f9089b14d2d5038ef302dc0ab81ec9cd03",
+            "1c113332303930323030313030313030313031010108a4e582be02c295a2f9089b14d2d5038ef302dc0ab81ec9cd03",
         ),
         (
             Event::BoundsSet {
                 bounds: BoundingBox::from_wsen([120.0896, 33.3467, 120.2304, 33.4333]).unwrap(),
             },
             "BoundsSet",
-            "1cf0b582be0280e0a1f9089091ecbe0280d0cdfa08",
+            "1df0b582be0280e0a1f9089091ecbe0280d0cdfa08",
         ),
     ]
 }
@@ -337,9 +342,9 @@ fn nested_examples() -> Vec<(Event, &'static str)> {
         "17010100",
         "17020100",
         "150002",
-        "1a00000000",
-        "1a01000000",
-        "1a02000000",
+        "1b00000000",
+        "1b01000000",
+        "1b02000000",
         "08017800010163000164016c016700016301730001000000",
         "08017801010163000164016c016700016301730001000000",
         "08017802010163000164016c016700016301730001000000",
@@ -391,9 +396,10 @@ fn variant_index(e: &Event) -> u8 {
         Event::CallbackRecorded { .. } => 23,
         Event::CaseReopened { .. } => 24,
         Event::CaseClosed { .. } => 25,
-        Event::SubmissionDetailed { .. } => 26,
-        Event::BoundarySet { .. } => 27,
-        Event::BoundsSet { .. } => 28,
+        Event::ZoneSet { .. } => 26,
+        Event::SubmissionDetailed { .. } => 27,
+        Event::BoundarySet { .. } => 28,
+        Event::BoundsSet { .. } => 29,
     }
 }
 
@@ -404,7 +410,7 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 fn the_examples_cover_every_variant_in_declaration_order() {
     let ex = examples();
-    assert_eq!(ex.len(), 29);
+    assert_eq!(ex.len(), 30);
     for (i, (e, name, payload)) in ex.iter().enumerate() {
         assert_eq!(variant_index(e) as usize, i, "{name} is out of order");
         assert_eq!(e.event_type(), *name);

@@ -453,8 +453,34 @@ impl Case {
         })
     }
 
-    /// Folds one later event in.
-    pub fn apply(&mut self, event: &Event, at: Timestamp) {
+    /// When `event`, recorded at `recorded_at` against this case as it
+    /// stood, took effect.
+    ///
+    /// An automatic hop (an escalation or a dispatch whose reason is
+    /// [`HopReason::Deadline`]) is effective at the deadline it enforces,
+    /// the hold that ran out, whenever the tick that noticed it ran: the
+    /// community held the case until its limit, not until the next tick.
+    /// Without this, hold times depend on how often deadlines are checked
+    /// (one tick on the 20th gave a community 20,480 minutes and the street
+    /// 1; daily ticks gave 3,072 and 1,536 for the same case). Every other
+    /// event is effective when recorded. The fold and the chain report both
+    /// read times through here, so a holder's `since` and a hop's hold time
+    /// agree.
+    pub fn effective_at(&self, event: &Event, recorded_at: Timestamp) -> Timestamp {
+        match event {
+            Event::CaseEscalated { reason: HopReason::Deadline, .. }
+            | Event::CaseDispatched { reason: HopReason::Deadline, .. } => match self.hold_until {
+                Some(due) if due < recorded_at => due,
+                _ => recorded_at,
+            },
+            _ => recorded_at,
+        }
+    }
+
+    /// Folds one later event in, recorded at `recorded_at` (see
+    /// [`Case::effective_at`] for the time it takes effect at).
+    pub fn apply(&mut self, event: &Event, recorded_at: Timestamp) {
+        let at = self.effective_at(event, recorded_at);
         self.version += 1;
         self.updated_at = at;
         match event {

@@ -624,14 +624,20 @@ fn submit(j: &Judge<'_>, s: &Submission, actor: &Actor) -> Result<Vec<Event>, Re
         ));
     };
     let allowed = match actor.role {
-        Role::Resident => s.channel != super::Channel::GridPatrol,
+        // A resident reports through the portal or the app. A hotline call
+        // is taken down by the hotline operator (the district's 12345 desk)
+        // and a patrol finding by the grid worker: a resident claiming those
+        // channels would skew the channel statistics the seeds report.
+        Role::Resident => {
+            !matches!(s.channel, super::Channel::GridPatrol | super::Channel::Hotline)
+        }
         Role::GridWorker => actor.unit.as_deref() == Some(grid.as_str()),
         Role::CommunityStaff => actor.unit.as_deref() == Some(community.as_str()),
         Role::StreetStaff => actor.unit.as_deref() == Some(street.as_str()),
         Role::DistrictSupervisor => !actor.system,
         Role::DepartmentStaff | Role::Auditor => false,
     };
-    j.auth(allowed, "a resident (not on the patrol channel), the grid's own grid worker, or staff of the community, street or district")?;
+    j.auth(allowed, "a resident (through the portal or the app), the grid's own grid worker, or staff of the community, street or district (the hotline desk)")?;
     let limits = reg.policy.limits(s.kind, cat.class, s.priority);
     let now = ctx.now;
     let mut events = vec![Event::CaseSubmitted {

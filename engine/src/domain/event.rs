@@ -271,6 +271,14 @@ pub enum Event {
         /// Note.
         note: String,
     },
+    /// The district's time zone was set (from the organisation file's
+    /// `[district] time_zone`). Stored as configured (an IANA name or an
+    /// offset) and resolved again by [`Zone::named`](crate::time::Zone::named)
+    /// when folded, so the log holds what the district wrote.
+    ZoneSet {
+        /// An IANA name (`Asia/Shanghai`) or a fixed offset (`+08:00`).
+        time_zone: String,
+    },
     /// What a submission carried beyond [`Event::CaseSubmitted`]'s fields:
     /// written in the same append, right after it, when the submission has
     /// a point, media or reporter details (a submission with none writes
@@ -340,6 +348,7 @@ impl Event {
             Event::CallbackRecorded { .. } => "CallbackRecorded",
             Event::CaseReopened { .. } => "CaseReopened",
             Event::CaseClosed { .. } => "CaseClosed",
+            Event::ZoneSet { .. } => "ZoneSet",
             Event::SubmissionDetailed { .. } => "SubmissionDetailed",
             Event::BoundarySet { .. } => "BoundarySet",
             Event::BoundsSet { .. } => "BoundsSet",
@@ -408,6 +417,7 @@ impl Event {
                 | Event::StaffRetired { .. }
                 | Event::CategoryDefined { .. }
                 | Event::PolicySet { .. }
+                | Event::ZoneSet { .. }
                 | Event::BoundarySet { .. }
                 | Event::BoundsSet { .. }
         )
