@@ -29,10 +29,11 @@ const MAGIC: &[u8; 4] = b"GCPJ";
 /// 2: one per-case fold in the set (`live` cases and retention), the
 /// projections' per-case records reduced to what `Case` lacks, and the
 /// case listing.
-/// 3: the registry carries the district's time zone, and (from the
-/// geography work) its boundaries, with the cases' reported points and
-/// how their locations were resolved in the listing.
-pub const STATE_FORMAT: u8 = 3;
+/// 3: the registry carries the district's time zone.
+/// 4: the registry carries the micro-grids' boundaries and the bounding
+/// box; the case listing keeps each case's reported point and how its
+/// location was resolved.
+pub const STATE_FORMAT: u8 = 4;
 const FILE: &str = "projections.state";
 const TMP: &str = "projections.state.tmp";
 
