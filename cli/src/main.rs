@@ -84,6 +84,23 @@ enum Cmd {
     Chains(dashboard::Filters),
     /// Open cases past or near their limit, by holder.
     Overdue(dashboard::Filters),
+    /// Where a point or an address is: its micro-grid, grid, community and
+    /// street, and the coordinates of the place (what a submission with it
+    /// would be placed in).
+    Locate {
+        /// A point as LAT,LON in degrees.
+        #[arg(
+            long,
+            value_name = "LAT,LON",
+            allow_hyphen_values = true,
+            conflicts_with = "address",
+            required_unless_present = "address"
+        )]
+        point: Option<String>,
+        /// A grid or micro-grid code, or text containing a registered address.
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Cases per micro-grid submitted in a window (where the problems are),
     /// and how their locations were resolved (code, point, address).
     Places {
@@ -252,6 +269,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Rates(f) => dashboard::report(&g, dashboard::Report::Rates, f).await,
         Cmd::Chains(f) => dashboard::report(&g, dashboard::Report::Chains, f).await,
         Cmd::Overdue(f) => dashboard::report(&g, dashboard::Report::Overdue, f).await,
+        Cmd::Locate { point, address } => {
+            store::locate(&g, point.as_deref(), address.as_deref()).await
+        }
         Cmd::Places { since, until, unit, top } => {
             dashboard::places(&g, since.as_deref(), until.as_deref(), unit.as_deref(), top).await
         }

@@ -628,3 +628,48 @@ pub async fn migrate(g: &Global, from: &str, to: &str) -> Result<(), CliError> {
     )?;
     Ok(())
 }
+
+/// `gridcase locate --point LAT,LON | --address TEXT`.
+pub async fn locate(
+    g: &Global,
+    point: Option<&str>,
+    address: Option<&str>,
+) -> Result<(), CliError> {
+    let engine = open(g).await?;
+    let reg = engine.registry();
+    let (grid, micro, at) = match (point, address) {
+        (Some(p), _) => {
+            let p = gridcase_engine::geo::GeoPoint::parse(p)?;
+            let l = reg.locate(p)?;
+            (l.grid.to_string(), l.micro_grid.map(str::to_string), Some(p))
+        }
+        (None, Some(a)) => {
+            let (grid, micro) = reg.resolve_location(a)?;
+            let at = reg.point_of(micro.as_deref().unwrap_or(&grid));
+            (grid, micro, at)
+        }
+        (None, None) => {
+            return Err(CliError::Usage("give --point LAT,LON or --address TEXT".into()))
+        }
+    };
+    let up = |kind| reg.ancestor(&grid, kind).map(|u| u.code.clone()).unwrap_or_default();
+    let (community, street) =
+        (up(gridcase_engine::org::UnitKind::Community), up(gridcase_engine::org::UnitKind::Street));
+    if g.json {
+        return output::json(&serde_json::json!({
+            "micro_grid": micro, "grid": grid, "community": community, "street": street,
+            "point": at,
+        }));
+    }
+    let named = |code: &str| format!("{code} {}", output::clean(reg.name_of(code)));
+    if let Some(m) = &micro {
+        crate::outln!("micro-grid  {}", named(m))?;
+    }
+    crate::outln!("grid        {}", named(&grid))?;
+    crate::outln!("community   {}", named(&community))?;
+    crate::outln!("street      {}", named(&street))?;
+    if let Some(p) = at {
+        crate::outln!("point       {p}")?;
+    }
+    Ok(())
+}
