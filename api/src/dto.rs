@@ -746,3 +746,70 @@ pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use gridcase_engine::domain::{ActorId, LocationSource, Reporter};
+    use gridcase_engine::org::Role;
+
+    fn principal(actor: &str, role: Role, unit: Option<&str>) -> Principal {
+        Principal {
+            actor: actor.into(),
+            actor_id: actor.parse::<ActorId>().unwrap(),
+            role,
+            unit: unit.map(str::to_string),
+            key_id: "k".into(),
+        }
+    }
+
+    /// The details event does not name the community, so its reporter is
+    /// shown only to those who may see any contact: the submitter and
+    /// district supervisors; the point stays visible to every reader.
+    #[test]
+    fn a_details_event_shows_the_reporter_only_to_the_submitter_and_supervisors() {
+        let event = Event::SubmissionDetailed {
+            located_by: LocationSource::Point,
+            point: Some(GeoPoint::new(33.39, 120.16).unwrap()),
+            media: vec![],
+            reporter: Some(Reporter { email: Some("li@example.cn".into()), ..Reporter::default() }),
+        };
+        let data = event.to_data();
+        let rec = RecordedEvent {
+            position: 7,
+            stream: "case-GC0000001".into(),
+            version: 2,
+            event_type: data.event_type,
+            schema_version: data.schema_version,
+            recorded_at: Timestamp(0),
+            actor: "resident:li".into(),
+            correlation_id: None,
+            causation_id: None,
+            idempotency: None,
+            payload_codec: data.payload_codec,
+            payload: data.payload,
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        };
+        let seen = |p: &Principal| EventView::new(&rec, &event, p).data;
+        for who in [
+            principal("resident:li", Role::Resident, None),
+            principal("sup", Role::DistrictSupervisor, Some("320902")),
+        ] {
+            let d = seen(&who);
+            assert_eq!(d["reporter"]["email"], "li@example.cn", "{}", who.actor);
+            assert!(d.get("reporter_redacted").is_none());
+        }
+        for who in [
+            principal("resident:wang", Role::Resident, None),
+            principal("cs11", Role::CommunityStaff, Some("320902001001")),
+            principal("d01a", Role::DepartmentStaff, Some("D01")),
+        ] {
+            let d = seen(&who);
+            assert!(d["reporter"].is_null(), "{}", who.actor);
+            assert_eq!(d["reporter_redacted"], true);
+            assert_eq!(d["point"], serde_json::json!({"lat": 33.39, "lon": 120.16}));
+        }
+    }
+}
