@@ -122,11 +122,13 @@ fn tinghu() -> OrgFile {
         .collect();
     OrgFile {
         district: DistrictSpec { code: "320902".into(), name: "亭湖区".into(), time_zone: None },
+        geography: None,
         streets,
         departments,
         categories,
         staff,
         policy: Default::default(),
+        boundaries: None,
     }
 }
 

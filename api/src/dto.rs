@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use gridcase_engine::domain::{
     Case, Channel, Command, Contact, Event, Priority, RequestKind, Satisfaction, Submission,
 };
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::log::{hex, RecordedEvent};
 use gridcase_engine::org::Registry;
 use gridcase_engine::time::Timestamp;
@@ -92,6 +93,22 @@ pub struct ContactDto {
     pub phone: String,
 }
 
+/// A WGS84 position in degrees, as a phone's GPS reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointDto {
+    /// Latitude, −90 to 90.
+    pub lat: f64,
+    /// Longitude, −180 to 180.
+    pub lon: f64,
+}
+
+impl From<GeoPoint> for PointDto {
+    fn from(p: GeoPoint) -> PointDto {
+        PointDto { lat: p.lat(), lon: p.lon() }
+    }
+}
+
 /// `POST /api/v1/cases`: open a case.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,16 +126,24 @@ pub struct SubmitBody {
     pub priority: Option<PriorityDto>,
     /// What the resident said (1 to 4000 characters).
     pub description: String,
-    /// A grid or micro-grid code, or a registered address.
+    /// A grid or micro-grid code, or a registered address; may be left
+    /// out when `point` is given.
+    #[serde(default)]
     pub location: String,
+    /// Where the resident was: placed in its micro-grid by the district's
+    /// boundaries. A code in `location` decides over it; it decides over
+    /// an address.
+    #[serde(default)]
+    pub point: Option<PointDto>,
     /// Resident contact details.
     #[serde(default)]
     pub contact: Option<ContactDto>,
 }
 
 impl SubmitBody {
-    /// The engine's submission, with the channel defaulted by role.
-    pub fn into_command(self, caller: &Principal) -> Command {
+    /// The engine's submission, with the channel defaulted by role;
+    /// refused when the point is not a position on Earth.
+    pub fn into_command(self, caller: &Principal) -> Result<Command, gridcase_engine::Error> {
         use gridcase_engine::org::Role;
         let channel = self.channel.map(Channel::from).unwrap_or(match caller.role {
             Role::Resident => Channel::App,
@@ -126,7 +151,8 @@ impl SubmitBody {
             Role::DistrictSupervisor => Channel::Hotline,
             _ => Channel::Portal,
         });
-        Command::Submit(Submission {
+        let point = self.point.map(|p| GeoPoint::new(p.lat, p.lon)).transpose()?;
+        Ok(Command::Submit(Submission {
             channel,
             kind: self.kind.into(),
             category: self.category,
@@ -134,10 +160,10 @@ impl SubmitBody {
             description: self.description,
             location: self.location,
             contact: self.contact.map(|c| Contact { name: c.name, phone: c.phone }),
-            point: None,
+            point,
             media: Vec::new(),
             reporter: None,
-        })
+        }))
     }
 }
 
@@ -325,6 +351,10 @@ pub struct CaseView {
     pub grid: String,
     /// Micro-grid code.
     pub micro_grid: Option<String>,
+    /// The point the resident reported, if any.
+    pub point: Option<PointDto>,
+    /// How the location became a grid: code, point or address.
+    pub located_by: String,
     /// Community code.
     pub community: String,
     /// Street code.
@@ -398,6 +428,8 @@ impl CaseView {
             location: case.location.clone(),
             grid: case.grid.clone(),
             micro_grid: case.micro_grid.clone(),
+            point: case.point.map(PointDto::from),
+            located_by: case.located_by.as_str().into(),
             community: case.community.clone(),
             street: case.street.clone(),
             contact: if may_see {
@@ -720,4 +752,71 @@ pub struct ErrorDetail {
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use gridcase_engine::domain::{ActorId, LocationSource, Reporter};
+    use gridcase_engine::org::Role;
+
+    fn principal(actor: &str, role: Role, unit: Option<&str>) -> Principal {
+        Principal {
+            actor: actor.into(),
+            actor_id: actor.parse::<ActorId>().unwrap(),
+            role,
+            unit: unit.map(str::to_string),
+            key_id: "k".into(),
+        }
+    }
+
+    /// The details event does not name the community, so its reporter is
+    /// shown only to those who may see any contact: the submitter and
+    /// district supervisors; the point stays visible to every reader.
+    #[test]
+    fn a_details_event_shows_the_reporter_only_to_the_submitter_and_supervisors() {
+        let event = Event::SubmissionDetailed {
+            located_by: LocationSource::Point,
+            point: Some(GeoPoint::new(33.39, 120.16).unwrap()),
+            media: vec![],
+            reporter: Some(Reporter { email: Some("li@example.cn".into()), ..Reporter::default() }),
+        };
+        let data = event.to_data();
+        let rec = RecordedEvent {
+            position: 7,
+            stream: "case-GC0000001".into(),
+            version: 2,
+            event_type: data.event_type,
+            schema_version: data.schema_version,
+            recorded_at: Timestamp(0),
+            actor: "resident:li".into(),
+            correlation_id: None,
+            causation_id: None,
+            idempotency: None,
+            payload_codec: data.payload_codec,
+            payload: data.payload,
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        };
+        let seen = |p: &Principal| EventView::new(&rec, &event, p).data;
+        for who in [
+            principal("resident:li", Role::Resident, None),
+            principal("sup", Role::DistrictSupervisor, Some("320902")),
+        ] {
+            let d = seen(&who);
+            assert_eq!(d["reporter"]["email"], "li@example.cn", "{}", who.actor);
+            assert!(d.get("reporter_redacted").is_none());
+        }
+        for who in [
+            principal("resident:wang", Role::Resident, None),
+            principal("cs11", Role::CommunityStaff, Some("320902001001")),
+            principal("d01a", Role::DepartmentStaff, Some("D01")),
+        ] {
+            let d = seen(&who);
+            assert!(d["reporter"].is_null(), "{}", who.actor);
+            assert_eq!(d["reporter_redacted"], true);
+            assert_eq!(d["point"], serde_json::json!({"lat": 33.39, "lon": 120.16}));
+        }
+    }
 }

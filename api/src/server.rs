@@ -113,6 +113,7 @@ pub fn routes() -> Routes {
         .get("/api/v1/rates/ranking", n::ranking)
         .get("/api/v1/chains", n::chains)
         .get("/api/v1/overdue", n::overdue)
+        .get("/api/v1/places", n::places)
         .get("/api/v1/replay", n::replay)
         .get("/api/v1/audit/verify", n::audit_verify)
         .get("/api/v1/stats", n::stats)

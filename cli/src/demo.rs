@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use gridcase_engine::domain::ActorId;
 use gridcase_engine::log::{Durability, EventLog, SledLog, SledOptions};
-use gridcase_engine::org::OrgFile;
 use gridcase_engine::time::{Clock, ManualClock, Timestamp};
 use gridcase_engine::{Engine, EngineOptions};
 
 use crate::error::CliError;
-use crate::store::{log_dir, read_org, DEMO_MARKER, TINGHU_TOML};
+use crate::store::{log_dir, read_org, tinghu_shipped, DEMO_MARKER};
 use crate::Global;
 
 /// `gridcase demo`: a fresh store, a simulated month, the dashboard.
@@ -31,7 +30,7 @@ pub async fn demo(
     }
     let org = match org {
         Some(p) => read_org(&p)?,
-        None => OrgFile::parse(TINGHU_TOML)?,
+        None => tinghu_shipped()?,
     };
     let data = &g.data;
     if data.exists() {

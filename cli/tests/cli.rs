@@ -1191,3 +1191,79 @@ fn a_store_without_a_key_proves_nothing_signed_until_keygen() {
     fails(&e, &["init", "--org", ORG, "--origin", "has space"], "--origin");
     assert!(!e.join("log").exists());
 }
+
+/// A phone's report with only a point, through the command line: placed
+/// in its micro-grid, shown by `case show` and `locate`, counted by
+/// `places`; a boundaries file is checked before anything is written.
+#[test]
+fn a_point_alone_places_a_case_and_the_boundaries_can_be_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    init(dir);
+    let v = json(
+        dir,
+        &[
+            "--at",
+            AT,
+            "submit",
+            "--as",
+            "resident:phone",
+            "--channel",
+            "app",
+            "--category",
+            "sanitation",
+            "--description",
+            "垃圾桶满了",
+            "--point",
+            "33.39,120.16",
+        ],
+    );
+    let case = &v["case"];
+    assert_eq!(case["located_by"], "point");
+    let micro = case["micro_grid"].as_str().unwrap().to_string();
+    let here = json(dir, &["locate", "--point", "33.39,120.16"]);
+    assert_eq!(here["micro_grid"], micro.as_str());
+    assert_eq!(here["grid"], case["grid"]);
+    // The micro-grid's own coordinates lie in it.
+    let p = &json(dir, &["locate", "--address", &micro])["point"];
+    let back = format!("{},{}", p["lat"], p["lon"]);
+    assert_eq!(json(dir, &["locate", "--point", &back])["micro_grid"], micro.as_str());
+    let places = json(dir, &["--at", AT, "places", "--since", "2026-03-01"]);
+    assert_eq!(places["located_by"]["point"], 1);
+    assert_eq!(places["places"][0]["micro_grid"], micro.as_str());
+    fails(dir, &["locate", "--point", "31.2,121.5"], "nearest is micro-grid");
+    fails(
+        dir,
+        &[
+            "--at",
+            AT,
+            "submit",
+            "--as",
+            "resident:phone",
+            "--category",
+            "sanitation",
+            "--description",
+            "x",
+            "--point",
+            "95,120",
+        ],
+        "latitude",
+    );
+    // The shipped boundaries check against the store; a broken copy does not.
+    let geojson = concat!(env!("CARGO_MANIFEST_DIR"), "/../org/tinghu.geojson");
+    let before = fingerprint(dir);
+    assert!(ok(dir, &["org", "import-geojson", geojson, "--dry-run"]).contains("1976 boundaries"));
+    let text = std::fs::read_to_string(geojson).unwrap();
+    let broken = dir.join("broken.geojson");
+    std::fs::write(
+        &broken,
+        text.replacen("\"code\":\"32090200100100101\"", "\"code\":\"nope\"", 1),
+    )
+    .unwrap();
+    fails(dir, &["org", "import-geojson", broken.to_str().unwrap()], "\"nope\" is not a unit");
+    assert_eq!(fingerprint(dir), before);
+    // A real import appends one batch to the org stream.
+    assert!(
+        ok(dir, &["--at", AT, "org", "import-geojson", geojson]).contains("loaded at positions")
+    );
+}

@@ -33,7 +33,12 @@ const MAGIC: &[u8; 4] = b"GCPJ";
 /// 4: also, the listing keeps the reported point and the first media hash
 /// (Open311 `lat`/`long`, `media_url`); a branch numbered that change 3 as
 /// well, so 4 keeps a state file of either 3 from being misread.
-pub const STATE_FORMAT: u8 = 4;
+/// 4: the registry carries the micro-grids' boundaries and the bounding
+/// box; the case listing keeps each case's reported point and how its
+/// location was resolved.
+/// 5: both of the above (the listing's point, media and placement, and the
+/// registry's geography), merged.
+pub const STATE_FORMAT: u8 = 5;
 const FILE: &str = "projections.state";
 const TMP: &str = "projections.state.tmp";
 

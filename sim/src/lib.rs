@@ -10,6 +10,11 @@
 //! request does not depend on how the concurrent actors interleaved (case
 //! ids, which follow commit order, may).
 //!
+//! Where the organisation has boundaries, seven requests in ten arrive as a
+//! phone app sends them: only a GPS point inside one of the grid's
+//! micro-grids, which the engine's point lookup places; the rest name a
+//! registered address or a code.
+//!
 //! **Architecture Invariant:** the simulator never writes events directly;
 //! everything goes through [`Engine::submit`], [`Engine::execute`] and
 //! [`Engine::tick`].
@@ -27,6 +32,7 @@ use gridcase_engine::domain::{
     Submission,
 };
 use gridcase_engine::engine::CommandOptions;
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::org::{Registry, Role, UnitKind};
 use gridcase_engine::time::{ManualClock, Timestamp, HOUR_MS};
 use gridcase_engine::{Engine, Error};
@@ -420,15 +426,21 @@ async fn submit_one(
     let weights: Vec<(usize, u32)> =
         town.categories.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect();
     let category = town.categories[pick(&mut rng, &weights)].0.clone();
-    let location = match (micro.is_empty(), rng.random_range(0..10)) {
-        (false, 0..=1) => {
+    let reg = engine.registry();
+    let roll = rng.random_range(0..10);
+    // Where the organisation has boundaries, most requests come as a phone
+    // would send them: a GPS point somewhere in one of the grid's
+    // micro-grids, and nothing else (the engine's point lookup places it).
+    let target = if micro.is_empty() { grid } else { &micro[rng.random_range(0..micro.len())] };
+    let point = if roll >= 3 { point_in(&reg, target, &mut rng) } else { None };
+    let location = match (point, micro.is_empty(), roll) {
+        (Some(_), _, _) => String::new(),
+        (None, false, 0..=1) => {
             // An address as a resident would say it: resolved to the micro-grid.
-            let m = &micro[rng.random_range(0..micro.len())];
-            let building =
-                engine.registry().units.get(m).map(|u| u.name.clone()).unwrap_or_default();
+            let building = reg.units.get(target).map(|u| u.name.clone()).unwrap_or_default();
             format!("{label}{building}")
         }
-        (false, 2..=5) => micro[rng.random_range(0..micro.len())].clone(),
+        (None, false, 2..=5) => target.clone(),
         _ => grid.clone(),
     };
     let actor = if channel == Channel::GridPatrol {
@@ -461,7 +473,7 @@ async fn submit_one(
         ),
         location,
         contact,
-        point: None,
+        point,
         media: Vec::new(),
         reporter: None,
     };
@@ -472,6 +484,29 @@ async fn submit_one(
         }
         None => Ok(None),
     }
+}
+
+/// A point inside `unit`'s boundary, drawn uniformly from its bounding box
+/// until the registry's own lookup places it in `unit` (a few tries for a
+/// quadrilateral); `None` when the unit has no boundary or no draw landed.
+fn point_in(reg: &Registry, unit: &str, rng: &mut ChaCha8Rng) -> Option<GeoPoint> {
+    let rings = reg.boundaries.get(unit)?.polygons();
+    let pts = rings.iter().flatten().flatten();
+    let (mut s, mut w, mut n, mut e) = (i32::MAX, i32::MAX, i32::MIN, i32::MIN);
+    for p in pts {
+        (s, w) = (s.min(p.lat_e7()), w.min(p.lon_e7()));
+        (n, e) = (n.max(p.lat_e7()), e.max(p.lon_e7()));
+    }
+    if s >= n || w >= e {
+        return None;
+    }
+    for _ in 0..16 {
+        let p = GeoPoint::from_e7(rng.random_range(s..=n), rng.random_range(w..=e)).ok()?;
+        if reg.locate(p).is_ok_and(|l| l.micro_grid.unwrap_or(l.grid) == unit) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// One holder's move on one case in one step.

@@ -9,6 +9,7 @@ mod cancellation;
 mod checkpoint;
 mod deadlines;
 mod fixture;
+mod geo;
 mod golden;
 mod idempotency;
 mod lifecycle;

@@ -23,6 +23,10 @@ pub const LOG_ORIGIN: &str = "test.example/320902";
 
 /// The organisation file.
 pub const ORG: &str = include_str!("../fixtures/org.toml");
+/// Its micro-grids' boundaries: a row of 0.001° squares eastwards from
+/// 33.39°N 120.16°E, one per micro-grid in code order (the first is
+/// 32090200100100101 of [`G111`]).
+pub const ORG_GEOJSON: &str = include_str!("../fixtures/org.geojson");
 
 /// 新村社区第一网格 (community 320902001001, street 320902001).
 pub const G111: &str = "320902001001001";
@@ -117,7 +121,11 @@ impl TestServer {
             .await
             .unwrap();
         engine
-            .init_org(&gridcase_engine::domain::ActorId::System, &OrgFile::parse(ORG).unwrap())
+            .init_org(&gridcase_engine::domain::ActorId::System, &{
+                let mut org = OrgFile::parse(ORG).unwrap();
+                org.attach_geojson(ORG_GEOJSON).unwrap();
+                org
+            })
             .await
             .unwrap();
         let engine_log = engine.log().clone();

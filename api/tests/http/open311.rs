@@ -650,3 +650,40 @@ async fn datetimes_are_w3_in_the_districts_offset_on_every_resource() {
     }
     t.stop().await;
 }
+
+/// An app that knows only the phone's GPS fix: `lat` and `long` alone place
+/// the request in its micro-grid, and GET returns them.
+#[tokio::test]
+async fn lat_and_long_alone_place_a_request_in_its_micro_grid() {
+    let t = TestServer::start().await;
+    let key = t.key(RESIDENT).to_string();
+    // The fixture's boundaries: 0.001° squares eastwards from 120.16°E;
+    // the second is 32090200100100102.
+    let posted = form(
+        &t,
+        "/open311/v2/requests.json",
+        &[("api_key", &key), ("service_code", "noise"), ("lat", "33.3905"), ("long", "120.1615")],
+        &[],
+    )
+    .await;
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    let id = posted.json()[0]["service_request_id"].as_str().unwrap().to_string();
+    let got = t.get(None, &format!("/open311/v2/requests/{id}.json")).await.json();
+    assert_eq!(got[0]["address_id"], "32090200100100102");
+    assert_eq!((got[0]["lat"].as_f64(), got[0]["long"].as_f64()), (Some(33.3905), Some(120.1615)));
+    assert_eq!(got[0]["address"], "33.3905000,120.1615000");
+    let native = t.get(Some("sup"), &format!("/api/v1/cases/{id}")).await.json();
+    assert_eq!(native["located_by"], "point");
+    // Outside every micro-grid: 400, naming the nearest one and how far.
+    let far = form(
+        &t,
+        "/open311/v2/requests.json",
+        &[("api_key", &key), ("service_code", "noise"), ("lat", "33.3905"), ("long", "120.20")],
+        &[],
+    )
+    .await;
+    assert_eq!(far.status, 400, "{}", far.text);
+    let why = far.json()[0]["description"].as_str().unwrap().to_string();
+    assert!(why.contains("nearest") && why.contains("m away"), "{why}");
+    t.stop().await;
+}

@@ -589,7 +589,7 @@ fn submit(j: &Judge<'_>, s: &Submission, actor: &Actor) -> Result<Vec<Event>, Re
     // outside every micro-grid (a poor fix) or there are no boundaries.
     let by_point = match s.point {
         Some(p) if !reg.units.contains_key(location) => match reg.locate(p) {
-            Ok(l) => Some((l.grid.to_string(), Some(l.micro_grid.to_string()))),
+            Ok(l) => Some((l.grid.to_string(), l.micro_grid.map(str::to_string))),
             Err(e) if location.is_empty() => return Err(j.no(Rule::InvalidArgument, e.to_string())),
             Err(_) => None,
         },

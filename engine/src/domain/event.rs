@@ -12,7 +12,7 @@ use super::{
     Channel, Contact, HopReason, Level, LocationSource, MediaRef, Priority, Reporter, RequestKind,
     Satisfaction,
 };
-use crate::geo::GeoPoint;
+use crate::geo::{Boundary, BoundingBox, GeoPoint};
 use crate::hierarchy::{Role, UnitKind};
 use crate::log::{EventData, RecordView, RecordedEvent, CODEC_POSTCARD};
 use crate::time::Timestamp;
@@ -293,6 +293,19 @@ pub enum Event {
         /// Further reporter details (personal data, like the contact).
         reporter: Option<Reporter>,
     },
+    /// A micro-grid's boundary (or a grid's, when it has no micro-grids)
+    /// was set or replaced; registry stream.
+    BoundarySet {
+        /// Unit code.
+        code: String,
+        /// The boundary (compact delta encoding, see [`Boundary`]).
+        boundary: Boundary,
+    },
+    /// The district's bounding box was set; registry stream.
+    BoundsSet {
+        /// The box.
+        bounds: BoundingBox,
+    },
 }
 
 /// An event payload that does not decode.
@@ -337,6 +350,8 @@ impl Event {
             Event::CaseClosed { .. } => "CaseClosed",
             Event::ZoneSet { .. } => "ZoneSet",
             Event::SubmissionDetailed { .. } => "SubmissionDetailed",
+            Event::BoundarySet { .. } => "BoundarySet",
+            Event::BoundsSet { .. } => "BoundsSet",
         }
     }
 
@@ -403,6 +418,8 @@ impl Event {
                 | Event::CategoryDefined { .. }
                 | Event::PolicySet { .. }
                 | Event::ZoneSet { .. }
+                | Event::BoundarySet { .. }
+                | Event::BoundsSet { .. }
         )
     }
 }

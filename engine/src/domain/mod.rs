@@ -207,7 +207,9 @@ pub struct Submission {
     pub description: String,
     /// Grid or micro-grid code, or an address registered in the
     /// organisation; may be empty when `point` is given. A code decides
-    /// over the point; a point decides over an address.
+    /// over the point; a point decides over an address, which still places
+    /// the case when the point lies outside every micro-grid or the
+    /// organisation has no boundaries.
     #[serde(default)]
     pub location: String,
     /// Resident contact.

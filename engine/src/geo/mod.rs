@@ -1,12 +1,24 @@
-//! Geography: WGS84 points as stored in events, and (in [`boundary`]) the
-//! micro-grid boundaries of the organisation and the index that maps a
-//! point to its micro-grid.
+//! Geography: WGS84 points as stored in events, the micro-grid boundaries
+//! of the organisation ([`Boundary`], stored as `BoundarySet` events in the
+//! `org` stream), the index that maps a point to its micro-grid
+//! ([`GeoIndex`], built by the registry) and the GeoJSON import and export
+//! ([`import()`], [`to_geojson`]).
 //!
 //! Points are stored as whole multiples of 10⁻⁷ degree (about 1 cm on the
 //! ground), not as floats: events derive `Eq`, the golden tests pin their
 //! bytes, and a fixed-point pair encodes the same way on every machine.
 
+mod boundary;
+mod import;
+mod index;
+
 use std::fmt;
+
+pub use boundary::{Boundary, BoundingBox, Scale};
+pub use import::{
+    import, overlaps, placeable_units, to_geojson, Geography, OVERLAP_TOLERANCE_M2, UNION_TOLERANCE,
+};
+pub use index::GeoIndex;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -16,8 +28,8 @@ use crate::Error;
 /// Where a point lies: its micro-grid, and the grid that micro-grid is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Located<'a> {
-    /// The micro-grid's code.
-    pub micro_grid: &'a str,
+    /// The micro-grid's code (none for a grid without micro-grids).
+    pub micro_grid: Option<&'a str>,
     /// Its grid's code.
     pub grid: &'a str,
 }
