@@ -24,6 +24,7 @@
 
 pub mod auth;
 mod command;
+pub mod dashboard;
 pub mod dto;
 mod error;
 pub mod events;
@@ -33,7 +34,9 @@ pub mod metrics;
 pub mod native;
 pub mod open311;
 pub mod openapi;
+pub mod scope;
 pub mod server;
+pub mod session;
 pub mod state;
 
 pub use error::{ApiError, ErrorInfo};

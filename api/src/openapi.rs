@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{dto, events, native, open311};
+use crate::{dashboard, dto, events, native, open311};
 
 struct BearerAuth;
 
@@ -42,6 +42,9 @@ impl Modify for BearerAuth {
         native::backlog, native::rates, native::ranking, native::chains, native::overdue,
         native::replay, native::audit_verify, native::stats, native::metrics,
         events::events, openapi_json,
+        dashboard::index, dashboard::asset, dashboard::whoami, dashboard::sign_in, dashboard::sign_out,
+        dashboard::meta, dashboard::map, dashboard::backlog, dashboard::rates, dashboard::chains,
+        dashboard::overdue, dashboard::case,
         open311::discovery_json, open311::discovery_xml, open311::services_json, open311::services_xml,
         open311::service_definition, open311::requests_json, open311::requests_xml,
         open311::post_request_json, open311::post_request_xml, open311::request, open311::token,
@@ -50,6 +53,7 @@ impl Modify for BearerAuth {
         dto::SubmitBody, dto::AssignBody, dto::ReasonBody, dto::MergeBody, dto::DispatchBody,
         dto::EmptyBody, dto::ExtensionBody, dto::ExtensionDecisionBody, dto::NoteBody,
         dto::CallbackBody, dto::CloseBody, dto::CaseView, dto::CommandResponse, dto::ErrorBody,
+        dashboard::SignInBody, dashboard::SessionView,
     )),
     tags(
         (name = "lifecycle", description = "Commands on a case; each is authorised by the engine's rules for the key's actor"),
@@ -57,6 +61,7 @@ impl Modify for BearerAuth {
         (name = "reports", description = "Live projections (staff keys)"),
         (name = "audit", description = "Replay, chain verification and figures (staff keys)"),
         (name = "events", description = "The live event feed"),
+        (name = "dashboard", description = "The dashboard page, its sign-in (API key for a session cookie) and its JSON, every view with ?as_of= (sessions or bearer keys)"),
         (name = "open311", description = "Open311 GeoReport v2"),
         (name = "operations", description = "Metrics and this document"),
     )

@@ -13,8 +13,10 @@ use gridcase_engine::Engine;
 use gridcase_projections::SharedProjections;
 use tokio::sync::{watch, Semaphore};
 
+use crate::dashboard::DashboardCache;
 use crate::keys::KeyStore;
 use crate::metrics::{Lags, Metrics};
+use crate::session::Sessions;
 
 /// Tunables of the server.
 #[derive(Clone, Debug)]
@@ -34,6 +36,10 @@ pub struct ServerOptions {
     /// How long a write waits for the projections (and with them the Open311
     /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
+    /// Mark the dashboard's session cookie `Secure` (set it when the server
+    /// is reached over HTTPS through a proxy that does not send
+    /// `X-Forwarded-Proto: https`; with that header the cookie is Secure anyway).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerOptions {
@@ -46,6 +52,7 @@ impl Default for ServerOptions {
             jurisdiction_id: None,
             projection_store: None,
             write_visibility_wait: Duration::from_secs(2),
+            secure_cookies: false,
         }
     }
 }
@@ -71,6 +78,10 @@ pub struct Shared {
     pub verify_gate: Semaphore,
     /// Turns true when the server shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Dashboard sign-ins (cookie sessions).
+    pub sessions: Sessions,
+    /// The dashboard's answers and as-of projections, kept per position.
+    pub dashboard: DashboardCache,
 }
 
 /// The state handed to handlers; cheap to clone.
