@@ -788,6 +788,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../assets/vendor/echarts/LICENSE"),
     },
     Asset {
+        path: "vendor/echarts/LICENSE-d3",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("../assets/vendor/echarts/LICENSE-d3"),
+    },
+    Asset {
         path: "vendor/echarts/NOTICE",
         content_type: "text/plain; charset=utf-8",
         body: include_bytes!("../assets/vendor/echarts/NOTICE"),

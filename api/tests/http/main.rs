@@ -5,6 +5,7 @@
 
 mod commands;
 mod common;
+mod dashboard;
 mod events;
 mod hardening;
 mod lifecycle;
