@@ -155,6 +155,9 @@ async function refresh() {
 
 function chart(id) {
   if (!S.charts[id]) S.charts[id] = echarts.init($(id));
+  // A chart resized while its view was hidden measured zero: measure again
+  // now that it is shown.
+  S.charts[id].resize();
   return S.charts[id];
 }
 
@@ -266,16 +269,29 @@ async function drawChains() {
   const r = await api(withAsOf("/api/v1/dashboard/chains"));
   setAudit(r);
   const rep = r.report;
-  const label = (tok) => (["community", "street", "department"].includes(tok) ? t("level_" + tok) : unitName(tok));
+  // A shape's step is a level or departments joined by "&", with "+return"
+  // or "+reopen" when the case came back that way.
+  const label = (tok) => {
+    const [base, how] = tok.split("+");
+    const name = ["community", "street", "department"].includes(base) ? t("level_" + base) : base.split("&").map(unitName).join("、");
+    return how ? name + " (" + t(how) + ")" : name;
+  };
   const nodes = new Map(); const links = new Map();
   const node = (id, name) => { if (!nodes.has(id)) nodes.set(id, { name: id, label: name }); return id; };
   const link = (a, b, v) => { const k = a + "\u0000" + b; links.set(k, (links.get(k) || 0) + v); };
   if (rep.shapes.length) {
-    // Each shape is a path of levels and departments; positions make the
-    // nodes of a path with a return distinct, so the flow has no cycle.
+    // Each shape is a path: community, street, then departments joined by
+    // "&" (with "+return" or "+reopen" when the case came back). The flow
+    // shows the first pass: community → street → each department it went to.
     rep.shapes.forEach((s) => {
-      const toks = s.shape.split("→");
-      for (let i = 0; i + 1 < toks.length; i++) link(node(i + ":" + toks[i], label(toks[i])), node(i + 1 + ":" + toks[i + 1], label(toks[i + 1])), s.cases);
+      const toks = s.shape.split("→").map((x) => x.split("+")[0]);
+      const si = toks.indexOf("street");
+      if (si < 0) return;
+      link(node("community", t("level_community")), node("street", t("level_street")), s.cases);
+      const next = toks[si + 1];
+      if (next && next !== "community" && next !== "street") {
+        next.split("&").forEach((d) => link("street", node("d:" + d, unitName(d)), s.cases));
+      }
     });
   } else {
     rep.communities.forEach((c) => {
@@ -286,7 +302,7 @@ async function drawChains() {
   }
   chart("sankey-chart").setOption({
     tooltip: { trigger: "item" },
-    series: [{ type: "sankey", emphasis: { focus: "adjacency" }, nodeAlign: "left", layoutIterations: 32,
+    series: [{ type: "sankey", left: 10, right: 160, top: 20, bottom: 20, emphasis: { focus: "adjacency" }, nodeAlign: "left", layoutIterations: 32,
       label: { color: "#e8eef7", formatter: (p) => (nodes.get(p.name) || {}).label || p.name },
       lineStyle: { color: "gradient", opacity: 0.4 },
       data: [...nodes.values()].map((n) => ({ name: n.name })),
@@ -294,6 +310,9 @@ async function drawChains() {
   }, true);
   $("levels-table").innerHTML = `<tr><th class="l">${t("level")}</th><th>${t("holds")}</th><th>${t("median")}</th><th>${t("p90")}</th></tr>` +
     rep.levels.map((l) => `<tr><td class="l">${t("level_" + l.level)}</td><td>${l.holds}</td><td>${l.median_minutes ?? "–"}</td><td>${l.p90_minutes ?? "–"}</td></tr>`).join("");
+  const sts = rep.streets.slice().sort((a, b) => b.counts.to_street - a.counts.to_street);
+  $("streets-table").innerHTML = sts.length ? `<tr><th class="l">${t("street")}</th><th>${t("cases")}</th><th>${t("to_street")}</th><th>${t("to_department")}</th></tr>` +
+    sts.map((c) => `<tr><td class="l">${esc(c.name)}</td><td>${c.counts.cases}</td><td>${c.counts.to_street}</td><td>${c.counts.to_department}</td></tr>`).join("") : "";
   const cats = rep.categories.slice(0, 10);
   $("categories-table").innerHTML = cats.length ? `<tr><th class="l">${t("category")}</th><th>${t("cases")}</th><th>${t("to_street")}</th><th>${t("to_department")}</th><th>${t("escalation_rate")}</th></tr>` +
     cats.map((c) => `<tr><td class="l">${esc(c.name)}</td><td>${c.counts.cases}</td><td>${c.counts.to_street}</td><td>${c.counts.to_department}</td><td>${pct(c.rate)}</td></tr>`).join("") : "";
