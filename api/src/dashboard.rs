@@ -607,11 +607,17 @@ pub async fn case(
 ) -> Result<Response, ApiError> {
     let id = case_id(&id)?;
     let at = parse_as_of(&state, q.as_of.as_deref())?;
-    let mut history = state.engine.history(&id).await?;
+    // One answer for "no such case" and "not yours": a caller outside the
+    // scope learns nothing, not even that the case exists.
+    let not_found = || ApiError::NotFound(format!("no case {id} that you may read"));
+    let mut history = match state.engine.history(&id).await {
+        Ok(h) => h,
+        Err(gridcase_engine::Error::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
     if let Some(t) = at {
         history.retain(|(_, rec)| rec.recorded_at <= t);
     }
-    let not_found = || ApiError::NotFound(format!("no case {id} that you may read"));
     let case = gridcase_engine::domain::Case::fold(
         history.iter().map(|(e, r)| (e, r.actor.as_str(), r.recorded_at)),
     )
@@ -624,8 +630,6 @@ pub async fn case(
         case.holders.iter().map(|h| h.unit.as_str()),
         &case.submitted_by,
     ) {
-        // The same answer as for a case that does not exist: a caller
-        // outside the scope learns nothing, not even that it exists.
         return Err(not_found());
     }
     let zone = &reg.zone;

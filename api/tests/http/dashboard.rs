@@ -170,6 +170,13 @@ async fn each_caller_reads_only_their_scope() {
     assert_eq!(t.get(Some("cs11"), &format!("/api/v1/dashboard/cases/{mine}")).await.status, 200);
     let other = t.get(Some("cs11"), &format!("/api/v1/dashboard/cases/{theirs}")).await;
     assert_eq!(other.status, 404, "{}", other.text);
+    let missing = t.get(Some("cs11"), "/api/v1/dashboard/cases/GC9999999").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        other.json()["error"]["message"].as_str().unwrap().replace(&theirs, "ID"),
+        missing.json()["error"]["message"].as_str().unwrap().replace("GC9999999", "ID"),
+        "an out-of-scope case reads like a missing one"
+    );
     assert_eq!(t.get(Some("cs21"), &format!("/api/v1/dashboard/cases/{theirs}")).await.status, 200);
     // A department sees a case once it holds it.
     assert_eq!(t.get(Some("d01a"), &format!("/api/v1/dashboard/cases/{mine}")).await.status, 404);
