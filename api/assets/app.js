@@ -83,7 +83,7 @@ async function signOut() {
 async function start(me) {
   S.me = me; S.csrf = me.csrf;
   $("login").hidden = true; $("app").hidden = false;
-  $("user").textContent = me.name + " · " + me.role;
+  $("user").textContent = me.name + " · " + t("role_" + me.role);
   await loadMeta();
   route();
   startFeed();
@@ -341,7 +341,7 @@ async function drawCase() {
   }
   const c = r.case;
   const contact = c.contact ? esc([c.contact.name, c.contact.phone].filter(Boolean).join(" ")) : esc(t("hidden"));
-  const dl = [["status", c.status], ["category", c.category_name], ["grid", unitName(c.grid) + " " + c.grid],
+  const dl = [["status", t("status_" + c.status)], ["category", c.category_name], ["grid", unitName(c.grid) + " " + c.grid],
     ["holder", r.holders.map((h) => h.name + " (" + fmtTime(h.since) + ")").join(", ")],
     ["response_due", r.deadlines.response_due_text], ["resolution_due", r.deadlines.resolution_due_text], ["contact", null]];
   $("case-body").innerHTML = `<p><a href="#overdue">‹ ${t("back")}</a></p><h2 id="case-id">${esc(c.id)}</h2><p>${esc(c.description)}</p><dl>` +
@@ -380,7 +380,7 @@ async function main() {
   applyLang();
   $("login-form").addEventListener("submit", signIn);
   $("signout").onclick = signOut;
-  $("lang").onclick = () => { S.lang = S.lang === "zh" ? "en" : "zh"; localStorage.setItem("gc_lang", S.lang); applyLang(); refresh(); };
+  $("lang").onclick = () => { S.lang = S.lang === "zh" ? "en" : "zh"; localStorage.setItem("gc_lang", S.lang); applyLang(); if (S.me) $("user").textContent = S.me.name + " · " + t("role_" + S.me.role); refresh(); };
   $("slider").addEventListener("input", () => { $("asof-text").textContent = fmtTime(Number($("slider").value)); });
   $("slider").addEventListener("change", () => setAsOf(Number($("slider").value)));
   $("asof-input").addEventListener("change", () => {

@@ -93,9 +93,7 @@ async fn until(c: &Client, expr: &str, limit: Duration) -> Value {
             return v;
         }
         if start.elapsed() >= limit {
-            let err = c.execute("return [document.body.dataset.error || '', location.hash, S.view, S.asOf, document.body.dataset.ready, document.body.dataset.signedOut]", vec![]).await;
-            let again = c.execute("return Promise.race([drawMap().then(() => 'drawn', e => 'ERR ' + e + e.stack), new Promise(r => setTimeout(() => r('hung'), 5000))])", vec![]).await;
-            eprintln!("drawMap again: {again:?}");
+            let err = c.execute("return {error: document.body.dataset.error || '', hash: location.hash, as_of: S.asOf, ready: document.body.dataset.ready, signed_out_by: document.body.dataset.signedOut}", vec![]).await;
             if let Ok(png) = c.screenshot().await {
                 let _ = std::fs::write(screenshots_dir().join("failure.png"), png);
             }
@@ -129,12 +127,13 @@ async fn sign_in(c: &Client, base: &str, key: &str) {
 
 /// The numbers of a grid's tooltip on the map.
 async fn tooltip(c: &Client, grid: &str) -> Value {
-    js(c, &format!("S.charts['map-chart'].dispatchAction({{type:'showTip', seriesIndex:0, name:'{grid}'}});"))
-        .await;
+    // Asked again on every poll: a redraw (a feed event, a new moment)
+    // replaces the chart and hides a tooltip shown before it.
     until(
         c,
         &format!(
-            "(() => {{ const e = document.querySelector('.tip[data-grid=\"{grid}\"]'); if (!e) return null; \
+            "(() => {{ S.charts['map-chart'].dispatchAction({{type:'showTip', seriesIndex:0, name:'{grid}'}}); \
+             const e = document.querySelector('.tip[data-grid=\"{grid}\"]'); if (!e) return null; \
              const o = {{}}; e.querySelectorAll('[data-k]').forEach(x => o[x.dataset.k] = x.textContent); return o; }})()"
         ),
         Duration::from_secs(10),
