@@ -194,15 +194,9 @@ async function drawMap() {
     series: [{ type: "map", map: name, roam: true, data, nameProperty: "name", emphasis: { label: { show: false } },
       itemStyle: { borderColor: "#0f1b2d", borderWidth: 0.5 }, select: { disabled: true } }],
   }, true);
+  S.mapFeatureList = feats;
   c.off("click");
-  c.on("click", (p) => {
-    const f = feats.find((x) => x.properties.name === p.name);
-    if (!f) return;
-    if (!street) S.drill = [f.properties.street];
-    else if (!community) S.drill = [street, f.properties.community];
-    else { location.hash = "#overdue"; return; }
-    drawMap();
-  });
+  c.on("click", (p) => drillInto(p.name));
   const crumbs = ['<a data-d="0">' + esc(t("district_all")) + "</a>"];
   if (street) crumbs.push('<a data-d="1">' + esc(unitName(street)) + "</a>");
   if (community) crumbs.push("<span>" + esc(unitName(community)) + "</span>");
@@ -211,6 +205,17 @@ async function drawMap() {
   const d = backlog.report.district;
   $("map-summary").textContent = d ? `${t("open")} ${d.open} · ${t("overdue")} ${d.overdue}` : "";
   $("map-note").textContent = geo.report.schematic ? t("schematic") : "";
+}
+
+// A click on a grid: district → its street → its community → the overdue list.
+function drillInto(code) {
+  const f = (S.mapFeatureList || []).find((x) => x.properties.name === code);
+  if (!f) return Promise.resolve();
+  const [street, community] = S.drill;
+  if (!street) S.drill = [f.properties.street];
+  else if (!community) S.drill = [street, f.properties.community];
+  else { location.hash = "#overdue"; return Promise.resolve(); }
+  return drawMap();
 }
 
 function gridTip(code, r, rr) {

@@ -326,6 +326,21 @@ async fn dashboard_in_a_real_browser() {
     assert_eq!(tip["overdue"], json!(busiest["overdue"].to_string()), "{tip}");
     assert_eq!(tip["aging"], json!(aging(busiest)), "{tip}");
 
+    // A click drills down: the grid's street, then its community, then back to the district.
+    let street = &code[..9];
+    let community = &code[..12];
+    let count_in = |prefix: &str| {
+        grids.iter().filter(|g| g["code"].as_str().unwrap().starts_with(prefix)).count()
+    };
+    js(&c, &format!("return drillInto('{code}')")).await;
+    assert_eq!(js(&c, "return S.mapFeatures").await, json!(count_in(street)));
+    js(&c, &format!("return drillInto('{code}')")).await;
+    assert_eq!(js(&c, "return S.mapFeatures").await, json!(count_in(community)));
+    let crumbs = js(&c, "return document.getElementById('crumbs').textContent").await;
+    assert!(crumbs.as_str().unwrap().matches('›').count() == 2, "{crumbs}");
+    js(&c, "document.querySelector('#crumbs a[data-d=\"0\"]').click()").await;
+    until(&c, &format!("S.mapFeatures === {}", grids.len()), Duration::from_secs(10)).await;
+
     // The rates table equals `gridcase rates --json`.
     open_view(&c, "#rates").await;
     assert_eq!(js(&c, "return document.getElementById('period').value").await, json!("2026-03"));
