@@ -122,11 +122,13 @@ fn tinghu() -> OrgFile {
         .collect();
     OrgFile {
         district: DistrictSpec { code: "320902".into(), name: "亭湖区".into(), time_zone: None },
+        geography: None,
         streets,
         departments,
         categories,
         staff,
         policy: Default::default(),
+        boundaries: None,
     }
 }
 
@@ -158,6 +160,9 @@ fn report(location: &str) -> Submission {
         description: "小区东门路灯连续三晚不亮".into(),
         location: location.into(),
         contact: None,
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     }
 }
 

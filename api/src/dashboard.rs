@@ -342,13 +342,61 @@ pub async fn map(
 /// grid that `keep` accepts, with `code`, `name`, `community` and `street`
 /// properties.
 ///
-/// The registry on this branch carries no boundaries yet, so the shapes
-/// are a **schematic**: one square per grid, laid out in code order (so a
+/// With boundaries in the registry (the organisation file's `[geography]`),
+/// a grid's shape is a MultiPolygon of its micro-grids' polygons (or its
+/// own, for a grid without micro-grids). A registry without boundaries
+/// gets a **schematic**: one square per grid, laid out in code order (so a
 /// community's and a street's grids sit together), and the collection says
-/// so (`"schematic": true`, which the page prints under the map). When the
-/// registry has boundaries, this function is the one place that changes.
+/// so (`"schematic": true`, which the page prints under the map).
 pub fn district_geojson(reg: &Registry, keep: impl Fn(&str) -> bool) -> Value {
     let grids: Vec<_> = reg.units_of(UnitKind::Grid).filter(|g| !g.retired).collect();
+    let props = |g: &gridcase_engine::org::Unit| {
+        let community = reg.ancestor(&g.code, UnitKind::Community).map(|u| u.code.clone());
+        let street = reg.ancestor(&g.code, UnitKind::Street).map(|u| u.code.clone());
+        json!({"name": g.code, "code": g.code, "label": g.name, "community": community, "street": street})
+    };
+    if !reg.boundaries.is_empty() {
+        // Each boundary belongs to a micro-grid (whose parent is its grid)
+        // or to a grid without micro-grids.
+        let mut by_grid: HashMap<&str, Vec<Value>> = HashMap::new();
+        for (code, boundary) in &reg.boundaries {
+            let grid = match reg.units.get(code) {
+                Some(u) if u.kind == UnitKind::MicroGrid => u.parent.as_deref(),
+                Some(u) if u.kind == UnitKind::Grid => Some(code.as_str()),
+                _ => None,
+            };
+            let Some(grid) = grid else { continue };
+            let polygons = boundary.polygons().into_iter().map(|rings| {
+                let rings: Vec<Value> = rings
+                    .into_iter()
+                    .map(|ring| {
+                        // GeoJSON rings are closed: the first vertex again at the end.
+                        let mut pts: Vec<Value> =
+                            ring.iter().map(|p| json!([p.lon(), p.lat()])).collect();
+                        if let Some(first) = pts.first().cloned() {
+                            pts.push(first);
+                        }
+                        Value::Array(pts)
+                    })
+                    .collect();
+                Value::Array(rings)
+            });
+            by_grid.entry(grid).or_default().extend(polygons);
+        }
+        let features: Vec<Value> = grids
+            .iter()
+            .filter(|g| keep(&g.code))
+            .filter_map(|g| {
+                let polygons = by_grid.remove(g.code.as_str())?;
+                Some(json!({
+                    "type": "Feature",
+                    "properties": props(g),
+                    "geometry": {"type": "MultiPolygon", "coordinates": polygons},
+                }))
+            })
+            .collect();
+        return json!({"type": "FeatureCollection", "schematic": false, "features": features});
+    }
     let columns = (grids.len() as f64).sqrt().ceil().max(1.0) as usize;
     // A cell of 0.01° with a small gap, so borders show.
     const CELL: f64 = 0.01;
@@ -361,11 +409,9 @@ pub fn district_geojson(reg: &Registry, keep: impl Fn(&str) -> bool) -> Value {
             let (col, row) = ((i % columns) as f64, (i / columns) as f64);
             let (x0, y0) = (col * CELL, -row * CELL);
             let (x1, y1) = (x0 + CELL - GAP, y0 - CELL + GAP);
-            let community = reg.ancestor(&g.code, UnitKind::Community).map(|u| u.code.clone());
-            let street = reg.ancestor(&g.code, UnitKind::Street).map(|u| u.code.clone());
             json!({
                 "type": "Feature",
-                "properties": {"name": g.code, "code": g.code, "label": g.name, "community": community, "street": street},
+                "properties": props(g),
                 "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
             })
         })

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use gridcase_engine::domain::{
     Case, Channel, Command, Contact, Event, Priority, RequestKind, Satisfaction, Submission,
 };
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::log::{hex, RecordedEvent};
 use gridcase_engine::org::Registry;
 use gridcase_engine::time::Timestamp;
@@ -92,6 +93,22 @@ pub struct ContactDto {
     pub phone: String,
 }
 
+/// A WGS84 position in degrees, as a phone's GPS reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointDto {
+    /// Latitude, −90 to 90.
+    pub lat: f64,
+    /// Longitude, −180 to 180.
+    pub lon: f64,
+}
+
+impl From<GeoPoint> for PointDto {
+    fn from(p: GeoPoint) -> PointDto {
+        PointDto { lat: p.lat(), lon: p.lon() }
+    }
+}
+
 /// `POST /api/v1/cases`: open a case.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,16 +126,24 @@ pub struct SubmitBody {
     pub priority: Option<PriorityDto>,
     /// What the resident said (1 to 4000 characters).
     pub description: String,
-    /// A grid or micro-grid code, or a registered address.
+    /// A grid or micro-grid code, or a registered address; may be left
+    /// out when `point` is given.
+    #[serde(default)]
     pub location: String,
+    /// Where the resident was: placed in its micro-grid by the district's
+    /// boundaries. A code in `location` decides over it; it decides over
+    /// an address.
+    #[serde(default)]
+    pub point: Option<PointDto>,
     /// Resident contact details.
     #[serde(default)]
     pub contact: Option<ContactDto>,
 }
 
 impl SubmitBody {
-    /// The engine's submission, with the channel defaulted by role.
-    pub fn into_command(self, caller: &Principal) -> Command {
+    /// The engine's submission, with the channel defaulted by role;
+    /// refused when the point is not a position on Earth.
+    pub fn into_command(self, caller: &Principal) -> Result<Command, gridcase_engine::Error> {
         use gridcase_engine::org::Role;
         let channel = self.channel.map(Channel::from).unwrap_or(match caller.role {
             Role::Resident => Channel::App,
@@ -126,7 +151,8 @@ impl SubmitBody {
             Role::DistrictSupervisor => Channel::Hotline,
             _ => Channel::Portal,
         });
-        Command::Submit(Submission {
+        let point = self.point.map(|p| GeoPoint::new(p.lat, p.lon)).transpose()?;
+        Ok(Command::Submit(Submission {
             channel,
             kind: self.kind.into(),
             category: self.category,
@@ -134,7 +160,10 @@ impl SubmitBody {
             description: self.description,
             location: self.location,
             contact: self.contact.map(|c| Contact { name: c.name, phone: c.phone }),
-        })
+            point,
+            media: Vec::new(),
+            reporter: None,
+        }))
     }
 }
 
@@ -322,6 +351,10 @@ pub struct CaseView {
     pub grid: String,
     /// Micro-grid code.
     pub micro_grid: Option<String>,
+    /// The point the resident reported, if any.
+    pub point: Option<PointDto>,
+    /// How the location became a grid: code, point or address.
+    pub located_by: String,
     /// Community code.
     pub community: String,
     /// Street code.
@@ -395,6 +428,8 @@ impl CaseView {
             location: case.location.clone(),
             grid: case.grid.clone(),
             micro_grid: case.micro_grid.clone(),
+            point: case.point.map(PointDto::from),
+            located_by: case.located_by.as_str().into(),
             community: case.community.clone(),
             street: case.street.clone(),
             contact: if may_see {
@@ -496,6 +531,16 @@ impl EventView {
                 if let Some(obj) = data.as_object_mut() {
                     obj.insert("contact".into(), serde_json::Value::Null);
                     obj.insert("contact_redacted".into(), serde_json::Value::Bool(true));
+                }
+            }
+        }
+        // The details event does not name the community, so only those who
+        // may see any contact (supervisors, the submitter) see its reporter.
+        if let Event::SubmissionDetailed { reporter: Some(_), .. } = event {
+            if !viewer.may_see_contact("", &rec.actor) {
+                if let Some(obj) = data.as_object_mut() {
+                    obj.insert("reporter".into(), serde_json::Value::Null);
+                    obj.insert("reporter_redacted".into(), serde_json::Value::Bool(true));
                 }
             }
         }

@@ -30,6 +30,7 @@ mod error;
 pub mod events;
 pub mod extract;
 pub mod keys;
+pub mod listen;
 pub mod metrics;
 pub mod native;
 pub mod open311;

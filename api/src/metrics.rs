@@ -67,6 +67,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     append: Mutex<Histogram>,
     sse_clients: AtomicI64,
+    connections: AtomicI64,
     started: Instant,
 }
 
@@ -76,6 +77,7 @@ impl Default for Metrics {
             requests: Mutex::new(BTreeMap::new()),
             append: Mutex::new(Histogram::default()),
             sse_clients: AtomicI64::new(0),
+            connections: AtomicI64::new(0),
             started: Instant::now(),
         }
     }
@@ -124,6 +126,16 @@ impl Metrics {
         SseGuard(self.clone())
     }
 
+    /// A TCP connection was accepted ([`crate::listen`]).
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A TCP connection closed.
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Seconds since start.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
@@ -159,6 +171,11 @@ impl Metrics {
             "",
         );
         let gauges = [
+            (
+                "gridcase_http_connections",
+                "Open HTTP connections (at most the server's --max-connections).",
+                self.connections.load(Ordering::Relaxed) as f64,
+            ),
             (
                 "gridcase_sse_clients",
                 "Connected event-feed clients.",

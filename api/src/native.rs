@@ -81,7 +81,7 @@ pub async fn submit(
     headers: HeaderMap,
     JsonBody(body): JsonBody<SubmitBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command(&principal);
+    let command = body.into_command(&principal)?;
     execute(&state, &principal, &headers, None, command).await
 }
 
@@ -513,6 +513,67 @@ pub async fn overdue(
     principal.require_staff()?;
     let now = now_or(&state, q.now.as_deref())?;
     report(&state, now, |set| Ok(set.overdue_report(now)))
+}
+
+/// The places query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PlacesQuery {
+    /// Earliest submission (RFC 3339; default: 30 days before `to`).
+    pub from: Option<String>,
+    /// Latest submission (RFC 3339; default: now).
+    pub to: Option<String>,
+    /// Only places within this unit (a street, community or grid code).
+    pub unit: Option<String>,
+    /// At most this many rows, most cases first (default 50, at most 10,000).
+    pub top: Option<usize>,
+}
+
+/// Cases grouped by the micro-grid they were resolved to.
+#[utoipa::path(
+    get, path = "/api/v1/places", tag = "reports",
+    summary = "Cases per micro-grid (submitted in a window), and how their locations were resolved",
+    params(PlacesQuery),
+    responses(
+        (status = 200, description = "The places report", body = ReportResponse),
+        (status = 400, description = "Bad time, unit or top", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a staff key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn places(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(q): QueryParams<PlacesQuery>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    principal.require_staff()?;
+    let to = now_or(&state, q.to.as_deref())?;
+    let from = match q.from.as_deref() {
+        Some(t) => now_or(&state, Some(t))?,
+        None => to.plus_ms(-30 * 24 * 3_600_000),
+    };
+    let top = q.top.unwrap_or(50);
+    if top == 0 || top > 10_000 {
+        return Err(ApiError::bad_request("invalid_top", "top must be 1 to 10000"));
+    }
+    report(&state, to, |set| {
+        let reg = set.registry();
+        if let Some(u) = &q.unit {
+            if !reg.units.contains_key(u) {
+                return Err(ApiError::bad_request(
+                    "invalid_unit",
+                    format!("unit {u:?} is not in the registry"),
+                ));
+            }
+        }
+        let mut r = set
+            .cases()
+            .by_place(from, to, |place| q.unit.as_deref().is_none_or(|u| reg.is_within(place, u)));
+        r.places.truncate(top);
+        Ok(r)
+    })
 }
 
 /// The replay query.

@@ -10,8 +10,10 @@
 //!   withdrawn, with `status_notes` saying which; `agency_responsible` names
 //!   the current holders, `expected_datetime` is the resolution deadline,
 //!   `address` the location as given and `address_id` the grid or
-//!   micro-grid code. gridcase locates by grid, not by coordinates: `lat`
-//!   and `long` are accepted on POST but never returned (null / empty).
+//!   micro-grid code, `lat`/`long` the point the resident reported (null
+//!   when the request came with an address or code only). On POST, `lat`
+//!   and `long` alone are enough: the point is placed in its micro-grid
+//!   by the district's boundaries (an `address_id` code decides over it).
 //! - `jurisdiction_id` is optional (one jurisdiction per server); when
 //!   given it must be the district's code (or the configured id), else 404.
 //! - `POST requests` needs an `api_key`; its actor submits through the
@@ -551,9 +553,9 @@ pub struct ServiceRequest {
     pub address_id: Option<String>,
     /// Not kept (null).
     pub zipcode: Option<String>,
-    /// Not kept: gridcase locates by grid (null).
+    /// The reported latitude (null without a point).
     pub lat: Option<f64>,
-    /// Not kept: gridcase locates by grid (null).
+    /// The reported longitude (null without a point).
     pub long: Option<f64>,
     /// Not kept (null).
     pub media_url: Option<String>,
@@ -628,8 +630,8 @@ fn service_request(
         address: case.location().to_string(),
         address_id: Some(case.micro_grid().unwrap_or(case.grid()).to_string()),
         zipcode: None,
-        lat: None,
-        long: None,
+        lat: case.point().map(|p| p.lat()),
+        long: case.point().map(|p| p.lon()),
         media_url: None,
         extended_attributes: now.map(|now| ExtendedAttributes {
             gridcase_status: case.status().as_str().into(),
@@ -928,9 +930,10 @@ pub struct PostRequestForm {
     pub jurisdiction_id: Option<String>,
     /// The service (category) code.
     pub service_code: String,
-    /// Accepted, not kept; a location also needs address_string or address_id.
+    /// Latitude (WGS84); with `long`, enough to place the request in its
+    /// micro-grid.
     pub lat: Option<f64>,
-    /// Accepted, not kept.
+    /// Longitude (WGS84).
     pub long: Option<f64>,
     /// A registered address (or text containing one).
     pub address_string: Option<String>,
@@ -1059,12 +1062,23 @@ async fn post_request(
     if lat.is_some() != long.is_some() {
         return Err(ApiError::bad_request("invalid_coordinate", "send lat and long together"));
     }
-    let location = form.get("address_id").or_else(|| form.get("address_string")).cloned().ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_location",
-            "gridcase locates requests by grid: send address_string (a registered address) or address_id (a grid or micro-grid code); lat/long alone are not enough",
-        )
-    })?;
+    let point = match (lat, long) {
+        (Some(lat), Some(long)) => Some(
+            gridcase_engine::geo::GeoPoint::new(lat, long)
+                .map_err(|e| ApiError::bad_request("invalid_coordinate", e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let location = match form.get("address_id").or_else(|| form.get("address_string")) {
+        Some(l) => l.clone(),
+        None if point.is_some() => String::new(),
+        None => {
+            return Err(ApiError::bad_request(
+                "missing_location",
+                "send lat and long, address_string (a registered address) or address_id (a grid or micro-grid code)",
+            ))
+        }
+    };
     let kind = match form.get("attribute[kind]") {
         Some(k) => k
             .parse::<RequestKind>()
@@ -1116,6 +1130,9 @@ async fn post_request(
         description,
         location,
         contact,
+        point,
+        media: Vec::new(),
+        reporter: None,
     });
     let opts = crate::command::command_options(&principal, &headers)?;
     let done =

@@ -40,6 +40,7 @@ impl Modify for BearerAuth {
         native::decide_extension, native::supervise, native::resolve, native::callback,
         native::reopen, native::close,
         native::backlog, native::rates, native::ranking, native::chains, native::overdue,
+        native::places,
         native::replay, native::audit_verify, native::stats, native::metrics,
         events::events, openapi_json,
         dashboard::index, dashboard::asset, dashboard::whoami, dashboard::sign_in, dashboard::sign_out,

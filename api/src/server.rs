@@ -111,6 +111,7 @@ pub fn routes() -> Routes {
         .get("/api/v1/rates/ranking", n::ranking)
         .get("/api/v1/chains", n::chains)
         .get("/api/v1/overdue", n::overdue)
+        .get("/api/v1/places", n::places)
         .get("/api/v1/replay", n::replay)
         .get("/api/v1/audit/verify", n::audit_verify)
         .get("/api/v1/stats", n::stats)
@@ -418,14 +419,10 @@ impl Server {
             source,
         })?;
         let router = app(state.clone());
-        let mut stop = shutdown_rx;
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let limits = state.options.connections;
+        let metrics = state.metrics.clone();
+        let http =
+            tokio::spawn(crate::listen::serve(listener, router, limits, metrics, shutdown_rx));
         tracing::info!(%addr, "gridcase API listening");
         Ok(Server { addr, state, shutdown: shutdown_tx, http, tasks, follower })
     }

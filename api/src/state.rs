@@ -33,6 +33,8 @@ pub struct ServerOptions {
     pub jurisdiction_id: Option<String>,
     /// Where the projections save their state (`None`: rebuilt on every start).
     pub projection_store: Option<PathBuf>,
+    /// Connection cap and timeouts of the accept loop ([`crate::listen`]).
+    pub connections: crate::listen::ConnectionLimits,
     /// How long a write waits for the projections (and with them the Open311
     /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
@@ -51,6 +53,7 @@ impl Default for ServerOptions {
             sse_keep_alive: Duration::from_secs(15),
             jurisdiction_id: None,
             projection_store: None,
+            connections: crate::listen::ConnectionLimits::default(),
             write_visibility_wait: Duration::from_secs(2),
             secure_cookies: false,
         }

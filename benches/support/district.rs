@@ -198,6 +198,7 @@ pub fn tinghu() -> Org {
         .collect();
     let file = OrgFile {
         district: DistrictSpec { code: DISTRICT.into(), name: "亭湖区".into(), time_zone: None },
+        geography: None,
         streets,
         departments: departments
             .iter()
@@ -215,6 +216,7 @@ pub fn tinghu() -> Org {
             .collect(),
         staff,
         policy: DeadlinePolicy::default(),
+        boundaries: None,
     };
     Org { file, grids, departments, categories }
 }

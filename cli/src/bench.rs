@@ -241,9 +241,7 @@ async fn preload(log: &Arc<dyn EventLog>, n: u64) -> Result<(), CliError> {
 
 fn org(shape: &str) -> Result<OrgFile, CliError> {
     match shape {
-        "chengdu" => {
-            Ok(gridcase_sim::org::generate(gridcase_sim::org::CHENGDU, "510100", "成都市"))
-        }
+        "chengdu" => Ok(gridcase_sim::org::chengdu()),
         "tinghu" => Ok(gridcase_sim::org::tinghu()),
         other => Err(CliError::Usage(format!("--shape {other:?}: use chengdu or tinghu"))),
     }

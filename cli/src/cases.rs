@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use gridcase_engine::domain::{ActorId, Case, CaseId, Command, Contact, Satisfaction, Submission};
 use gridcase_engine::engine::{CommandOptions, CommandResult};
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::time::{Timestamp, Zone};
 
 use crate::error::CliError;
@@ -59,9 +60,16 @@ pub struct SubmitArgs {
     /// What the resident said.
     #[arg(long)]
     description: String,
-    /// Grid or micro-grid code, or a registered address.
-    #[arg(long)]
+    /// Grid or micro-grid code, or a registered address (may be left out
+    /// when --point is given).
+    #[arg(long, default_value = "", required_unless_present = "point")]
     location: String,
+    /// Where the resident was, as LAT,LON in degrees (WGS84), e.g.
+    /// 33.39,120.16: placed in its micro-grid by the organisation's
+    /// boundaries. A code in --location decides over it; it decides over
+    /// an address.
+    #[arg(long, value_name = "LAT,LON", allow_hyphen_values = true)]
+    point: Option<String>,
     /// Resident's name.
     #[arg(long)]
     contact_name: Option<String>,
@@ -279,6 +287,9 @@ pub async fn submit(g: &Global, a: SubmitArgs) -> Result<(), CliError> {
         description: a.description,
         location: a.location,
         contact,
+        point: a.point.as_deref().map(GeoPoint::parse).transpose()?,
+        media: Vec::new(),
+        reporter: None,
     };
     let engine = store::open(g).await?;
     let r = engine.submit(&a.act.actor_id()?, sub, a.act.options()).await?;
@@ -389,7 +400,13 @@ pub fn print_case(zone: &Zone, c: &Case) -> Result<(), CliError> {
         clean(&c.community),
         clean(&c.street)
     )?;
-    crate::outln!("location    {}", clean(&c.location))?;
+    if let Some(m) = &c.micro_grid {
+        crate::outln!("micro-grid  {}", clean(m))?;
+    }
+    crate::outln!("location    {}  (placed by {})", clean(&c.location), c.located_by)?;
+    if let Some(p) = c.point {
+        crate::outln!("point       {p}")?;
+    }
     crate::outln!("description {}", clean(&c.description))?;
     crate::outln!(
         "due         {}{}",

@@ -485,6 +485,74 @@ pub async fn report(g: &Global, which: Report, f: Filters) -> Result<(), CliErro
     }
 }
 
+/// `gridcase places [--since T] [--until T] [--unit U] [--top N]`.
+pub async fn places(
+    g: &Global,
+    since: Option<&str>,
+    until: Option<&str>,
+    unit: Option<&str>,
+    top: usize,
+) -> Result<(), CliError> {
+    let engine = store::open(g).await?;
+    let zone = engine.registry().zone.clone();
+    let set = projections(g, engine.log(), &zone).await?;
+    let reg = set.registry();
+    if let Some(u) = unit {
+        if !reg.units.contains_key(u) {
+            return Err(CliError::Usage(format!("--unit {u:?} is not in the registry")));
+        }
+    }
+    let to = match until {
+        Some(t) => zone.parse(t)?,
+        None => store::now_in(g, &zone)?,
+    };
+    let from = match since {
+        Some(t) => zone.parse(t)?,
+        None => to.plus_ms(-30 * 24 * 3_600_000),
+    };
+    let mut r =
+        set.cases().by_place(from, to, |place| unit.is_none_or(|u| reg.is_within(place, u)));
+    r.places.truncate(top);
+    if g.json {
+        return output::json(&r);
+    }
+    let l = &r.located_by;
+    crate::outln!(
+        "cases submitted {} to {}: placed by point {}, by code {}, by address {}",
+        zone.format(from),
+        zone.format(to),
+        l.point,
+        l.code,
+        l.address
+    )?;
+    let mut t = Table::new(&[
+        "micro-grid",
+        "name",
+        "grid",
+        "community",
+        "cases",
+        "open",
+        "point",
+        "code",
+        "address",
+    ]);
+    for p in &r.places {
+        let code = p.micro_grid.clone().unwrap_or_else(|| p.grid.clone());
+        t.row(vec![
+            code.clone(),
+            reg.name_of(&code).to_string(),
+            format!("{} {}", p.grid, reg.name_of(&p.grid)),
+            reg.name_of(&p.community).to_string(),
+            p.cases.to_string(),
+            p.open.to_string(),
+            p.by_point.to_string(),
+            p.by_code.to_string(),
+            p.by_address.to_string(),
+        ]);
+    }
+    crate::outln!("{}", t.render())
+}
+
 /// `gridcase replay --as-of TIME | --position N`: every report as it was then, and the digests.
 pub async fn replay(
     g: &Global,

@@ -84,6 +84,22 @@ enum Cmd {
     Chains(dashboard::Filters),
     /// Open cases past or near their limit, by holder.
     Overdue(dashboard::Filters),
+    /// Cases per micro-grid submitted in a window (where the problems are),
+    /// and how their locations were resolved (code, point, address).
+    Places {
+        /// Earliest submission (RFC 3339, a date, or epoch ms; default: 30 days before --until).
+        #[arg(long)]
+        since: Option<String>,
+        /// Latest submission (default: now, or --at).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only places within this unit (street, community or grid code).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Rows to show.
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+    },
     /// Every report as it was at a past time or position, and the projection digests.
     Replay {
         /// A past time: a date (local midnight), a local time, RFC 3339 with an offset, or epoch ms.
@@ -146,9 +162,6 @@ struct DemoArgs {
     /// Mean new requests per day.
     #[arg(long, default_value_t = 400.0)]
     rate: f64,
-    /// Concurrent actors.
-    #[arg(long, default_value_t = 16)]
-    actors: usize,
     /// Organisation file (default: the shipped Tinghu district).
     #[arg(long)]
     org: Option<PathBuf>,
@@ -161,11 +174,32 @@ enum OrgCmd {
         /// tinghu or chengdu.
         #[arg(long, default_value = "tinghu")]
         shape: String,
+        /// Write SHAPE.toml and its boundaries (SHAPE.geojson) into this
+        /// directory instead of printing the TOML.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Check an organisation file and print its size.
     Check {
         /// The file.
         file: PathBuf,
+    },
+    /// Check a GeoJSON FeatureCollection of micro-grid boundaries (each
+    /// feature's "code" property names its unit) and load it into the
+    /// store's organisation; every problem found is listed.
+    ImportGeojson {
+        /// The GeoJSON file.
+        file: PathBuf,
+        /// Check it against this organisation file instead; nothing is written.
+        #[arg(long)]
+        org: Option<PathBuf>,
+        /// The district's bounding box as W,S,E,N in degrees (default: the
+        /// file's bbox, else the boundaries' extent).
+        #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
+        bbox: Option<String>,
+        /// Check against the store's organisation, write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -203,10 +237,13 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
     match cli.command {
-        Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.actors, a.org).await,
+        Cmd::Demo(a) => demo::demo(&g, a.days, a.seed, a.rate, a.org).await,
         Cmd::Init { org } => store::init(&g, &org).await,
-        Cmd::Org(OrgCmd::Generate { shape }) => store::org_generate(&shape),
+        Cmd::Org(OrgCmd::Generate { shape, out }) => store::org_generate(&shape, out.as_deref()),
         Cmd::Org(OrgCmd::Check { file }) => store::org_check(&g, &file),
+        Cmd::Org(OrgCmd::ImportGeojson { file, org, bbox, dry_run }) => {
+            store::org_import_geojson(&g, &file, org.as_deref(), bbox.as_deref(), dry_run).await
+        }
         Cmd::Submit(a) => cases::submit(&g, a).await,
         Cmd::Case(c) => cases::run(&g, c).await,
         Cmd::Show(c) => cases::show(&g, c).await,
@@ -215,6 +252,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Rates(f) => dashboard::report(&g, dashboard::Report::Rates, f).await,
         Cmd::Chains(f) => dashboard::report(&g, dashboard::Report::Chains, f).await,
         Cmd::Overdue(f) => dashboard::report(&g, dashboard::Report::Overdue, f).await,
+        Cmd::Places { since, until, unit, top } => {
+            dashboard::places(&g, since.as_deref(), until.as_deref(), unit.as_deref(), top).await
+        }
         Cmd::Replay { as_of, position, filters } => {
             dashboard::replay(&g, as_of, position, filters).await
         }

@@ -36,6 +36,14 @@ pub struct ServeArgs {
     /// Longest time a request may take to start its response, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_seconds: u64,
+    /// Most HTTP connections open at once; past it new ones wait in the
+    /// kernel's backlog. Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's head, counted from
+    /// when the server waits for it; also closes idle keep-alive connections.
+    #[arg(long, default_value_t = 15)]
+    header_timeout_seconds: u64,
     /// An Open311 jurisdiction_id accepted besides the district's code.
     #[arg(long)]
     jurisdiction: Option<String>,
@@ -89,9 +97,13 @@ fn key_file(g: &Global, keys: Option<PathBuf>) -> PathBuf {
 
 /// `gridcase serve`.
 pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
-    if a.body_limit_kib == 0 || a.timeout_seconds == 0 {
+    if a.body_limit_kib == 0
+        || a.timeout_seconds == 0
+        || a.max_connections == 0
+        || a.header_timeout_seconds == 0
+    {
         return Err(CliError::Usage(
-            "--body-limit-kib and --timeout-seconds must be positive".into(),
+            "--body-limit-kib, --timeout-seconds, --max-connections and --header-timeout-seconds must be positive".into(),
         ));
     }
     let engine = store::open(g).await?;
@@ -106,6 +118,11 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     let options = ServerOptions {
         body_limit: a.body_limit_kib * 1024,
         request_timeout: Duration::from_secs(a.timeout_seconds),
+        connections: gridcase_api::listen::ConnectionLimits {
+            max_connections: a.max_connections,
+            header_read_timeout: Duration::from_secs(a.header_timeout_seconds),
+            ..Default::default()
+        },
         tick_interval: (a.tick_seconds > 0).then(|| Duration::from_secs(a.tick_seconds)),
         jurisdiction_id: a.jurisdiction,
         // Saved state only for the embedded store: the directory is the store's.

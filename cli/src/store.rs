@@ -26,6 +26,15 @@ pub(crate) const DEMO_MARKER: &str = ".gridcase-demo";
 
 /// The shipped Tinghu organisation.
 pub const TINGHU_TOML: &str = include_str!("../../org/tinghu.toml");
+/// Its boundaries (the file its `[geography]` names).
+pub const TINGHU_GEOJSON: &str = include_str!("../../org/tinghu.geojson");
+
+/// The shipped Tinghu organisation with its boundaries.
+pub fn tinghu_shipped() -> Result<OrgFile, CliError> {
+    let mut org = OrgFile::parse(TINGHU_TOML)?;
+    org.attach_geojson(TINGHU_GEOJSON)?;
+    Ok(org)
+}
 
 /// The clock a command runs with: `--at` pins it, otherwise the wall clock.
 ///
@@ -120,10 +129,13 @@ pub async fn open(g: &Global) -> Result<Arc<Engine>, CliError> {
     Ok(Arc::new(engine))
 }
 
+/// Reads an organisation file and the boundaries file it names.
 pub(crate) fn read_org(path: &Path) -> Result<OrgFile, CliError> {
-    let text = std::fs::read_to_string(path)
+    // Read here first so an unreadable file is an I/O error (exit 1), not
+    // a user error; `load` reads it again with the boundaries beside it.
+    std::fs::metadata(path)
         .map_err(CliError::io(format!("cannot read organisation file {}", path.display())))?;
-    Ok(OrgFile::parse(&text)?)
+    Ok(OrgFile::load(path)?)
 }
 
 /// `gridcase init --org FILE`.
@@ -163,18 +175,32 @@ pub async fn init(g: &Global, org: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `gridcase org generate`.
-pub fn org_generate(shape: &str) -> Result<(), CliError> {
+/// `gridcase org generate [--out DIR]`: the TOML on stdout, or the TOML
+/// and its boundaries file written into DIR.
+pub fn org_generate(shape: &str, out: Option<&Path>) -> Result<(), CliError> {
     let org = match shape {
         "tinghu" => gridcase_sim::org::tinghu(),
-        "chengdu" => gridcase_sim::org::generate(gridcase_sim::org::CHENGDU, "510100", "成都市"),
+        "chengdu" => gridcase_sim::org::chengdu(),
         other => {
             return Err(CliError::Usage(format!("unknown shape {other:?}: use tinghu or chengdu")))
         }
     };
     let text = gridcase_sim::org::to_toml(&org)
         .map_err(|e| CliError::Usage(format!("cannot write TOML: {e}")))?;
-    crate::out!("{text}")?;
+    let Some(dir) = out else {
+        crate::out!("{text}")?;
+        return Ok(());
+    };
+    let geojson = gridcase_sim::org::to_geojson(&org)?;
+    let geo_name = org.geography.as_ref().map(|g| g.boundaries.clone()).unwrap_or_default();
+    std::fs::create_dir_all(dir)
+        .map_err(CliError::io(format!("cannot create {}", dir.display())))?;
+    let toml_path = dir.join(format!("{shape}.toml"));
+    for (path, body) in [(toml_path.clone(), text), (dir.join(&geo_name), geojson)] {
+        std::fs::write(&path, body)
+            .map_err(CliError::io(format!("cannot write {}", path.display())))?;
+    }
+    crate::outln!("wrote {} and {}", toml_path.display(), dir.join(geo_name).display())?;
     Ok(())
 }
 
@@ -188,19 +214,85 @@ pub fn org_check(g: &Global, file: &Path) -> Result<(), CliError> {
             *counts.entry(kind.as_str()).or_default() += 1;
         }
     }
+    let boundaries = org.boundaries.as_ref().map_or(0, |b| b.boundaries.len());
     if g.json {
         return output::json(
-            &serde_json::json!({"units": counts, "staff": org.staff.len(), "categories": org.categories.len()}),
+            &serde_json::json!({"units": counts, "staff": org.staff.len(), "categories": org.categories.len(),
+                "boundaries": boundaries}),
         );
     }
     crate::outln!(
-        "{} is valid: {:?}, {} staff, {} categories",
+        "{} is valid: {:?}, {} staff, {} categories, {} boundaries",
         file.display(),
         counts,
         org.staff.len(),
-        org.categories.len()
+        org.categories.len(),
+        boundaries
     )?;
     Ok(())
+}
+
+/// `gridcase org import-geojson FILE [--org ORG] [--bbox W,S,E,N] [--dry-run]`.
+pub async fn org_import_geojson(
+    g: &Global,
+    file: &Path,
+    org: Option<&Path>,
+    bbox: Option<&str>,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(CliError::io(format!("cannot read boundaries file {}", file.display())))?;
+    let bounds = match bbox {
+        None => None,
+        Some(b) => {
+            let parts: Vec<f64> = b.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+            let [w, s, e, n] = parts[..] else {
+                return Err(CliError::Usage(format!(
+                    "--bbox {b:?}: give four numbers W,S,E,N in degrees"
+                )));
+            };
+            Some(gridcase_engine::geo::BoundingBox::from_wsen([w, s, e, n])?)
+        }
+    };
+    let report = |count: usize, bounds: Option<gridcase_engine::geo::BoundingBox>, what: &str| {
+        if g.json {
+            return output::json(&serde_json::json!({
+                "boundaries": count, "bbox": bounds.map(|b| b.to_wsen()), "result": what,
+            }));
+        }
+        crate::outln!(
+            "{}: {count} boundaries, bounding box {:?}: {what}",
+            file.display(),
+            bounds.map(|b| b.to_wsen())
+        )?;
+        Ok(())
+    };
+    if let Some(org_path) = org {
+        let org = read_org(org_path)?;
+        let mut reg = gridcase_engine::org::Registry::default();
+        for e in org.hierarchy_events()? {
+            reg.apply(&e);
+        }
+        let geo = gridcase_engine::geo::import(&text, &reg.units, bounds)?;
+        return report(
+            geo.boundaries.len(),
+            geo.bounds,
+            "valid for that organisation (nothing written)",
+        );
+    }
+    let engine = open(g).await?;
+    if dry_run {
+        let reg = engine.registry();
+        let geo = gridcase_engine::geo::import(&text, &reg.units, bounds)?;
+        return report(geo.boundaries.len(), geo.bounds, "valid (dry run: nothing written)");
+    }
+    let (out, count) = engine.import_boundaries(&ActorId::System, &text, bounds).await?;
+    let bounds = engine.registry().bounds;
+    report(
+        count,
+        bounds,
+        &format!("loaded at positions {}..={}", out.first_position, out.last_position),
+    )
 }
 
 /// `gridcase tick --now TIME`.

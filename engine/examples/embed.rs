@@ -40,6 +40,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         description: "3号楼门口路灯不亮".into(),
         location: "320902001001001".into(),
         contact: Some(Contact { name: "李女士".into(), phone: "13800000001".into() }),
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     };
     let opened = engine.submit(&resident, submission, CommandOptions::default()).await?;
     let id: CaseId = opened.case.id.parse()?;

@@ -8,6 +8,7 @@
 //! - [`domain`] owns the case lifecycle: commands, events, rules, authority.
 //! - [`engine`] ties them together: load, decide, append, retry.
 //! - [`hierarchy`] names the unit kinds and roles (shared by [`org`] and [`domain`]).
+//! - [`geo`] owns geography: points, micro-grid boundaries, point lookup.
 //! - [`time`] owns the injected clock.
 
 #![deny(missing_docs)]
@@ -15,6 +16,7 @@
 pub mod domain;
 pub mod engine;
 mod error;
+pub mod geo;
 pub mod hierarchy;
 pub mod log;
 pub mod org;

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::event::Event;
 use crate::domain::policy::{DeadlineClass, DeadlinePolicy};
+use aho_corasick::AhoCorasick;
+
+use crate::geo::{Boundary, BoundingBox, GeoIndex, GeoPoint, Geography, Located};
 use crate::time::Zone;
 use crate::Error;
 
@@ -82,17 +85,93 @@ pub struct Registry {
     /// Address → unit code, for resolving a submitted address to a grid.
     #[serde(skip)]
     addresses: HashMap<String, String>,
+    /// An automaton over the keys of `addresses` that finds every
+    /// registered address inside a text in one pass; built on first use,
+    /// dropped when an address is added.
+    #[serde(skip)]
+    address_index: AddressCell,
     /// Version of the `org` stream folded in.
     pub version: u64,
+    /// Boundaries by unit code: every micro-grid's, and those of grids
+    /// without micro-grids (see [`crate::geo::placeable_units`]).
+    pub boundaries: BTreeMap<String, Boundary>,
+    /// The district's bounding box, when it has boundaries.
+    pub bounds: Option<BoundingBox>,
+    /// The point index over `boundaries`, built on first use (or by
+    /// [`Registry::reindex`]) and dropped whenever a boundary or a unit's
+    /// place in the hierarchy changes.
+    #[serde(skip)]
+    geo_index: IndexCell,
+}
+
+/// The lazily built address automaton and, for each of its patterns, the
+/// address and the unit it names.
+#[derive(Clone, Default)]
+struct AddressCell(std::sync::OnceLock<Option<std::sync::Arc<AddressIndex>>>);
+
+struct AddressIndex {
+    automaton: AhoCorasick,
+    /// (normalised address, unit code), in the automaton's pattern order.
+    entries: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for AddressCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(Some(i)) => write!(f, "AddressIndex({} addresses)", i.entries.len()),
+            _ => f.write_str("AddressIndex(not built)"),
+        }
+    }
+}
+
+/// Derived from `addresses`.
+impl PartialEq for AddressCell {
+    fn eq(&self, _: &AddressCell) -> bool {
+        true
+    }
+}
+
+/// The lazily built [`GeoIndex`]: derived from the registry's fields, so it
+/// takes no part in equality and a clone shares the built index.
+#[derive(Clone, Default)]
+struct IndexCell(std::sync::OnceLock<std::sync::Arc<GeoIndex>>);
+
+impl std::fmt::Debug for IndexCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(i) => i.fmt(f),
+            None => f.write_str("GeoIndex(not built)"),
+        }
+    }
+}
+
+impl PartialEq for IndexCell {
+    fn eq(&self, _: &IndexCell) -> bool {
+        true
+    }
 }
 
 impl Registry {
     /// Folds one registry event in. Events of other kinds are ignored.
     pub fn apply(&mut self, event: &Event) {
+        if !self.boundaries.is_empty()
+            && matches!(
+                event,
+                Event::UnitAdded { .. } | Event::UnitMoved { .. } | Event::UnitRetired { .. }
+            )
+        {
+            self.geo_index = IndexCell::default();
+        }
         match event {
+            Event::BoundarySet { code, boundary } => {
+                self.boundaries.insert(code.clone(), boundary.clone());
+                self.geo_index = IndexCell::default();
+            }
+            Event::BoundsSet { bounds } => self.bounds = Some(*bounds),
             Event::UnitAdded { code, name, kind, parent, address } => {
                 if let Some(a) = address {
                     self.addresses.insert(normalise(a), code.clone());
+                    self.address_index = AddressCell::default();
                 }
                 self.units.insert(
                     code.clone(),
@@ -221,13 +300,7 @@ impl Registry {
             Some(location.to_string())
         } else {
             let key = normalise(location);
-            self.addresses.get(&key).cloned().or_else(|| {
-                self.addresses
-                    .iter()
-                    .filter(|(a, _)| key.contains(a.as_str()))
-                    .max_by_key(|(a, code)| (a.len(), std::cmp::Reverse((*code).clone())))
-                    .map(|(_, c)| c.clone())
-            })
+            self.addresses.get(&key).cloned().or_else(|| self.address_in(&key))
         };
         let code = found.ok_or_else(|| {
             Error::InvalidInput(format!(
@@ -251,6 +324,61 @@ impl Registry {
         }
     }
 
+    /// The micro-grid (and grid) a point lies in; on a border shared by
+    /// several, the lowest code; outside every one, a user error naming the
+    /// nearest and its distance in metres (see [`GeoIndex::locate`]).
+    pub fn locate(&self, point: GeoPoint) -> Result<Located<'_>, Error> {
+        self.geo_index().locate(point, &self.units)
+    }
+
+    /// The point index, built now if it is not yet.
+    pub fn geo_index(&self) -> &GeoIndex {
+        self.geo_index
+            .0
+            .get_or_init(|| std::sync::Arc::new(GeoIndex::build(&self.boundaries, &self.units)))
+    }
+
+    /// The unit of the longest registered address inside `text` (already
+    /// normalised); among equally long ones, the lowest code. One pass of
+    /// an Aho-Corasick automaton over all addresses, instead of a scan of
+    /// every address.
+    fn address_in(&self, text: &str) -> Option<String> {
+        let index = self
+            .address_index
+            .0
+            .get_or_init(|| {
+                let mut entries: Vec<(String, String)> =
+                    self.addresses.iter().map(|(a, c)| (a.clone(), c.clone())).collect();
+                entries.sort();
+                // Building fails only past the automaton's size limits
+                // (far beyond any district's addresses); then no address
+                // is found in free text, and exact addresses still work.
+                AhoCorasick::new(entries.iter().map(|(a, _)| a.as_str()))
+                    .ok()
+                    .map(|automaton| std::sync::Arc::new(AddressIndex { automaton, entries }))
+            })
+            .as_deref()?;
+        index
+            .automaton
+            .find_overlapping_iter(text)
+            .filter_map(|m| index.entries.get(m.pattern().as_usize()))
+            .max_by_key(|(a, code)| (a.len(), std::cmp::Reverse(code.as_str())))
+            .map(|(_, c)| c.clone())
+    }
+
+    /// A point that represents a unit on the map: for a micro-grid (or a
+    /// grid without micro-grids) a point inside its boundary; for a grid,
+    /// community or street, that of its first micro-grid. This is where a
+    /// registered address is.
+    pub fn point_of(&self, code: &str) -> Option<GeoPoint> {
+        use geo::InteriorPoint;
+        let boundary = self.boundaries.get(code).or_else(|| {
+            self.boundaries.iter().find(|(c, _)| self.is_within(c, code)).map(|(_, b)| b)
+        })?;
+        let p = boundary.to_multipolygon().interior_point()?;
+        GeoPoint::from_e7(p.y().round() as i32, p.x().round() as i32).ok()
+    }
+
     /// Units of one kind, in code order.
     pub fn units_of(&self, kind: UnitKind) -> impl Iterator<Item = &Unit> {
         self.units.values().filter(move |u| u.kind == kind)
@@ -261,13 +389,20 @@ impl Registry {
         self.units_of(UnitKind::District).next()
     }
 
-    /// Rebuilds address lookups after deserialising a registry.
+    /// Rebuilds address lookups after deserialising a registry, and the
+    /// point index when there are boundaries (so the first point lookup
+    /// does not pay for it).
     pub fn reindex(&mut self) {
         self.addresses = self
             .units
             .values()
             .filter_map(|u| u.address.as_ref().map(|a| (normalise(a), u.code.clone())))
             .collect();
+        self.address_index = AddressCell::default();
+        self.geo_index = IndexCell::default();
+        if !self.boundaries.is_empty() {
+            self.geo_index();
+        }
     }
 }
 
@@ -281,6 +416,9 @@ fn normalise(s: &str) -> String {
 pub struct OrgFile {
     /// The district.
     pub district: DistrictSpec,
+    /// Where the boundaries are, and the district's bounding box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geography: Option<GeographySpec>,
     /// Its streets, each with communities, grids and micro-grids.
     #[serde(default)]
     pub streets: Vec<StreetSpec>,
@@ -296,6 +434,21 @@ pub struct OrgFile {
     /// Deadline policy; defaults to Beijing 12345's limits.
     #[serde(default)]
     pub policy: DeadlinePolicy,
+    /// The boundaries named by `geography`, once loaded and checked
+    /// ([`OrgFile::load`], [`OrgFile::attach_geojson`]); not part of the TOML.
+    #[serde(skip)]
+    pub boundaries: Option<Geography>,
+}
+
+/// The `[geography]` table: the boundaries file and the bounding box.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeographySpec {
+    /// A GeoJSON FeatureCollection of the micro-grids' boundaries, relative
+    /// to the organisation file (see [`crate::geo::import()`]).
+    pub boundaries: String,
+    /// The district's bounding box, `[west, south, east, north]` in degrees.
+    pub bbox: [f64; 4],
 }
 
 /// The district: its code, its name, and the time zone its people live in.
@@ -404,17 +557,85 @@ impl OrgFile {
         }
     }
 
-    /// Parses and checks an organisation file.
+    /// Parses and checks an organisation file, without its boundaries
+    /// (see [`OrgFile::load`] and [`OrgFile::attach_geojson`]).
     pub fn parse(text: &str) -> Result<OrgFile, Error> {
         let file: OrgFile = toml::from_str(text)
             .map_err(|e| Error::InvalidInput(format!("organisation file: {e}")))?;
-        file.events()?;
+        file.hierarchy_events()?;
+        if let Some(g) = &file.geography {
+            BoundingBox::from_wsen(g.bbox)
+                .map_err(|e| Error::InvalidInput(format!("organisation file: [geography]: {e}")))?;
+        }
         Ok(file)
     }
 
-    /// The registry events that describe this file, checked for duplicate
-    /// codes, dangling references and roles bound to the wrong kind of unit.
+    /// Reads an organisation file and, when it has a `[geography]` table,
+    /// the boundaries file it names (relative to the organisation file).
+    pub fn load(path: &std::path::Path) -> Result<OrgFile, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::InvalidInput(format!("cannot read organisation file {}: {e}", path.display()))
+        })?;
+        let mut file = OrgFile::parse(&text)?;
+        if let Some(g) = &file.geography {
+            let geo_path = path.parent().unwrap_or(std::path::Path::new(".")).join(&g.boundaries);
+            let text = std::fs::read_to_string(&geo_path).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "cannot read the boundaries file {} named in {}: {e}",
+                    geo_path.display(),
+                    path.display()
+                ))
+            })?;
+            file.attach_geojson(&text)?;
+        }
+        Ok(file)
+    }
+
+    /// Checks a GeoJSON FeatureCollection against this file's units (see
+    /// [`crate::geo::import()`]) and keeps it as the file's boundaries.
+    pub fn attach_geojson(&mut self, text: &str) -> Result<(), Error> {
+        let mut reg = Registry::default();
+        for e in self.hierarchy_events()? {
+            reg.apply(&e);
+        }
+        let bounds = match &self.geography {
+            Some(g) => Some(BoundingBox::from_wsen(g.bbox)?),
+            None => None,
+        };
+        self.boundaries = Some(crate::geo::import(text, &reg.units, bounds)?);
+        Ok(())
+    }
+
+    /// The registry events that describe this file: its hierarchy, staff,
+    /// categories and policy ([`OrgFile::hierarchy_events`]), then its
+    /// bounding box and one `BoundarySet` per micro-grid. A file whose
+    /// `[geography]` names boundaries that were not loaded is refused, so
+    /// a store never starts without the geography its file promised.
     pub fn events(&self) -> Result<Vec<Event>, Error> {
+        let mut out = self.hierarchy_events()?;
+        match (&self.geography, &self.boundaries) {
+            (Some(g), None) => {
+                return Err(Error::InvalidInput(format!(
+                    "the organisation file names boundaries {:?} that were not loaded; load the file by path",
+                    g.boundaries
+                )))
+            }
+            (_, Some(geo)) => {
+                if let Some(bounds) = geo.bounds {
+                    out.push(Event::BoundsSet { bounds });
+                }
+                for (code, boundary) in &geo.boundaries {
+                    out.push(Event::BoundarySet { code: code.clone(), boundary: boundary.clone() });
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(out)
+    }
+
+    /// The events of the file without its geography, checked for duplicate
+    /// codes, dangling references and roles bound to the wrong kind of unit.
+    pub fn hierarchy_events(&self) -> Result<Vec<Event>, Error> {
         let mut out = Vec::new();
         let mut kinds: HashMap<String, UnitKind> = HashMap::new();
         let mut add = |out: &mut Vec<Event>,
@@ -575,6 +796,35 @@ unit = "320902001001001"
         assert!(r.is_within("32090200100100102", "320902001"));
         assert_eq!(r.ancestor("320902001001001", UnitKind::Street).unwrap().code, "320902001");
         assert!(r.resolve_location("nowhere").is_err());
+    }
+
+    #[test]
+    fn the_address_index_finds_the_longest_address_in_free_text() {
+        let f = OrgFile::parse(&SMALL.replace(
+            "name = \"第一网格\"\n",
+            "name = \"第一网格\"\naddress = \"新村社区第一网格\"\n",
+        ))
+        .unwrap();
+        let mut r = Registry::default();
+        for e in f.events().unwrap() {
+            r.apply(&e);
+        }
+        // The grid's own address is inside the building's: the longer wins.
+        let (g, m) = r.resolve_location("请到新村社区第一网格2号楼看看").unwrap();
+        assert_eq!((g.as_str(), m.as_deref()), ("320902001001001", Some("32090200100100102")));
+        let (g, m) = r.resolve_location("新村社区第一网格门口").unwrap();
+        assert_eq!((g.as_str(), m), ("320902001001001", None));
+        // A unit added later is found: the index is rebuilt.
+        r.apply(&Event::UnitAdded {
+            code: "32090200100100103".into(),
+            name: "3号楼".into(),
+            kind: UnitKind::MicroGrid,
+            parent: Some("320902001001001".into()),
+            address: Some("新村社区第一网格3号楼".into()),
+        });
+        let (_, m) = r.resolve_location("新村社区 第一网格 3号楼 楼下").unwrap();
+        assert_eq!(m.as_deref(), Some("32090200100100103"));
+        assert!(r.resolve_location("某某小区").is_err());
     }
 
     #[test]

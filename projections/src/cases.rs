@@ -26,7 +26,10 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 
 use hashbrown::HashTable;
 
-use gridcase_engine::domain::{Case, Channel, Event, Level, Priority, RequestKind, Status};
+use gridcase_engine::domain::{
+    Case, Channel, Event, Level, LocationSource, Priority, RequestKind, Status,
+};
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::log::RecordView;
 use gridcase_engine::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -164,6 +167,10 @@ struct Listed {
     kind: RequestKind,
     priority: Priority,
     channel: Channel,
+    /// The point the resident reported (Open311's `lat`/`long`).
+    point: Option<GeoPoint>,
+    /// How the location became a grid.
+    located_by: LocationSource,
 }
 
 impl Listed {
@@ -352,6 +359,8 @@ impl Cases {
             kind: case.kind,
             priority: case.priority,
             channel: case.channel,
+            point: case.point,
+            located_by: case.located_by,
         };
         r.holders = self.holder_list(case);
         r.set_texts(
@@ -409,6 +418,9 @@ impl Cases {
         r.reopen_count = case.reopen_count;
         r.status = case.status;
         r.level = case.level;
+        // The submission's details follow its first event.
+        r.point = case.point;
+        r.located_by = case.located_by;
         let merged = case.merged_into.as_deref().unwrap_or("");
         if note.is_some_and(|n| n != r.text(2)) || r.text(3) != merged {
             let (description, location) = (r.text(0).to_string(), r.text(1).to_string());
@@ -449,6 +461,49 @@ impl Cases {
         self.records[start..end].iter().map(move |r| self.view(r))
     }
 
+    /// Cases submitted in `[from, to]` grouped by the place they were
+    /// resolved to: one row per micro-grid (or per grid, for cases placed
+    /// on a grid without a micro-grid), most cases first, then by code;
+    /// with `within`, only places in that unit's subtree (decided by
+    /// `is_within`, the registry's rule).
+    pub fn by_place(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        within: impl Fn(&str) -> bool,
+    ) -> PlacesReport {
+        let mut rows: HashMap<(Sym, Sym), PlaceRow> = HashMap::new();
+        let mut totals = LocatedTotals::default();
+        for c in self.submitted_between(from, to) {
+            let place = c.micro_grid().unwrap_or(c.grid());
+            if !within(place) {
+                continue;
+            }
+            let row = rows.entry((c.r.grid, c.r.micro_grid)).or_insert_with(|| PlaceRow {
+                micro_grid: c.micro_grid().map(str::to_string),
+                grid: c.grid().to_string(),
+                community: c.community().to_string(),
+                ..PlaceRow::default()
+            });
+            row.cases += 1;
+            row.open += u64::from(!c.status().is_final() && c.status() != Status::Resolved);
+            let counter = match c.located_by() {
+                LocationSource::Code => (&mut row.by_code, &mut totals.code),
+                LocationSource::Point => (&mut row.by_point, &mut totals.point),
+                LocationSource::Address => (&mut row.by_address, &mut totals.address),
+            };
+            *counter.0 += 1;
+            *counter.1 += 1;
+        }
+        let mut rows: Vec<PlaceRow> = rows.into_values().collect();
+        rows.sort_by(|a, b| {
+            b.cases
+                .cmp(&a.cases)
+                .then_with(|| (&a.grid, &a.micro_grid).cmp(&(&b.grid, &b.micro_grid)))
+        });
+        PlacesReport { from, to, located_by: totals, places: rows }
+    }
+
     /// Bytes this listing holds on the heap: the records, their texts and
     /// ids longer than 16 bytes, the id table and the interned codes (the
     /// allocator's own overhead per allocation is not included). The
@@ -463,6 +518,51 @@ impl Cases {
         let slots = self.slots.0.capacity() * (std::mem::size_of::<u32>() + 1);
         records + texts + slots + names + lists
     }
+}
+
+/// Cases per place: what [`Cases::by_place`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacesReport {
+    /// Start of the submission window.
+    pub from: Timestamp,
+    /// End of the submission window.
+    pub to: Timestamp,
+    /// All those cases by how their location was resolved.
+    pub located_by: LocatedTotals,
+    /// One row per place, most cases first.
+    pub places: Vec<PlaceRow>,
+}
+
+/// Cases counted by how their location was resolved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatedTotals {
+    /// By a grid or micro-grid code.
+    pub code: u64,
+    /// By a GPS point.
+    pub point: u64,
+    /// By a registered address.
+    pub address: u64,
+}
+
+/// The cases of one micro-grid (or of a grid, without one).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceRow {
+    /// The micro-grid, if the case was resolved to one.
+    pub micro_grid: Option<String>,
+    /// Its grid.
+    pub grid: String,
+    /// The grid's community at submission.
+    pub community: String,
+    /// Cases submitted there in the window.
+    pub cases: u64,
+    /// Of those, still being worked on (not resolved or ended).
+    pub open: u64,
+    /// Placed by a code.
+    pub by_code: u64,
+    /// Placed by a point.
+    pub by_point: u64,
+    /// Placed by an address.
+    pub by_address: u64,
 }
 
 /// One listed case, borrowed from [`Cases`].
@@ -530,6 +630,14 @@ impl<'a> ListedCase<'a> {
     /// Micro-grid code, if the location named one.
     pub fn micro_grid(&self) -> Option<&'a str> {
         (self.r.micro_grid != NONE).then(|| self.name(self.r.micro_grid))
+    }
+    /// The point the resident reported, if any.
+    pub fn point(&self) -> Option<GeoPoint> {
+        self.r.point
+    }
+    /// How the location became a grid: code, point or address.
+    pub fn located_by(&self) -> LocationSource {
+        self.r.located_by
     }
     /// Community at submission.
     pub fn community(&self) -> &'a str {

@@ -177,7 +177,9 @@ impl ChainPath {
         event: &Event,
         before: &Case,
     ) -> Vec<(Level, i64)> {
-        let at = rec.recorded_at;
+        // The time the hop took effect: an automatic one at the deadline it
+        // enforced, so hold times do not depend on the tick schedule.
+        let at = before.effective_at(event, rec.recorded_at);
         let level = before.level;
         // Only these events move holders; the others leave the path alone.
         let moves = matches!(

@@ -30,7 +30,10 @@ const MAGIC: &[u8; 4] = b"GCPJ";
 /// projections' per-case records reduced to what `Case` lacks, and the
 /// case listing.
 /// 3: the registry carries the district's time zone.
-pub const STATE_FORMAT: u8 = 3;
+/// 4: the registry carries the micro-grids' boundaries and the bounding
+/// box; the case listing keeps each case's reported point and how its
+/// location was resolved.
+pub const STATE_FORMAT: u8 = 4;
 const FILE: &str = "projections.state";
 const TMP: &str = "projections.state.tmp";
 

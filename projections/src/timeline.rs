@@ -150,6 +150,16 @@ fn describe(reg: &Registry, event: &Event) -> (String, Option<String>) {
             )
         }
         Event::CaseClosed { note } => ("closed the case".into(), text(note)),
+        Event::SubmissionDetailed { located_by, point, media, .. } => {
+            let mut what = match point {
+                Some(p) => format!("reported at {p}, placed by {located_by}"),
+                None => format!("placed by {located_by}"),
+            };
+            if !media.is_empty() {
+                what.push_str(&format!(", with {} attached file(s)", media.len()));
+            }
+            (what, None)
+        }
         other => (format!("registry change: {}", other.event_type()), None),
     }
 }

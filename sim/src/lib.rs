@@ -10,6 +10,11 @@
 //! request does not depend on how the concurrent actors interleaved (case
 //! ids, which follow commit order, may).
 //!
+//! Where the organisation has boundaries, seven requests in ten arrive as a
+//! phone app sends them: only a GPS point inside one of the grid's
+//! micro-grids, which the engine's point lookup places; the rest name a
+//! registered address or a code.
+//!
 //! **Architecture Invariant:** the simulator never writes events directly;
 //! everything goes through [`Engine::submit`], [`Engine::execute`] and
 //! [`Engine::tick`].
@@ -27,6 +32,7 @@ use gridcase_engine::domain::{
     Submission,
 };
 use gridcase_engine::engine::CommandOptions;
+use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::org::{Registry, Role, UnitKind};
 use gridcase_engine::time::{ManualClock, Timestamp, HOUR_MS};
 use gridcase_engine::{Engine, Error};
@@ -44,8 +50,18 @@ pub struct SimConfig {
     pub days: u32,
     /// Mean new requests per simulated day (Poisson).
     pub requests_per_day: f64,
-    /// Concurrent actors (tokio tasks) working each step.
+    /// Concurrent actors (tokio tasks) working each step. Their commits
+    /// interleave as the scheduler runs them, so positions and case ids
+    /// (which follow commit order) vary from run to run; see
+    /// [`SimConfig::canonical_order`].
     pub actors: usize,
+    /// Run every command of a step in one canonical order (the step's
+    /// arrivals in arrival order, then the open cases in id order) instead
+    /// of on `actors` concurrent tasks, so that the same seed always gives
+    /// the same log, byte for byte, with the same head hash. The demo runs
+    /// this way; the benchmark runs concurrently, because concurrent
+    /// writers are what it measures.
+    pub canonical_order: bool,
     /// Simulated minutes per step.
     pub step_minutes: u32,
     /// Simulated start time.
@@ -61,6 +77,7 @@ impl Default for SimConfig {
             days: 30,
             requests_per_day: 400.0,
             actors: 16,
+            canonical_order: false,
             step_minutes: 60,
             // 2026-03-01T00:00:00+08:00
             start: Timestamp(1_772_294_400_000),
@@ -254,17 +271,20 @@ pub async fn run(
         let end = now.0 + step_ms;
         clock.set(now);
         // 1. Work: every open case's holder may act. Partitioned by case so one actor owns a case per step.
+        // In canonical order one task does everything, in a fixed order.
+        let tasks_n = if cfg.canonical_order { 1 } else { cfg.actors.max(1) };
+        // Sorted by id, so the canonical order is fixed.
         let ids = engine.open_case_ids();
-        let mut work: Vec<Vec<String>> = vec![Vec::new(); cfg.actors.max(1)];
+        let mut work: Vec<Vec<String>> = vec![Vec::new(); tasks_n];
         for (i, id) in ids.into_iter().enumerate() {
-            work[i % cfg.actors.max(1)].push(id);
+            work[i % tasks_n].push(id);
         }
         // 2. Intake: arrivals in [now, end), spread over the actors.
-        let mut intake: Vec<Vec<u64>> = vec![Vec::new(); cfg.actors.max(1)];
+        let mut intake: Vec<Vec<u64>> = vec![Vec::new(); tasks_n];
         if step < steps && rate_per_ms > 0.0 {
             let mut n = 0u64;
             while next_arrival < end as f64 {
-                intake[(n as usize) % cfg.actors.max(1)].push(step * 1_000_000 + n);
+                intake[(n as usize) % tasks_n].push(step * 1_000_000 + n);
                 n += 1;
                 next_arrival += exp_sample(&mut arrivals, rate_per_ms);
             }
@@ -406,21 +426,30 @@ async fn submit_one(
     let weights: Vec<(usize, u32)> =
         town.categories.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect();
     let category = town.categories[pick(&mut rng, &weights)].0.clone();
-    let location = match (micro.is_empty(), rng.random_range(0..10)) {
-        (false, 0..=1) => {
+    let reg = engine.registry();
+    let roll = rng.random_range(0..10);
+    // Where the organisation has boundaries, most requests come as a phone
+    // would send them: a GPS point somewhere in one of the grid's
+    // micro-grids, and nothing else (the engine's point lookup places it).
+    let target = if micro.is_empty() { grid } else { &micro[rng.random_range(0..micro.len())] };
+    let point = if roll >= 3 { point_in(&reg, target, &mut rng) } else { None };
+    let location = match (point, micro.is_empty(), roll) {
+        (Some(_), _, _) => String::new(),
+        (None, false, 0..=1) => {
             // An address as a resident would say it: resolved to the micro-grid.
-            let m = &micro[rng.random_range(0..micro.len())];
-            let building =
-                engine.registry().units.get(m).map(|u| u.name.clone()).unwrap_or_default();
+            let building = reg.units.get(target).map(|u| u.name.clone()).unwrap_or_default();
             format!("{label}{building}")
         }
-        (false, 2..=5) => micro[rng.random_range(0..micro.len())].clone(),
+        (None, false, 2..=5) => target.clone(),
         _ => grid.clone(),
     };
     let actor = if channel == Channel::GridPatrol {
         town.staff(Role::GridWorker, grid)
             .map(str::to_string)
             .unwrap_or_else(|| format!("resident:r{n}"))
+    } else if channel == Channel::Hotline {
+        // The hotline desk takes the call down; the resident is the contact.
+        town.supervisor.clone()
     } else {
         format!("resident:r{}", rng.random_range(0..1_000_000u32))
     };
@@ -444,6 +473,9 @@ async fn submit_one(
         ),
         location,
         contact,
+        point,
+        media: Vec::new(),
+        reporter: None,
     };
     match timed(engine, None, Command::Submit(sub), &actor, report, lat).await? {
         Some(case) => {
@@ -452,6 +484,29 @@ async fn submit_one(
         }
         None => Ok(None),
     }
+}
+
+/// A point inside `unit`'s boundary, drawn uniformly from its bounding box
+/// until the registry's own lookup places it in `unit` (a few tries for a
+/// quadrilateral); `None` when the unit has no boundary or no draw landed.
+fn point_in(reg: &Registry, unit: &str, rng: &mut ChaCha8Rng) -> Option<GeoPoint> {
+    let rings = reg.boundaries.get(unit)?.polygons();
+    let pts = rings.iter().flatten().flatten();
+    let (mut s, mut w, mut n, mut e) = (i32::MAX, i32::MAX, i32::MIN, i32::MIN);
+    for p in pts {
+        (s, w) = (s.min(p.lat_e7()), w.min(p.lon_e7()));
+        (n, e) = (n.max(p.lat_e7()), e.max(p.lon_e7()));
+    }
+    if s >= n || w >= e {
+        return None;
+    }
+    for _ in 0..16 {
+        let p = GeoPoint::from_e7(rng.random_range(s..=n), rng.random_range(w..=e)).ok()?;
+        if reg.locate(p).is_ok_and(|l| l.micro_grid.unwrap_or(l.grid) == unit) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// One holder's move on one case in one step.
@@ -627,10 +682,12 @@ async fn act(
                     community_staff,
                 )
             } else {
-                let cb = case.last_callback.clone();
-                let unhappy =
-                    cb.is_some_and(|c| c.satisfaction == Satisfaction::Unsatisfied || !c.solved);
-                if unhappy && case.reopen_count < 2 {
+                // As in the sources: a case is redone when the problem is
+                // not solved; a resident who is unhappy with how it went but
+                // whose problem is solved is counted unsatisfied and the case
+                // closes (the satisfaction rate's "unsatisfied but solved").
+                let unsolved = case.last_callback.as_ref().is_some_and(|c| !c.solved);
+                if unsolved && case.reopen_count < 2 {
                     (Command::Reopen { reason: "居民不满意，重办".into() }, community_staff)
                 } else {
                     (Command::Close { note: "办结".into() }, community_staff)

@@ -375,13 +375,16 @@ async fn after_a_restart_nothing_fires_twice_and_nothing_is_missed() {
 }
 
 /// What a case's deadlines made of it: everything except the times at which
-/// the events happened to be recorded (holders' `since`, `updated_at`,
-/// `responded_at`), which follow the tick times by design.
+/// overdue marks happened to be recorded (`updated_at`), which follow the
+/// tick times by design. Holders' `since` is in: an automatic hop takes
+/// effect at the deadline it enforces, however late the tick.
 fn deadline_view(c: &Case) -> impl PartialEq + std::fmt::Debug {
     let holders: Vec<_> = c
         .holders
         .iter()
-        .map(|h| (h.unit.clone(), h.lead, h.claimed, h.resolved, h.claim_due, h.claim_overdue))
+        .map(|h| {
+            (h.unit.clone(), h.since, h.lead, h.claimed, h.resolved, h.claim_due, h.claim_overdue)
+        })
         .collect();
     (
         c.version,
@@ -393,6 +396,22 @@ fn deadline_view(c: &Case) -> impl PartialEq + std::fmt::Debug {
         c.overdue_marked,
         c.next_deadline(),
     )
+}
+
+/// A case's hops as the chain report shows them: kind, time, hold.
+async fn hops(
+    h: &TestEngine,
+    id: &str,
+) -> Vec<(gridcase::projections::chains::HopKind, Timestamp, Option<i64>)> {
+    let history = h.engine.history(&case_id(id)).await.unwrap();
+    let c = gridcase::projections::chains::chain_of(&history).unwrap();
+    c.hops.iter().map(|h| (h.kind, h.at, h.held_ms)).collect()
+}
+
+/// The whole chain report (shapes, hold times per level) as JSON.
+async fn chain_report(h: &TestEngine) -> serde_json::Value {
+    let set = gridcase::projections::rebuild(h.engine.log(), Default::default()).await.unwrap();
+    serde_json::to_value(set.chain_report()).unwrap()
 }
 
 #[tokio::test]
@@ -450,7 +469,17 @@ async fn hourly_ticks_and_one_big_tick_reach_the_same_states() {
         );
         assert_eq!(a, b, "{id}: hourly vs once");
         assert_eq!(a, c, "{id}: hourly vs irregular");
+        // The chain report's hops and hold times, the same under any schedule.
+        let (ca, cb, cc) =
+            (hops(&hourly, id).await, hops(&once, id).await, hops(&irregular, id).await);
+        assert_eq!(ca, cb, "{id}: chain, hourly vs once");
+        assert_eq!(ca, cc, "{id}: chain, hourly vs irregular");
     }
+    // The report over all cases, with time held per level.
+    let (ra, rb, rc) =
+        (chain_report(&hourly).await, chain_report(&once).await, chain_report(&irregular).await);
+    assert_eq!(ra, rb, "chain report, hourly vs once");
+    assert_eq!(ra, rc, "chain report, hourly vs irregular");
 }
 
 #[tokio::test]

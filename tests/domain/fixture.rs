@@ -138,6 +138,9 @@ pub fn submission(category: &str, location: &str) -> Submission {
         description: "小区东门路灯连续三晚不亮，老人夜间出行不便".into(),
         location: location.into(),
         contact: Some(Contact { name: "李女士".into(), phone: "13800000001".into() }),
+        point: None,
+        media: Vec::new(),
+        reporter: None,
     }
 }
 
@@ -399,11 +402,23 @@ pub struct TestEngine {
 impl TestEngine {
     /// A fresh store with the fixture organisation loaded.
     pub async fn start() -> TestEngine {
+        TestEngine::start_with(&org_file()).await
+    }
+
+    /// A fresh store with another organisation loaded.
+    pub async fn start_with(org: &OrgFile) -> TestEngine {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = ManualClock::new(t0());
         let engine = open_engine(dir.path(), &clock).await;
-        engine.init_org(&ActorId::System, &org_file()).await.expect("init org");
+        engine.init_org(&ActorId::System, org).await.expect("init org");
         TestEngine { engine, clock, dir }
+    }
+
+    /// A fresh store with `org` loaded, as a shared engine (what the
+    /// simulator drives); the directory lives as long as the returned guard.
+    pub async fn shared_with(org: &OrgFile) -> (Arc<Engine>, ManualClock, tempfile::TempDir) {
+        let TestEngine { engine, clock, dir } = TestEngine::start_with(org).await;
+        (Arc::new(engine), clock, dir)
     }
 
     /// A restart: drops the engine and its log, opens the same directory again.

@@ -10,9 +10,10 @@
 
 use gridcase::engine::domain::event::{OverdueKind, SCHEMA_VERSION};
 use gridcase::engine::domain::{
-    Channel, Contact, DeadlineClass, DeadlinePolicy, Event, HopReason, Level, Limits, Priority,
-    RequestKind, Satisfaction,
+    Channel, Contact, DeadlineClass, DeadlinePolicy, Event, HopReason, Level, Limits,
+    LocationSource, MediaRef, Priority, Reporter, RequestKind, Satisfaction,
 };
+use gridcase::engine::geo::{Boundary, BoundingBox, GeoPoint};
 use gridcase::engine::log::CODEC_POSTCARD;
 use gridcase::engine::org::{Role, UnitKind};
 use gridcase::engine::time::Timestamp;
@@ -157,6 +158,47 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
             "ZoneSet",
             "1a0d417369612f5368616e67686169",
         ),
+        (
+            Event::SubmissionDetailed {
+                located_by: LocationSource::Point,
+                point: Some(GeoPoint::new(33.3912345, 120.1654321).unwrap()),
+                media: vec![MediaRef {
+                    sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                    content_type: "image/jpeg".into(),
+                    size: 204_800,
+                }],
+                reporter: Some(Reporter {
+                    device_id: Some("dev-1".into()),
+                    account_id: None,
+                    email: Some("li@example.cn".into()),
+                    first_name: Some("娜".into()),
+                    last_name: Some("李".into()),
+                }),
+            },
+            "SubmissionDetailed",
+            "1b0101b2e4b8be02e2a8fef9080140396638366430383138383463376436353961326665616130633535616430313561336266346631623262306238323263643135643663313562306630306130380a696d6167652f6a70656780c00c0101056465762d3100010d6c69406578616d706c652e636e0103e5a89c0103e69d8e",
+        ),
+        (
+            Event::BoundarySet {
+                code: "32090200100100101".into(),
+                boundary: Boundary::new(&[vec![vec![
+                    GeoPoint::new(33.3470034, 120.0899425).unwrap(),
+                    GeoPoint::new(33.346874, 120.0929482).unwrap(),
+                    GeoPoint::new(33.3492491, 120.0930168).unwrap(),
+                    GeoPoint::new(33.3494439, 120.0900627).unwrap(),
+                ]]])
+                .unwrap(),
+            },
+            "BoundarySet",
+            "1c113332303930323030313030313030313031010108a4e582be02c295a2f9089b14d2d5038ef302dc0ab81ec9cd03",
+        ),
+        (
+            Event::BoundsSet {
+                bounds: BoundingBox::from_wsen([120.0896, 33.3467, 120.2304, 33.4333]).unwrap(),
+            },
+            "BoundsSet",
+            "1df0b582be0280e0a1f9089091ecbe0280d0cdfa08",
+        ),
     ]
 }
 
@@ -228,6 +270,14 @@ fn nested_examples() -> Vec<(Event, &'static str)> {
         v.push(Event::CallbackRecorded { satisfaction, solved: true, note: String::new() });
     }
     v.push(Event::CaseOverdue { what: OverdueKind::Resolution, due: Timestamp(1) });
+    for located_by in [LocationSource::Code, LocationSource::Point, LocationSource::Address] {
+        v.push(Event::SubmissionDetailed {
+            located_by,
+            point: None,
+            media: vec![],
+            reporter: None,
+        });
+    }
     let mut submitted = |channel, kind, priority| {
         v.push(Event::CaseSubmitted {
             case_id: "x".into(),
@@ -292,6 +342,9 @@ fn nested_examples() -> Vec<(Event, &'static str)> {
         "17010100",
         "17020100",
         "150002",
+        "1b00000000",
+        "1b01000000",
+        "1b02000000",
         "08017800010163000164016c016700016301730001000000",
         "08017801010163000164016c016700016301730001000000",
         "08017802010163000164016c016700016301730001000000",
@@ -344,6 +397,9 @@ fn variant_index(e: &Event) -> u8 {
         Event::CaseReopened { .. } => 24,
         Event::CaseClosed { .. } => 25,
         Event::ZoneSet { .. } => 26,
+        Event::SubmissionDetailed { .. } => 27,
+        Event::BoundarySet { .. } => 28,
+        Event::BoundsSet { .. } => 29,
     }
 }
 
@@ -354,7 +410,7 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 fn the_examples_cover_every_variant_in_declaration_order() {
     let ex = examples();
-    assert_eq!(ex.len(), 27);
+    assert_eq!(ex.len(), 30);
     for (i, (e, name, payload)) in ex.iter().enumerate() {
         assert_eq!(variant_index(e) as usize, i, "{name} is out of order");
         assert_eq!(e.event_type(), *name);

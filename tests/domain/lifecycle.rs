@@ -448,6 +448,22 @@ fn a_grid_worker_submits_found_on_patrol_only_in_its_own_grid() {
 }
 
 #[test]
+fn a_hotline_call_is_taken_down_by_the_hotline_desk_not_claimed_by_a_resident() {
+    let mut call = street_light();
+    call.channel = Channel::Hotline;
+    // The district's 12345 desk records the call; the resident is the contact.
+    given_no_case().when("sup", Command::Submit(call.clone())).then_accept();
+    given_no_case()
+        .when(RESIDENT, Command::Submit(call))
+        .then_expect_rejection(Rule::NotAuthorised);
+    for channel in [Channel::Portal, Channel::App] {
+        let mut s = street_light();
+        s.channel = channel;
+        given_no_case().when(RESIDENT, Command::Submit(s)).then_accept();
+    }
+}
+
+#[test]
 fn staff_submit_only_within_their_units() {
     for ok in ["cs11", "cs11b", "ss1", "ss1b", "sup"] {
         given_no_case().when(ok, Command::Submit(street_light())).then_accept();

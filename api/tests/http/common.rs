@@ -18,6 +18,10 @@ use serde_json::{json, Value};
 
 /// The organisation file.
 pub const ORG: &str = include_str!("../fixtures/org.toml");
+/// Its micro-grids' boundaries: a row of 0.001° squares eastwards from
+/// 33.39°N 120.16°E, one per micro-grid in code order (the first is
+/// 32090200100100101 of [`G111`]).
+pub const ORG_GEOJSON: &str = include_str!("../fixtures/org.geojson");
 
 /// 新村社区第一网格 (community 320902001001, street 320902001).
 pub const G111: &str = "320902001001001";
@@ -109,7 +113,11 @@ impl TestServer {
             .await
             .unwrap();
         engine
-            .init_org(&gridcase_engine::domain::ActorId::System, &OrgFile::parse(ORG).unwrap())
+            .init_org(&gridcase_engine::domain::ActorId::System, &{
+                let mut org = OrgFile::parse(ORG).unwrap();
+                org.attach_geojson(ORG_GEOJSON).unwrap();
+                org
+            })
             .await
             .unwrap();
         let store = KeyStore::load(dir.path().join("api_keys.toml")).unwrap();

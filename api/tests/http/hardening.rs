@@ -1,5 +1,8 @@
 //! Positions and times a client can send that must not overflow, wrap or
-//! enter the log (issue 15, point 15).
+//! enter the log (issue 15, point 15), and connections that must not
+//! hold the server (point 12).
+
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -42,5 +45,64 @@ async fn positions_past_the_head_and_times_outside_2000_to_2100_are_refused() {
         assert_eq!(r.status, 422, "until {until}: {}", r.text);
     }
     assert_eq!(t.head().await, before, "nothing was written");
+    t.stop().await;
+}
+
+/// Reads until the server closes the connection (0 bytes) or `within` passes.
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Idle connections are closed (silent ones, slow headers, idle keep-alive
+/// after a response), at most `max_connections` are open at once, and the
+/// API keeps answering while idle clients hold every slot they can: 20,000
+/// idle connections used to exhaust the file handles and stop the server.
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_and_capped() {
+    use tokio::io::AsyncWriteExt;
+    let t = TestServer::start_with(|o| {
+        o.connections.max_connections = 16;
+        o.connections.header_read_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let addr = t.server().local_addr();
+    // A silent connection, a slow header, and a keep-alive connection gone
+    // idle after one response: all closed by the header timeout.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    for (name, s) in [("silent", &mut silent), ("slow", &mut slow), ("keep-alive", &mut kept)] {
+        assert!(closed_within(s, Duration::from_secs(5)).await, "{name} connection was not closed");
+    }
+    // Hold more idle connections than the cap: the excess waits in the
+    // backlog, every slot frees within the timeout, and a real request
+    // still gets its answer.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let open = t.get(None, "/metrics").await;
+    assert_eq!(open.status, 200, "{}", open.text);
+    let gauge = open
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("gridcase_http_connections "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(gauge <= 16.0, "{gauge} connections open with a cap of 16");
+    for s in &mut idle {
+        assert!(closed_within(s, Duration::from_secs(10)).await, "an idle connection stayed open");
+    }
     t.stop().await;
 }

@@ -182,3 +182,49 @@ async fn replay_to_the_live_position_gives_the_live_digests_and_audit_verifies()
     assert_eq!(audit["head_hash"], hash.as_str());
     t.stop().await;
 }
+
+/// A phone app reports with only a GPS point: the case lands in the
+/// micro-grid whose boundary holds it, says so, and keeps the point.
+#[tokio::test]
+async fn a_case_submitted_with_only_a_point_lands_in_its_micro_grid() {
+    let t = TestServer::start().await;
+    let submit = |point: serde_json::Value| json!({"kind": "report", "category": "street_light", "description": "路灯不亮", "point": point});
+    let r = t
+        .post(RESIDENT, "/api/v1/cases", submit(json!({"lat": 33.3905, "lon": 120.1605})), &[])
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let case = &r.json()["case"];
+    assert_eq!(case["micro_grid"], "32090200100100101");
+    assert_eq!(case["grid"], G111);
+    assert_eq!(case["located_by"], "point");
+    assert_eq!(case["point"], json!({"lat": 33.3905, "lon": 120.1605}));
+    let events = r.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events[1]["event_type"], "SubmissionDetailed");
+    let id = case["id"].as_str().unwrap();
+    let got = t.get(Some(RESIDENT), &format!("/api/v1/cases/{id}")).await.json();
+    assert_eq!(got["point"], json!({"lat": 33.3905, "lon": 120.1605}));
+    // A code still decides, and the point is kept.
+    let mut by_code = submit(json!({"lat": 33.3905, "lon": 120.1605}));
+    by_code["location"] = G211.into();
+    let r = t.post(RESIDENT, "/api/v1/cases", by_code, &[]).await.json();
+    assert_eq!((&r["case"]["grid"], &r["case"]["located_by"]), (&json!(G211), &json!("code")));
+    // Not a position on Earth, outside the district, or no location at all.
+    let bad =
+        t.post(RESIDENT, "/api/v1/cases", submit(json!({"lat": 91.0, "lon": 120.0})), &[]).await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(bad.text.contains("latitude"), "{}", bad.text);
+    let far =
+        t.post(RESIDENT, "/api/v1/cases", submit(json!({"lat": 33.0, "lon": 120.16})), &[]).await;
+    assert_eq!(far.status, 422, "{}", far.text);
+    assert!(far.text.contains("nearest") && far.text.contains("m away"), "{}", far.text);
+    let none = t
+        .post(
+            RESIDENT,
+            "/api/v1/cases",
+            json!({"kind": "report", "category": "street_light", "description": "x"}),
+            &[],
+        )
+        .await;
+    assert_eq!(none.status, 422, "{}", none.text);
+    t.stop().await;
+}

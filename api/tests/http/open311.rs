@@ -214,10 +214,14 @@ async fn requests_are_posted_listed_and_read_in_both_formats() {
     assert_eq!(list.as_array().unwrap().len(), 2);
     for r in list.as_array().unwrap() {
         assert_eq!(keys(r), set(REQUEST_FIELDS));
-        assert!(r["lat"].is_null() && r["long"].is_null());
     }
     let mine =
         list.as_array().unwrap().iter().find(|r| r["service_request_id"] == id.as_str()).unwrap();
+    // The reported point comes back; the request posted by code has none.
+    assert_eq!((mine["lat"].as_f64(), mine["long"].as_f64()), (Some(33.38), Some(120.16)));
+    let other =
+        list.as_array().unwrap().iter().find(|r| r["service_request_id"] != id.as_str()).unwrap();
+    assert!(other["lat"].is_null() && other["long"].is_null());
     assert_eq!(mine["status"], "closed");
     assert!(mine["status_notes"].as_str().unwrap().starts_with("resolved by"));
     assert_eq!(mine["service_code"], "street_light");
@@ -276,8 +280,11 @@ async fn requests_are_posted_listed_and_read_in_both_formats() {
     assert_eq!(one[0]["extended_attributes"]["gridcase_status"], "resolved");
     assert_eq!(one[0]["extended_attributes"]["priority"], "urgent");
     let notes = one[0]["notes"].as_array().unwrap();
-    assert_eq!(notes.len(), 2);
+    // Opened, the submission's details (its point), resolved.
+    assert_eq!(notes.len(), 3);
     assert_eq!(notes[0]["type"], "opened");
+    assert_eq!(notes[1]["event_type"], "SubmissionDetailed");
+    assert!(notes[1]["summary"].as_str().unwrap().contains("33.3800000,120.1600000"));
     let ox = t.get(None, &format!("/open311/v2/requests/{id}.xml")).await;
     let (_, items) = xml_items(&ox.text, "request");
     assert_eq!(items[0], set(REQUEST_FIELDS));
@@ -390,5 +397,42 @@ async fn bad_posts_are_refused_the_open311_way_and_append_nothing() {
         .await;
     assert_eq!(repeated.status, 400);
     assert_eq!(t.head().await, head, "nothing appended");
+    t.stop().await;
+}
+
+/// An app that knows only the phone's GPS fix: `lat` and `long` alone place
+/// the request in its micro-grid, and GET returns them.
+#[tokio::test]
+async fn lat_and_long_alone_place_a_request_in_its_micro_grid() {
+    let t = TestServer::start().await;
+    let key = t.key(RESIDENT).to_string();
+    // The fixture's boundaries: 0.001° squares eastwards from 120.16°E;
+    // the second is 32090200100100102.
+    let posted = form(
+        &t,
+        "/open311/v2/requests.json",
+        &[("api_key", &key), ("service_code", "noise"), ("lat", "33.3905"), ("long", "120.1615")],
+        &[],
+    )
+    .await;
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    let id = posted.json()[0]["service_request_id"].as_str().unwrap().to_string();
+    let got = t.get(None, &format!("/open311/v2/requests/{id}.json")).await.json();
+    assert_eq!(got[0]["address_id"], "32090200100100102");
+    assert_eq!((got[0]["lat"].as_f64(), got[0]["long"].as_f64()), (Some(33.3905), Some(120.1615)));
+    assert_eq!(got[0]["address"], "33.3905000,120.1615000");
+    let native = t.get(Some("sup"), &format!("/api/v1/cases/{id}")).await.json();
+    assert_eq!(native["located_by"], "point");
+    // Outside every micro-grid: 400, naming the nearest one and how far.
+    let far = form(
+        &t,
+        "/open311/v2/requests.json",
+        &[("api_key", &key), ("service_code", "noise"), ("lat", "33.3905"), ("long", "120.20")],
+        &[],
+    )
+    .await;
+    assert_eq!(far.status, 400, "{}", far.text);
+    let why = far.json()[0]["description"].as_str().unwrap().to_string();
+    assert!(why.contains("nearest") && why.contains("m away"), "{why}");
     t.stop().await;
 }

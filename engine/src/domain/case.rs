@@ -18,7 +18,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::{Event, OverdueKind};
-use super::{Channel, Contact, HopReason, Level, Priority, RequestKind, Satisfaction, Status};
+use super::{
+    Channel, Contact, HopReason, Level, LocationSource, MediaRef, Priority, Reporter, RequestKind,
+    Satisfaction, Status,
+};
+use crate::geo::GeoPoint;
 use crate::org::Registry;
 use crate::time::Timestamp;
 
@@ -146,6 +150,14 @@ pub struct Case {
     pub street: String,
     /// Contact.
     pub contact: Option<Contact>,
+    /// Further reporter details; personal data like `contact`.
+    pub reporter: Option<Reporter>,
+    /// The point the resident reported (WGS84), if any.
+    pub point: Option<GeoPoint>,
+    /// How the location became a grid: a code, the point, or an address.
+    pub located_by: LocationSource,
+    /// Attached files (references).
+    pub media: Vec<MediaRef>,
     /// Who submitted it.
     pub submitted_by: String,
     /// Found on patrol.
@@ -232,6 +244,10 @@ impl Clone for Case {
             community,
             street,
             contact,
+            reporter,
+            point,
+            located_by,
+            media,
             submitted_by,
             found_on_patrol,
             submitted_at,
@@ -278,6 +294,10 @@ impl Clone for Case {
             }
             (to, from) => *to = from.clone(),
         }
+        self.reporter.clone_from(reporter);
+        self.point = *point;
+        self.located_by = *located_by;
+        self.media.clone_from(media);
         self.submitted_by.clone_from(submitted_by);
         self.found_on_patrol = *found_on_patrol;
         self.submitted_at = *submitted_at;
@@ -324,6 +344,10 @@ impl Case {
             community: String::new(),
             street: String::new(),
             contact: None,
+            reporter: None,
+            point: None,
+            located_by: LocationSource::Code,
+            media: Vec::new(),
             submitted_by: String::new(),
             found_on_patrol: false,
             submitted_at: Timestamp::default(),
@@ -390,6 +414,17 @@ impl Case {
             community: community.clone(),
             street: street.clone(),
             contact: contact.clone(),
+            reporter: None,
+            point: None,
+            // What `CaseSubmitted` alone implies: its location is the code
+            // it resolved to, or else an address. A point submission
+            // follows with `SubmissionDetailed`, which says so.
+            located_by: if location == grid || micro_grid.as_ref() == Some(location) {
+                LocationSource::Code
+            } else {
+                LocationSource::Address
+            },
+            media: Vec::new(),
             submitted_by: actor.to_string(),
             found_on_patrol: *found_on_patrol,
             submitted_at: at,
@@ -418,8 +453,34 @@ impl Case {
         })
     }
 
-    /// Folds one later event in.
-    pub fn apply(&mut self, event: &Event, at: Timestamp) {
+    /// When `event`, recorded at `recorded_at` against this case as it
+    /// stood, took effect.
+    ///
+    /// An automatic hop (an escalation or a dispatch whose reason is
+    /// [`HopReason::Deadline`]) is effective at the deadline it enforces,
+    /// the hold that ran out, whenever the tick that noticed it ran: the
+    /// community held the case until its limit, not until the next tick.
+    /// Without this, hold times depend on how often deadlines are checked
+    /// (one tick on the 20th gave a community 20,480 minutes and the street
+    /// 1; daily ticks gave 3,072 and 1,536 for the same case). Every other
+    /// event is effective when recorded. The fold and the chain report both
+    /// read times through here, so a holder's `since` and a hop's hold time
+    /// agree.
+    pub fn effective_at(&self, event: &Event, recorded_at: Timestamp) -> Timestamp {
+        match event {
+            Event::CaseEscalated { reason: HopReason::Deadline, .. }
+            | Event::CaseDispatched { reason: HopReason::Deadline, .. } => match self.hold_until {
+                Some(due) if due < recorded_at => due,
+                _ => recorded_at,
+            },
+            _ => recorded_at,
+        }
+    }
+
+    /// Folds one later event in, recorded at `recorded_at` (see
+    /// [`Case::effective_at`] for the time it takes effect at).
+    pub fn apply(&mut self, event: &Event, recorded_at: Timestamp) {
+        let at = self.effective_at(event, recorded_at);
         self.version += 1;
         self.updated_at = at;
         match event {
@@ -570,6 +631,12 @@ impl Case {
             Event::CaseClosed { .. } => {
                 self.status = Status::Closed;
                 self.closed_at = Some(at);
+            }
+            Event::SubmissionDetailed { located_by, point, media, reporter } => {
+                self.located_by = *located_by;
+                self.point = *point;
+                self.media.clone_from(media);
+                self.reporter.clone_from(reporter);
             }
             // Registry events and a second submission never reach a case stream.
             _ => {}

@@ -6,7 +6,10 @@
 //! `LIFECYCLE.md` beside this file has the state machine and the authority table.
 
 use super::event::{Event, OverdueKind};
-use super::{Actor, Case, Command, HopReason, Level, Rejection, Rule, Status, Submission};
+use super::{
+    Actor, Case, Command, HopReason, Level, LocationSource, MediaRef, Rejection, Reporter, Rule,
+    Status, Submission,
+};
 use crate::org::{Registry, Role, UnitKind};
 use crate::time::Timestamp;
 
@@ -574,9 +577,41 @@ fn submit(j: &Judge<'_>, s: &Submission, actor: &Actor) -> Result<Vec<Event>, Re
             ),
         )
     })?;
-    let (grid, micro_grid) = reg
-        .resolve_location(&s.location)
-        .map_err(|e| j.no(Rule::InvalidArgument, e.to_string()))?;
+    let media = check_media(j, &s.media)?;
+    let reporter = match &s.reporter {
+        Some(r) => check_reporter(j, r)?,
+        None => None,
+    };
+    let location = s.location.trim();
+    // A code names the grid outright. A GPS fix is more precise than free
+    // text, so where the organisation has boundaries it decides over an
+    // address; an address still places the case when the point lies
+    // outside every micro-grid (a poor fix) or there are no boundaries.
+    let by_point = match s.point {
+        Some(p) if !reg.units.contains_key(location) => match reg.locate(p) {
+            Ok(l) => Some((l.grid.to_string(), l.micro_grid.map(str::to_string))),
+            Err(e) if location.is_empty() => return Err(j.no(Rule::InvalidArgument, e.to_string())),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let (located_by, (grid, micro_grid)) =
+        match by_point {
+            Some(found) => (LocationSource::Point, found),
+            None if location.is_empty() => return Err(j.no(
+                Rule::InvalidArgument,
+                "give a location (a grid or micro-grid code, or a registered address) or a point",
+            )),
+            None => (
+                if reg.units.contains_key(location) {
+                    LocationSource::Code
+                } else {
+                    LocationSource::Address
+                },
+                reg.resolve_location(location)
+                    .map_err(|e| j.no(Rule::InvalidArgument, e.to_string()))?,
+            ),
+        };
     if reg.units.get(&grid).is_some_and(|u| u.retired) {
         return Err(j.no(Rule::InvalidArgument, format!("grid {grid} is retired")));
     }
@@ -589,24 +624,35 @@ fn submit(j: &Judge<'_>, s: &Submission, actor: &Actor) -> Result<Vec<Event>, Re
         ));
     };
     let allowed = match actor.role {
-        Role::Resident => s.channel != super::Channel::GridPatrol,
+        // A resident reports through the portal or the app. A hotline call
+        // is taken down by the hotline operator (the district's 12345 desk)
+        // and a patrol finding by the grid worker: a resident claiming those
+        // channels would skew the channel statistics the seeds report.
+        Role::Resident => {
+            !matches!(s.channel, super::Channel::GridPatrol | super::Channel::Hotline)
+        }
         Role::GridWorker => actor.unit.as_deref() == Some(grid.as_str()),
         Role::CommunityStaff => actor.unit.as_deref() == Some(community.as_str()),
         Role::StreetStaff => actor.unit.as_deref() == Some(street.as_str()),
         Role::DistrictSupervisor => !actor.system,
         Role::DepartmentStaff | Role::Auditor => false,
     };
-    j.auth(allowed, "a resident (not on the patrol channel), the grid's own grid worker, or staff of the community, street or district")?;
+    j.auth(allowed, "a resident (through the portal or the app), the grid's own grid worker, or staff of the community, street or district (the hotline desk)")?;
     let limits = reg.policy.limits(s.kind, cat.class, s.priority);
     let now = ctx.now;
-    Ok(vec![Event::CaseSubmitted {
+    let mut events = vec![Event::CaseSubmitted {
         case_id: ctx.case_id.to_string(),
         channel: s.channel,
         kind: s.kind,
         category: s.category.clone(),
         priority: s.priority,
         description: s.description.clone(),
-        location: s.location.clone(),
+        // A point-only submission reads as its coordinates wherever the
+        // location text is shown.
+        location: match s.point {
+            Some(p) if s.location.trim().is_empty() => p.to_string(),
+            _ => s.location.clone(),
+        },
         grid,
         micro_grid,
         community,
@@ -616,5 +662,83 @@ fn submit(j: &Judge<'_>, s: &Submission, actor: &Actor) -> Result<Vec<Event>, Re
         response_due: now.plus_ms(limits.response_minutes as i64 * MINUTE),
         resolution_due: now.plus_ms(limits.resolution_minutes as i64 * MINUTE),
         hold_until: now.plus_ms(limits.community_minutes as i64 * MINUTE),
-    }])
+    }];
+    // Only when there is something to add: a submission by code or address
+    // with no extras stays one `CaseSubmitted`, as stores have always had.
+    if s.point.is_some() || !media.is_empty() || reporter.is_some() {
+        events.push(Event::SubmissionDetailed { located_by, point: s.point, media, reporter });
+    }
+    Ok(events)
+}
+
+/// Most files one submission may reference.
+const MAX_MEDIA: usize = 16;
+/// Longest reporter detail accepted, in characters.
+const MAX_REPORTER_FIELD: usize = 128;
+
+/// Media references as stored: the hash in lower case, a `type/subtype`
+/// content type. Refused when malformed, so the log never points at a
+/// file no store can name.
+fn check_media(j: &Judge<'_>, media: &[MediaRef]) -> Result<Vec<MediaRef>, Rejection> {
+    if media.len() > MAX_MEDIA {
+        return Err(
+            j.no(Rule::InvalidArgument, format!("at most {MAX_MEDIA} media files per submission"))
+        );
+    }
+    media
+        .iter()
+        .map(|m| {
+            let sha256 = m.sha256.trim().to_ascii_lowercase();
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(j.no(
+                    Rule::InvalidArgument,
+                    format!("media sha256 {:?} is not 64 hexadecimal digits", m.sha256),
+                ));
+            }
+            let content_type = m.content_type.trim().to_ascii_lowercase();
+            let ok = content_type.len() <= 100
+                && content_type
+                    .split_once('/')
+                    .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty())
+                && content_type.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(j.no(
+                    Rule::InvalidArgument,
+                    format!("media content type {:?} is not a type/subtype", m.content_type),
+                ));
+            }
+            Ok(MediaRef { sha256, content_type, size: m.size })
+        })
+        .collect()
+}
+
+/// Reporter details trimmed, empty ones dropped (`None` when nothing is
+/// left); each short and printable, the e-mail with an `@`.
+fn check_reporter(j: &Judge<'_>, r: &Reporter) -> Result<Option<Reporter>, Rejection> {
+    let field = |name: &str, v: &Option<String>| -> Result<Option<String>, Rejection> {
+        let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if v.chars().count() > MAX_REPORTER_FIELD || v.chars().any(char::is_control) {
+            return Err(j.no(
+                Rule::InvalidArgument,
+                format!("{name} must be at most {MAX_REPORTER_FIELD} printable characters"),
+            ));
+        }
+        Ok(Some(v.to_string()))
+    };
+    let out = Reporter {
+        device_id: field("device_id", &r.device_id)?,
+        account_id: field("account_id", &r.account_id)?,
+        email: field("email", &r.email)?,
+        first_name: field("first_name", &r.first_name)?,
+        last_name: field("last_name", &r.last_name)?,
+    };
+    if out.email.as_deref().is_some_and(|e| {
+        let (user, host) = e.split_once('@').unwrap_or(("", ""));
+        user.is_empty() || host.is_empty() || e.contains(char::is_whitespace)
+    }) {
+        return Err(j.no(Rule::InvalidArgument, "email is not an e-mail address"));
+    }
+    Ok((!out.is_empty()).then_some(out))
 }

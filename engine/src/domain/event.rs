@@ -8,7 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, Contact, HopReason, Level, Priority, RequestKind, Satisfaction};
+use super::{
+    Channel, Contact, HopReason, Level, LocationSource, MediaRef, Priority, Reporter, RequestKind,
+    Satisfaction,
+};
+use crate::geo::{Boundary, BoundingBox, GeoPoint};
 use crate::hierarchy::{Role, UnitKind};
 use crate::log::{EventData, RecordView, RecordedEvent, CODEC_POSTCARD};
 use crate::time::Timestamp;
@@ -275,6 +279,33 @@ pub enum Event {
         /// An IANA name (`Asia/Shanghai`) or a fixed offset (`+08:00`).
         time_zone: String,
     },
+    /// What a submission carried beyond [`Event::CaseSubmitted`]'s fields:
+    /// written in the same append, right after it, when the submission has
+    /// a point, media or reporter details (a submission with none writes
+    /// `CaseSubmitted` alone, byte for byte as before this event existed).
+    SubmissionDetailed {
+        /// How the location became a grid.
+        located_by: LocationSource,
+        /// The point the resident reported, if any.
+        point: Option<GeoPoint>,
+        /// Attached files (references; the bytes live outside the log).
+        media: Vec<MediaRef>,
+        /// Further reporter details (personal data, like the contact).
+        reporter: Option<Reporter>,
+    },
+    /// A micro-grid's boundary (or a grid's, when it has no micro-grids)
+    /// was set or replaced; registry stream.
+    BoundarySet {
+        /// Unit code.
+        code: String,
+        /// The boundary (compact delta encoding, see [`Boundary`]).
+        boundary: Boundary,
+    },
+    /// The district's bounding box was set; registry stream.
+    BoundsSet {
+        /// The box.
+        bounds: BoundingBox,
+    },
 }
 
 /// An event payload that does not decode.
@@ -318,6 +349,9 @@ impl Event {
             Event::CaseReopened { .. } => "CaseReopened",
             Event::CaseClosed { .. } => "CaseClosed",
             Event::ZoneSet { .. } => "ZoneSet",
+            Event::SubmissionDetailed { .. } => "SubmissionDetailed",
+            Event::BoundarySet { .. } => "BoundarySet",
+            Event::BoundsSet { .. } => "BoundsSet",
         }
     }
 
@@ -384,6 +418,8 @@ impl Event {
                 | Event::CategoryDefined { .. }
                 | Event::PolicySet { .. }
                 | Event::ZoneSet { .. }
+                | Event::BoundarySet { .. }
+                | Event::BoundsSet { .. }
         )
     }
 }

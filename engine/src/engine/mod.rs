@@ -90,6 +90,9 @@ impl Default for EngineOptions {
 ///         description: "路灯不亮".into(),
 ///         location: "320902001001001".into(),
 ///         contact: None,
+///         point: None,
+///         media: Vec::new(),
+///         reporter: None,
 ///     }, CommandOptions::default())
 ///     .await?;
 /// let id: CaseId = opened.case.id.parse()?;

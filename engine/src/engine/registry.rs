@@ -72,6 +72,50 @@ impl Engine {
         Ok(out)
     }
 
+    /// Checks a GeoJSON FeatureCollection of boundaries against the
+    /// registry's units (see [`crate::geo::import()`]) and appends them to
+    /// the `org` stream as one atomic batch: the bounding box (`bounds`,
+    /// else the file's `bbox`, else the boundaries' extent) and one
+    /// `BoundarySet` per micro-grid. Returns the outcome and how many
+    /// boundaries were set. The append expects the registry's version, so a
+    /// concurrent registry change makes it a conflict instead of mixing
+    /// boundaries checked against another hierarchy.
+    pub async fn import_boundaries(
+        &self,
+        actor: &ActorId,
+        geojson: &str,
+        bounds: Option<crate::geo::BoundingBox>,
+    ) -> Result<(AppendOutcome, usize), Error> {
+        self.refresh_registry_if_stale().await?;
+        let reg = self.registry();
+        if reg.version == 0 {
+            return Err(Error::InvalidInput(
+                "the store has no organisation yet: load one before its boundaries".into(),
+            ));
+        }
+        let geo = crate::geo::import(geojson, &reg.units, bounds)?;
+        let mut events = Vec::with_capacity(geo.boundaries.len() + 1);
+        if let Some(bounds) = geo.bounds {
+            events.push(Event::BoundsSet { bounds });
+        }
+        for (code, boundary) in &geo.boundaries {
+            events.push(Event::BoundarySet { code: code.clone(), boundary: boundary.clone() });
+        }
+        let mut req = AppendRequest::new(
+            StreamId::new(ORG_STREAM)?,
+            ExpectedVersion::Exact(reg.version),
+            actor.to_string(),
+            events.iter().map(Event::to_data).collect(),
+        );
+        req.correlation_id = Some("import-geojson".into());
+        let guard = StaleOnDrop(Some(self));
+        let out = self.log.append(req).await?.outcome;
+        self.note_recorded(out.recorded_at);
+        self.refresh_registry().await?;
+        guard.disarm();
+        Ok((out, geo.boundaries.len()))
+    }
+
     /// Re-reads the registry if a cancelled call may have left it behind.
     pub(super) async fn refresh_registry_if_stale(&self) -> Result<(), Error> {
         if self.registry_stale.load(Ordering::SeqCst) {

@@ -690,6 +690,9 @@ pub async fn drive(engine: &Engine, clock: &ManualClock, ops: &[Op]) {
                 description: format!("问题 {i}"),
                 location: grid.into(),
                 contact: None,
+                point: None,
+                media: Vec::new(),
+                reporter: None,
             };
             let actor =
                 if by_worker { staff(grid).to_string() } else { format!("resident:r{}", pick % 4) };
