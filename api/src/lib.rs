@@ -27,6 +27,7 @@
 
 pub mod auth;
 mod command;
+pub mod dashboard;
 pub mod dto;
 mod error;
 pub mod events;
@@ -39,7 +40,9 @@ pub mod metrics;
 pub mod native;
 pub mod open311;
 pub mod openapi;
+pub mod scope;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod trust;
 

@@ -14,9 +14,11 @@ use gridcase_engine::Engine;
 use gridcase_projections::SharedProjections;
 use tokio::sync::{watch, Semaphore};
 
+use crate::dashboard::DashboardCache;
 use crate::keys::KeyStore;
 use crate::limits::{Limiters, RateLimits};
 use crate::metrics::{Lags, Metrics};
+use crate::session::Sessions;
 
 /// Tunables of the server.
 #[derive(Clone, Debug)]
@@ -55,6 +57,10 @@ pub struct ServerOptions {
     /// holds a core while it builds, so a flood of them cannot take every
     /// core from the rest of the API. Default: the cores less one, at least 1.
     pub listing_concurrency: usize,
+    /// Mark the dashboard's session cookie `Secure` (set it when the server
+    /// is reached over HTTPS through a proxy that does not send
+    /// `X-Forwarded-Proto: https`; with that header the cookie is Secure anyway).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerOptions {
@@ -76,6 +82,7 @@ impl Default for ServerOptions {
             listing_concurrency: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1))
                 .max(1),
+            secure_cookies: false,
         }
     }
 }
@@ -109,6 +116,10 @@ pub struct Shared {
     pub media: Option<crate::media::MediaStore>,
     /// Turns true when the server shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Dashboard sign-ins (cookie sessions).
+    pub sessions: Sessions,
+    /// The dashboard's answers and as-of projections, kept per position.
+    pub dashboard: DashboardCache,
 }
 
 /// The state handed to handlers; cheap to clone.

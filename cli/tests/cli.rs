@@ -96,6 +96,10 @@ fn demo_prints_the_dashboard_sections() {
     for section in ["== Simulation", "== Audit", "OK:"] {
         assert!(out.contains(section), "dashboard lacks {section:?}:\n{out}");
     }
+    // It ends with how to open the web dashboard on this very store.
+    let serve = format!("gridcase serve --data {}", data.display());
+    assert!(out.trim_end().lines().rev().take(3).any(|l| l.starts_with(&serve)), "{out}");
+    assert!(out.trim_end().ends_with("and sign in with the key"), "{out}");
     // A second run replaces its own store.
     ok(&data, &["demo", "--days", "1", "--rate", "50"]);
 }
@@ -1145,7 +1149,11 @@ fn log_key_checkpoint_receipt_and_offline_check() {
     let export = dir.path().join("log.jsonl");
     ok(&d, &["export", "--out", export.to_str().unwrap()]);
     let exported = std::fs::read_to_string(&export).unwrap();
-    let secret = skey.trim().rsplit('+').next().unwrap();
+    // PRIVATE+KEY+<name>+<key id>+<base64 key>: the key is everything after
+    // the fourth '+' (base64 may itself hold '+', so not the last segment,
+    // which could be a few characters that any file contains by chance).
+    let secret = skey.trim().splitn(5, '+').nth(4).unwrap();
+    assert!(secret.len() > 40, "{secret}");
     assert!(!exported.contains(secret));
     fails(&d, &["audit", "keygen"], "already holds the log key");
 }
