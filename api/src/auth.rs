@@ -14,6 +14,7 @@ use gridcase_engine::domain::ActorId;
 use gridcase_engine::org::Role;
 use gridcase_engine::Error as EngineError;
 
+use crate::session;
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -67,6 +68,12 @@ pub fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiError> 
     let entry = state.keys.lookup(key.trim()).ok_or_else(|| {
         ApiError::Unauthenticated("the API key is not known to this server".into())
     })?;
+    principal_of(state, entry)
+}
+
+/// The principal a key entry acts as (a key presented, or a session opened
+/// with one).
+pub fn principal_of(state: &AppState, entry: crate::keys::KeyEntry) -> Result<Principal, ApiError> {
     // Role and unit come from the registry at request time: a staff member
     // who moved or retired acts with their current standing, or not at all.
     let cannot_act = |e: EngineError| {
@@ -102,13 +109,41 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(&parts.headers)?.ok_or_else(|| {
-            ApiError::Unauthenticated(
-                "this resource needs an API key: send `Authorization: Bearer <api key>`".into(),
-            )
-        })?;
-        let principal = authenticate(state, &key)?;
+        let principal = match bearer(&parts.headers)? {
+            Some(key) => authenticate(state, &key)?,
+            None => match session::cookie_token(&parts.headers) {
+                Some(token) => from_session(state, parts, &token)?,
+                None => {
+                    return Err(ApiError::Unauthenticated(
+                        "this resource needs an API key: send `Authorization: Bearer <api key>` (or sign in to the dashboard)".into(),
+                    ))
+                }
+            },
+        };
         tracing::Span::current().record("actor", principal.actor.as_str());
         Ok(principal)
     }
+}
+
+/// The principal of a dashboard session cookie. A request that could change
+/// something (any method but GET, HEAD and OPTIONS) must also carry the
+/// session's CSRF token: the cookie alone is what a forged cross-site
+/// request would have.
+fn from_session(state: &AppState, parts: &Parts, token: &str) -> Result<Principal, ApiError> {
+    let s = state.sessions.get(token).ok_or_else(|| {
+        ApiError::Unauthenticated("the session has expired or ended; sign in again".into())
+    })?;
+    if !parts.method.is_safe() {
+        let presented = parts.headers.get(session::CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !session::Sessions::csrf_ok(&s, presented) {
+            return Err(ApiError::Forbidden(format!(
+                "a request signed in by cookie must carry the session's CSRF token in {}",
+                session::CSRF_HEADER
+            )));
+        }
+    }
+    let entry = state.keys.lookup_hash(&s.key_hash).ok_or_else(|| {
+        ApiError::Unauthenticated("the key this session was opened with was revoked".into())
+    })?;
+    principal_of(state, entry)
 }

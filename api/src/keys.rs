@@ -167,6 +167,14 @@ impl KeyStore {
         self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&h).cloned()
     }
 
+    /// The entry whose stored hash is `hash` (a dashboard session keeps
+    /// the hash of the key it was opened with, never the key), if that key
+    /// is still in force: a revoked key ends its sessions too.
+    pub fn lookup_hash(&self, hash: &str) -> Option<KeyEntry> {
+        self.refresh();
+        self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(hash).cloned()
+    }
+
     /// Every entry, by id.
     pub fn list(&self) -> Vec<KeyEntry> {
         let mut v: Vec<KeyEntry> =

@@ -24,6 +24,7 @@
 
 pub mod auth;
 mod command;
+pub mod dashboard;
 pub mod dto;
 mod error;
 pub mod events;
@@ -34,7 +35,9 @@ pub mod metrics;
 pub mod native;
 pub mod open311;
 pub mod openapi;
+pub mod scope;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod trust;
 

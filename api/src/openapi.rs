@@ -6,7 +6,11 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+<<<<<<< HEAD
 use crate::{dto, events, native, open311, trust};
+=======
+use crate::{dashboard, dto, events, native, open311};
+>>>>>>> dash
 
 struct BearerAuth;
 
@@ -42,8 +46,14 @@ impl Modify for BearerAuth {
         native::backlog, native::rates, native::ranking, native::chains, native::overdue,
         native::replay, native::audit_verify, native::stats, native::metrics,
         events::events, openapi_json,
+<<<<<<< HEAD
         trust::get_checkpoint, trust::post_checkpoint, trust::inclusion, trust::consistency,
         trust::receipt, trust::tlog_checkpoint, trust::tlog_tile,
+=======
+        dashboard::index, dashboard::asset, dashboard::whoami, dashboard::sign_in, dashboard::sign_out,
+        dashboard::meta, dashboard::map, dashboard::backlog, dashboard::rates, dashboard::chains,
+        dashboard::overdue, dashboard::case,
+>>>>>>> dash
         open311::discovery_json, open311::discovery_xml, open311::services_json, open311::services_xml,
         open311::service_definition, open311::requests_json, open311::requests_xml,
         open311::post_request_json, open311::post_request_xml, open311::request, open311::token,
@@ -52,7 +62,11 @@ impl Modify for BearerAuth {
         dto::SubmitBody, dto::AssignBody, dto::ReasonBody, dto::MergeBody, dto::DispatchBody,
         dto::EmptyBody, dto::ExtensionBody, dto::ExtensionDecisionBody, dto::NoteBody,
         dto::CallbackBody, dto::CloseBody, dto::CaseView, dto::CommandResponse, dto::ErrorBody,
+<<<<<<< HEAD
         trust::CheckpointView,
+=======
+        dashboard::SignInBody, dashboard::SessionView,
+>>>>>>> dash
     )),
     tags(
         (name = "lifecycle", description = "Commands on a case; each is authorised by the engine's rules for the key's actor"),
@@ -60,6 +74,7 @@ impl Modify for BearerAuth {
         (name = "reports", description = "Live projections (staff keys)"),
         (name = "audit", description = "Replay, chain verification and figures (staff keys); signed checkpoints, proofs and the log as C2SP tlog-tiles (public hashes)"),
         (name = "events", description = "The live event feed"),
+        (name = "dashboard", description = "The dashboard page, its sign-in (API key for a session cookie) and its JSON, every view with ?as_of= (sessions or bearer keys)"),
         (name = "open311", description = "Open311 GeoReport v2"),
         (name = "operations", description = "Metrics and this document"),
     )

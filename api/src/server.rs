@@ -37,12 +37,18 @@ use tower_http::request_id::{
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::dashboard::DashboardCache;
 use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ErrorInfo;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::session::Sessions;
 use crate::state::{AppState, ServerOptions, Shared};
+<<<<<<< HEAD
 use crate::{events, native, open311, openapi, trust, ApiError};
+=======
+use crate::{dashboard, events, native, open311, openapi, ApiError};
+>>>>>>> dash
 
 /// The route table: every (method, path) and its handler. Building the
 /// router and listing its routes share this one table, so the OpenAPI test
@@ -121,6 +127,18 @@ pub fn routes() -> Routes {
         .get("/tlog/checkpoint", trust::tlog_checkpoint)
         .get("/tlog/tile/{*path}", trust::tlog_tile)
         .get("/api/v1/events", events::events)
+        .get("/", dashboard::index)
+        .get("/assets/{*path}", dashboard::asset)
+        .get("/api/v1/dashboard/session", dashboard::whoami)
+        .post("/api/v1/dashboard/session", dashboard::sign_in)
+        .post("/api/v1/dashboard/session/end", dashboard::sign_out)
+        .get("/api/v1/dashboard/meta", dashboard::meta)
+        .get("/api/v1/dashboard/map", dashboard::map)
+        .get("/api/v1/dashboard/backlog", dashboard::backlog)
+        .get("/api/v1/dashboard/rates", dashboard::rates)
+        .get("/api/v1/dashboard/chains", dashboard::chains)
+        .get("/api/v1/dashboard/overdue", dashboard::overdue)
+        .get("/api/v1/dashboard/cases/{id}", dashboard::case)
         .get("/api/v1/openapi.json", openapi::openapi_json)
         .get("/metrics", native::metrics)
         .get("/open311/v2/discovery.json", o::discovery_json)
@@ -476,6 +494,8 @@ impl Server {
             verify_gate: Semaphore::new(1),
             transparency,
             shutdown: shutdown_rx.clone(),
+            sessions: Sessions::default(),
+            dashboard: DashboardCache::default(),
         }));
         let addr = listener.local_addr().map_err(|source| ApiError::Io {
             what: "cannot read the listening address".into(),

@@ -118,5 +118,30 @@ pub async fn demo(
     if let Err(e) = engine.save_checkpoint().await {
         eprintln!("warning: the engine checkpoint was not saved ({e}); the next start reads the whole log");
     }
-    crate::dashboard::print(g, &engine, &report, clock.now()).await
+    crate::dashboard::print(g, &engine, &report, clock.now()).await?;
+    if !g.json {
+        print_open_the_dashboard(g, &engine)?;
+    }
+    Ok(())
+}
+
+/// The demo's last lines: how to open the web dashboard on this store.
+fn print_open_the_dashboard(g: &Global, engine: &Engine) -> Result<(), CliError> {
+    let reg = engine.registry();
+    let supervisor = reg
+        .staff
+        .values()
+        .find(|s| !s.retired && s.role == gridcase_engine::org::Role::DistrictSupervisor)
+        .map(|s| s.id.clone())
+        .unwrap_or_else(|| "STAFF_ID".into());
+    let store = match &g.store {
+        Some(_) => "--store <the same store>".to_string(),
+        None => format!("--data {}", g.data.display()),
+    };
+    crate::outln!("\n== Dashboard")?;
+    crate::outln!(
+        "gridcase apikey create --as {supervisor} {store}   # prints the key to sign in with"
+    )?;
+    crate::outln!("gridcase serve {store}")?;
+    crate::outln!("open http://127.0.0.1:8080/ and sign in with the key")
 }

@@ -96,6 +96,10 @@ fn demo_prints_the_dashboard_sections() {
     for section in ["== Simulation", "== Audit", "OK:"] {
         assert!(out.contains(section), "dashboard lacks {section:?}:\n{out}");
     }
+    // It ends with how to open the web dashboard on this very store.
+    let serve = format!("gridcase serve --data {}", data.display());
+    assert!(out.trim_end().lines().rev().take(3).any(|l| l.starts_with(&serve)), "{out}");
+    assert!(out.trim_end().ends_with("and sign in with the key"), "{out}");
     // A second run replaces its own store.
     ok(&data, &["demo", "--days", "1", "--rate", "50"]);
 }

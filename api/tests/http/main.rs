@@ -6,6 +6,7 @@
 mod commands;
 mod common;
 mod corruption;
+mod dashboard;
 mod events;
 mod hardening;
 mod lifecycle;
