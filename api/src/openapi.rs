@@ -6,11 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-<<<<<<< HEAD
-use crate::{dto, events, native, open311, trust};
-=======
-use crate::{dashboard, dto, events, native, open311};
->>>>>>> dash
+use crate::{dashboard, dto, events, native, open311, trust};
 
 struct BearerAuth;
 
@@ -46,14 +42,11 @@ impl Modify for BearerAuth {
         native::backlog, native::rates, native::ranking, native::chains, native::overdue,
         native::replay, native::audit_verify, native::stats, native::metrics,
         events::events, openapi_json,
-<<<<<<< HEAD
         trust::get_checkpoint, trust::post_checkpoint, trust::inclusion, trust::consistency,
         trust::receipt, trust::tlog_checkpoint, trust::tlog_tile,
-=======
         dashboard::index, dashboard::asset, dashboard::whoami, dashboard::sign_in, dashboard::sign_out,
         dashboard::meta, dashboard::map, dashboard::backlog, dashboard::rates, dashboard::chains,
         dashboard::overdue, dashboard::case,
->>>>>>> dash
         open311::discovery_json, open311::discovery_xml, open311::services_json, open311::services_xml,
         open311::service_definition, open311::requests_json, open311::requests_xml,
         open311::post_request_json, open311::post_request_xml, open311::request, open311::token,
@@ -62,11 +55,7 @@ impl Modify for BearerAuth {
         dto::SubmitBody, dto::AssignBody, dto::ReasonBody, dto::MergeBody, dto::DispatchBody,
         dto::EmptyBody, dto::ExtensionBody, dto::ExtensionDecisionBody, dto::NoteBody,
         dto::CallbackBody, dto::CloseBody, dto::CaseView, dto::CommandResponse, dto::ErrorBody,
-<<<<<<< HEAD
-        trust::CheckpointView,
-=======
-        dashboard::SignInBody, dashboard::SessionView,
->>>>>>> dash
+        trust::CheckpointView, dashboard::SignInBody, dashboard::SessionView,
     )),
     tags(
         (name = "lifecycle", description = "Commands on a case; each is authorised by the engine's rules for the key's actor"),

@@ -44,11 +44,7 @@ use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::session::Sessions;
 use crate::state::{AppState, ServerOptions, Shared};
-<<<<<<< HEAD
-use crate::{events, native, open311, openapi, trust, ApiError};
-=======
-use crate::{dashboard, events, native, open311, openapi, ApiError};
->>>>>>> dash
+use crate::{dashboard, events, native, open311, openapi, trust, ApiError};
 
 /// The route table: every (method, path) and its handler. Building the
 /// router and listing its routes share this one table, so the OpenAPI test

@@ -39,7 +39,6 @@ pub struct ServerOptions {
     /// How long a write waits for the projections (and with them the Open311
     /// listing) to show it (read-your-writes).
     pub write_visibility_wait: Duration,
-<<<<<<< HEAD
     /// The log's Merkle tree with the district's log key (`None`: the
     /// server builds one without a key: it serves proofs and tiles but
     /// signs no checkpoint).
@@ -47,12 +46,10 @@ pub struct ServerOptions {
     /// How often the server signs a checkpoint if the log has grown since
     /// the last one (`None`: only on request).
     pub checkpoint_interval: Option<Duration>,
-=======
     /// Mark the dashboard's session cookie `Secure` (set it when the server
     /// is reached over HTTPS through a proxy that does not send
     /// `X-Forwarded-Proto: https`; with that header the cookie is Secure anyway).
     pub secure_cookies: bool,
->>>>>>> dash
 }
 
 impl Default for ServerOptions {
@@ -66,12 +63,9 @@ impl Default for ServerOptions {
             projection_store: None,
             connections: crate::listen::ConnectionLimits::default(),
             write_visibility_wait: Duration::from_secs(2),
-<<<<<<< HEAD
             transparency: None,
             checkpoint_interval: Some(Duration::from_secs(300)),
-=======
             secure_cookies: false,
->>>>>>> dash
         }
     }
 }
