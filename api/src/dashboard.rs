@@ -633,17 +633,23 @@ pub async fn case(
         return Err(not_found());
     }
     let zone = &reg.zone;
+    let personal = scope.may_read_personal_of(&case);
     let timeline: Vec<Value> = gridcase_projections::timeline::timeline(&history, &reg)
         .into_iter()
         .map(|e| {
+            // Residents' ids as everywhere: the pseudonym unless personal.
+            let actor = state.pseudonyms.shown(&e.actor, personal);
+            let who =
+                if actor == e.actor { e.who } else { actor.replacen("resident:", "resident ", 1) };
             json!({
                 "position": e.position, "at": e.at.0, "at_text": zone.format(e.at),
-                "who": e.who, "actor": e.actor, "event_type": e.event_type, "what": e.what, "why": e.why,
+                "who": who, "actor": actor, "event_type": e.event_type, "what": e.what, "why": e.why,
             })
         })
         .collect();
     let chain = gridcase_projections::chains::chain_of(&history);
-    let view = CaseView::new(&case, &reg, &principal);
+    let view = CaseView::new(&case, &reg, &principal, &state.pseudonyms);
+    state.record_read(&principal, &case, &view.personal_fields(), "dashboard").await?;
     let v = json!({
         "live": at.is_none(),
         "as_of": at.map(|t| t.0),

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::pseudonym::Pseudonyms;
+use crate::scope::Scope;
 use crate::ApiError;
 
 macro_rules! mirror_enum {
@@ -375,9 +377,13 @@ pub struct CaseView {
 }
 
 impl CaseView {
-    /// The view of `case` for `viewer`.
-    pub fn new(case: &Case, reg: &Registry, viewer: &Principal) -> CaseView {
-        let may_see = viewer.may_see_contact(&case.community, &case.submitted_by);
+    /// The view of `case` for `viewer`: contact details and the resident's
+    /// real id only when the viewer may read the case's personal data
+    /// ([`Scope::may_read_personal`]); otherwise no contact and the
+    /// resident's pseudonym. The caller records what it showed
+    /// ([`CaseView::personal_fields`]).
+    pub fn new(case: &Case, reg: &Registry, viewer: &Principal, names: &Pseudonyms) -> CaseView {
+        let may_see = Scope::of(viewer).may_read_personal_of(case);
         CaseView {
             id: case.id.clone(),
             version: case.version,
@@ -405,7 +411,7 @@ impl CaseView {
                 None
             },
             contact_redacted: !may_see && case.contact.is_some(),
-            submitted_by: case.submitted_by.clone(),
+            submitted_by: names.shown(&case.submitted_by, may_see),
             found_on_patrol: case.found_on_patrol,
             submitted_at: time(case.submitted_at),
             response_due: time(case.response_due),
@@ -449,6 +455,26 @@ impl CaseView {
     }
 }
 
+impl CaseView {
+    /// The personal fields this view shows (`contact`, `submitted_by` when
+    /// it is a resident's real id): what a read of it records.
+    pub fn personal_fields(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.contact.is_some() {
+            v.push("contact");
+        }
+        if is_real_resident(&self.submitted_by) {
+            v.push("submitted_by");
+        }
+        v
+    }
+}
+
+/// A resident id as stored (not a pseudonym).
+pub(crate) fn is_real_resident(actor: &str) -> bool {
+    actor.strip_prefix("resident:").is_some_and(|id| !id.starts_with('~'))
+}
+
 /// One recorded event: the envelope and the decoded event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventView {
@@ -480,8 +506,15 @@ pub struct EventView {
 }
 
 impl EventView {
-    /// The view of one record for `viewer`.
-    pub fn new(rec: &RecordedEvent, event: &Event, viewer: &Principal) -> EventView {
+    /// The view of one record for a viewer who may (`personal`) or may not
+    /// read the personal data of the record's case: without it, a
+    /// submission's contact is null and a resident actor is pseudonymised.
+    pub fn new(
+        rec: &RecordedEvent,
+        event: &Event,
+        personal: bool,
+        names: &Pseudonyms,
+    ) -> EventView {
         // serde's external tagging gives {"CaseAssigned": {...}}; the type is
         // already in the envelope, so the data is the inner object.
         let mut data = match serde_json::to_value(event) {
@@ -491,8 +524,8 @@ impl EventView {
             Ok(other) => other,
             Err(_) => serde_json::Value::Null,
         };
-        if let Event::CaseSubmitted { community, contact: Some(_), .. } = event {
-            if !viewer.may_see_contact(community, &rec.actor) {
+        if let Event::CaseSubmitted { contact: Some(_), .. } = event {
+            if !personal {
                 if let Some(obj) = data.as_object_mut() {
                     obj.insert("contact".into(), serde_json::Value::Null);
                     obj.insert("contact_redacted".into(), serde_json::Value::Bool(true));
@@ -506,7 +539,7 @@ impl EventView {
             event_type: rec.event_type.clone(),
             schema_version: rec.schema_version,
             recorded_at: time(rec.recorded_at),
-            actor: rec.actor.clone(),
+            actor: names.shown(&rec.actor, personal),
             correlation_id: rec.correlation_id.clone(),
             hash: hex(&rec.hash),
             prev_hash: hex(&rec.prev_hash),

@@ -21,6 +21,7 @@ use crate::auth::Principal;
 use crate::command::{command_options, run};
 use crate::dto::*;
 use crate::extract::{case_id, JsonBody, QueryParams};
+use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -239,12 +240,13 @@ pub async fn get_case(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let case = state.engine.case(&case_id(&id)?).await?;
+    let case = readable_case(&state, &principal, &case_id(&id)?).await?;
     let tag = etag(case.version);
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
-    let view = CaseView::new(&case, &state.engine.registry(), &principal);
+    let view = CaseView::new(&case, &state.engine.registry(), &principal, &state.pseudonyms);
+    state.record_read(&principal, &case, &view.personal_fields(), "api").await?;
     Ok(([(header::ETAG, tag)], Json(view)).into_response())
 }
 
@@ -262,24 +264,41 @@ pub async fn get_case(
 )]
 pub async fn timeline(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<TimelineResponse>, ApiError> {
     let id = case_id(&id)?;
+    let case = readable_case(&state, &principal, &id).await?;
+    let personal = Scope::of(&principal).may_read_personal_of(&case);
     let history = state.engine.history(&id).await?;
+    let mut shown_real = false;
     let entries = gridcase_projections::timeline::timeline(&history, &state.engine.registry())
         .into_iter()
-        .map(|e| TimelineEntryView {
+        .map(|e| {
+            let actor = state.pseudonyms.shown(&e.actor, personal);
+            shown_real |= is_real_resident(&actor);
+            // The words name the resident by id too: name the pseudonym.
+            let who = if actor == e.actor {
+                e.who.clone()
+            } else {
+                actor.replacen("resident:", "resident ", 1)
+            };
+            (e, actor, who)
+        })
+        .map(|(e, actor, who)| TimelineEntryView {
             position: e.position,
             version: e.version,
             at: time(e.at),
-            actor: e.actor,
-            who: e.who,
+            actor,
+            who,
             event_type: e.event_type,
             what: e.what,
             why: e.why,
         })
         .collect();
+    if shown_real {
+        state.record_read(&principal, &case, &["submitted_by"], "api").await?;
+    }
     Ok(Json(TimelineResponse { case_id: id.to_string(), entries }))
 }
 
@@ -297,10 +316,11 @@ pub async fn timeline(
 )]
 pub async fn case_chain(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = case_id(&id)?;
+    readable_case(&state, &principal, &id).await?;
     let history = state.engine.history(&id).await?;
     let chain = gridcase_projections::chains::chain_of(&history)
         .ok_or_else(|| ApiError::NotFound(format!("case {id:?} has no chain")))?;
@@ -703,4 +723,61 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(lags),
     )
         .into_response()
+}
+
+/// One recorded read of a case's personal data.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ReadView {
+    /// Log position of the `PersonalDataRead` event.
+    pub position: u64,
+    /// When (the first read of its minute), in the district's zone.
+    pub at: String,
+    /// Who read (staff id or actor).
+    pub reader: String,
+    /// Which personal fields were shown (`contact`, `submitted_by`).
+    pub fields: Vec<String>,
+    /// Where (`api`, `command`, `dashboard`, `open311`, `feed`, `cli`).
+    pub surface: String,
+}
+
+/// Who read a case's personal data.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}/reads", tag = "audit",
+    summary = "Who was shown this case's personal data (contact, the resident's id), and when",
+    description = "For district supervisors and auditors. Reads are recorded at most once per reader per case per minute; the resident's own reads are not recorded. The same list as `gridcase audit reads --case ID`.",
+    params(("id" = String, Path, description = "Case id")),
+    responses(
+        (status = 200, description = "The reads, oldest first", body = [ReadView]),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a supervisor or auditor key", body = ErrorBody),
+        (status = 404, description = "No such case", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn case_reads(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ReadView>>, ApiError> {
+    if Scope::of(&principal) != Scope::All {
+        return Err(ApiError::Forbidden(
+            "the read audit is for district supervisors and auditors".into(),
+        ));
+    }
+    let id = case_id(&id)?;
+    readable_case(&state, &principal, &id).await?;
+    let zone = state.engine.registry().zone.clone();
+    let reads = state.engine.personal_reads(&id).await?;
+    Ok(Json(
+        reads
+            .into_iter()
+            .map(|r| ReadView {
+                position: r.position,
+                at: zone.format(r.at),
+                reader: r.reader,
+                fields: r.fields,
+                surface: r.surface,
+            })
+            .collect(),
+    ))
 }

@@ -42,6 +42,7 @@ use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ErrorInfo;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::pseudonym::Pseudonyms;
 use crate::session::Sessions;
 use crate::state::{AppState, ServerOptions, Shared};
 use crate::{dashboard, events, native, open311, openapi, trust, ApiError};
@@ -91,6 +92,7 @@ pub fn routes() -> Routes {
         .post("/api/v1/cases", n::submit)
         .get("/api/v1/cases/{id}", n::get_case)
         .get("/api/v1/cases/{id}/timeline", n::timeline)
+        .get("/api/v1/cases/{id}/reads", n::case_reads)
         .get("/api/v1/cases/{id}/chain", n::case_chain)
         .post("/api/v1/cases/{id}/assign", n::assign)
         .post("/api/v1/cases/{id}/reject", n::reject)
@@ -479,6 +481,11 @@ impl Server {
                 shutdown_rx.clone(),
             )));
         }
+        // The pseudonym key lives beside the API keys (never in the log).
+        let pseudonyms = match keys.path().and_then(|p| p.parent()) {
+            Some(dir) if !dir.as_os_str().is_empty() => Pseudonyms::load_or_create(dir)?,
+            _ => Pseudonyms::ephemeral()?,
+        };
         let state = AppState(Arc::new(Shared {
             engine,
             keys,
@@ -492,6 +499,7 @@ impl Server {
             shutdown: shutdown_rx.clone(),
             sessions: Sessions::default(),
             dashboard: DashboardCache::default(),
+            pseudonyms,
         }));
         let addr = listener.local_addr().map_err(|source| ApiError::Io {
             what: "cannot read the listening address".into(),

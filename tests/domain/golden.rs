@@ -157,6 +157,16 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
             "ZoneSet",
             "1a0d417369612f5368616e67686169",
         ),
+        (
+            Event::PersonalDataRead {
+                reader: "cs11".into(),
+                case_id: "GC0000001".into(),
+                fields: vec!["contact".into()],
+                surface: "api".into(),
+            },
+            "PersonalDataRead",
+            "1b0463733131094743303030303030310107636f6e7461637403617069",
+        ),
     ]
 }
 
@@ -344,6 +354,7 @@ fn variant_index(e: &Event) -> u8 {
         Event::CaseReopened { .. } => 24,
         Event::CaseClosed { .. } => 25,
         Event::ZoneSet { .. } => 26,
+        Event::PersonalDataRead { .. } => 27,
     }
 }
 
@@ -354,7 +365,7 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 fn the_examples_cover_every_variant_in_declaration_order() {
     let ex = examples();
-    assert_eq!(ex.len(), 27);
+    assert_eq!(ex.len(), 28);
     for (i, (e, name, payload)) in ex.iter().enumerate() {
         assert_eq!(variant_index(e) as usize, i, "{name} is out of order");
         assert_eq!(e.event_type(), *name);
