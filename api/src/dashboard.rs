@@ -392,19 +392,29 @@ pub async fn backlog(
     QueryParams(q): QueryParams<AsOfQuery>,
 ) -> Result<Response, ApiError> {
     answer(&state, &principal, "backlog", String::new(), q.as_of.as_deref(), |set, at, scope| {
-        let reg = set.registry();
-        let mut r = set.backlog_report(at);
-        for rows in [&mut r.grids, &mut r.communities, &mut r.streets] {
-            rows.retain(|row| scope.may_read_unit(reg, &row.code));
-        }
-        let mut v = to_value(&r)?;
-        if *scope != Scope::All {
-            // The district's totals include units outside the caller's scope.
-            v["district"] = Value::Null;
-        }
-        Ok(v)
+        scoped_backlog(set, at, scope)
     })
     .await
+}
+
+/// The backlog report narrowed to `scope`: the dashboard's and the native
+/// API's (`/api/v1/backlog`, `/api/v1/replay`) one narrowing.
+pub(crate) fn scoped_backlog(
+    set: &ProjectionSet,
+    at: Timestamp,
+    scope: &Scope,
+) -> Result<Value, ApiError> {
+    let reg = set.registry();
+    let mut r = set.backlog_report(at);
+    for rows in [&mut r.grids, &mut r.communities, &mut r.streets] {
+        rows.retain(|row| scope.may_read_unit(reg, &row.code));
+    }
+    let mut v = to_value(&r)?;
+    if *scope != Scope::All {
+        // The district's totals include units outside the caller's scope.
+        v["district"] = Value::Null;
+    }
+    Ok(v)
 }
 
 /// Rates per unit for a period, and the monthly ranking with its change.
@@ -516,19 +526,24 @@ pub async fn chains(
     QueryParams(q): QueryParams<AsOfQuery>,
 ) -> Result<Response, ApiError> {
     answer(&state, &principal, "chains", String::new(), q.as_of.as_deref(), |set, _, scope| {
-        let reg = set.registry();
-        let mut r = set.chain_report();
-        r.communities.retain(|row| scope.may_read_unit(reg, &row.code));
-        r.streets.retain(|row| scope.may_read_unit(reg, &row.code));
-        if *scope != Scope::All {
-            // District-wide figures: they count every unit's cases.
-            r.categories.clear();
-            r.shapes.clear();
-            r.levels.clear();
-        }
-        to_value(&r)
+        scoped_chains(set, scope)
     })
     .await
+}
+
+/// The chain report narrowed to `scope` (dashboard and native API).
+pub(crate) fn scoped_chains(set: &ProjectionSet, scope: &Scope) -> Result<Value, ApiError> {
+    let reg = set.registry();
+    let mut r = set.chain_report();
+    r.communities.retain(|row| scope.may_read_unit(reg, &row.code));
+    r.streets.retain(|row| scope.may_read_unit(reg, &row.code));
+    if *scope != Scope::All {
+        // District-wide figures: they count every unit's cases.
+        r.categories.clear();
+        r.shapes.clear();
+        r.levels.clear();
+    }
+    to_value(&r)
 }
 
 /// Overdue and near-due cases by holder.
@@ -550,40 +565,49 @@ pub async fn overdue(
     QueryParams(q): QueryParams<AsOfQuery>,
 ) -> Result<Response, ApiError> {
     answer(&state, &principal, "overdue", String::new(), q.as_of.as_deref(), |set, at, scope| {
-        let reg = set.registry();
-        let mut r = set.overdue_report(at);
-        if *scope == Scope::All {
-            return to_value(&r);
-        }
-        // A holder outside the scope keeps only the cases the caller may
-        // read (a community sees its escalated cases at the street), and
-        // its counts then describe only those.
-        let mut holders = Vec::new();
-        for mut h in std::mem::take(&mut r.holders) {
-            if !scope.may_read_unit(reg, &h.unit) {
-                h.cases.retain(|c| {
-                    let holder = h.unit.as_str();
-                    scope.may_read_case(reg, &c.grid, std::iter::once(holder), "")
-                });
-                h.overdue = h
-                    .cases
-                    .iter()
-                    .filter(|c| c.state == gridcase_projections::overdue::SlaState::Overdue)
-                    .count() as u64;
-                h.near_due = h.cases.len() as u64 - h.overdue;
-                h.open = h.cases.len() as u64;
-                h.unclaimed_past_due = 0;
-            }
-            if !h.cases.is_empty() || scope.may_read_unit(reg, &h.unit) {
-                holders.push(h);
-            }
-        }
-        r.overdue = holders.iter().map(|h| h.overdue).sum();
-        r.near_due = holders.iter().map(|h| h.near_due).sum();
-        r.holders = holders;
-        to_value(&r)
+        scoped_overdue(set, at, scope)
     })
     .await
+}
+
+/// The overdue report narrowed to `scope` (dashboard and native API).
+pub(crate) fn scoped_overdue(
+    set: &ProjectionSet,
+    at: Timestamp,
+    scope: &Scope,
+) -> Result<Value, ApiError> {
+    let reg = set.registry();
+    let mut r = set.overdue_report(at);
+    if *scope == Scope::All {
+        return to_value(&r);
+    }
+    // A holder outside the scope keeps only the cases the caller may
+    // read (a community sees its escalated cases at the street), and
+    // its counts then describe only those.
+    let mut holders = Vec::new();
+    for mut h in std::mem::take(&mut r.holders) {
+        if !scope.may_read_unit(reg, &h.unit) {
+            h.cases.retain(|c| {
+                let holder = h.unit.as_str();
+                scope.may_read_case(reg, &c.grid, std::iter::once(holder), "")
+            });
+            h.overdue = h
+                .cases
+                .iter()
+                .filter(|c| c.state == gridcase_projections::overdue::SlaState::Overdue)
+                .count() as u64;
+            h.near_due = h.cases.len() as u64 - h.overdue;
+            h.open = h.cases.len() as u64;
+            h.unclaimed_past_due = 0;
+        }
+        if !h.cases.is_empty() || scope.may_read_unit(reg, &h.unit) {
+            holders.push(h);
+        }
+    }
+    r.overdue = holders.iter().map(|h| h.overdue).sum();
+    r.near_due = holders.iter().map(|h| h.near_due).sum();
+    r.holders = holders;
+    to_value(&r)
 }
 
 /// One case: its state, timeline and chain, as of a moment.

@@ -21,6 +21,7 @@ use crate::auth::Principal;
 use crate::command::{command_options, run};
 use crate::dto::*;
 use crate::extract::{case_id, JsonBody, QueryParams};
+use crate::dashboard::{scoped_backlog, scoped_chains, scoped_overdue};
 use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;
@@ -427,8 +428,9 @@ pub async fn backlog(
     QueryParams(q): QueryParams<AtQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = now_or(&state, q.now.as_deref())?;
-    report(&state, now, |set| Ok(set.backlog_report(now)))
+    report(&state, now, |set| scoped_backlog(set, now, &scope))
 }
 
 /// Rates of every unit in a period.
@@ -450,6 +452,7 @@ pub async fn rates(
     QueryParams(q): QueryParams<RatesQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = state.engine.clock().now();
     let target = target(q.target)?;
     let wanted = q.period.as_deref().map(period).transpose()?;
@@ -457,7 +460,9 @@ pub async fn rates(
         let p = wanted.unwrap_or_else(|| {
             Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes)
         });
-        Ok(set.rates_report(p, target))
+        let mut r = set.rates_report(p, target);
+        r.units.retain(|u| scope.may_read_unit(set.registry(), &u.code));
+        Ok(r)
     })
 }
 
@@ -480,6 +485,7 @@ pub async fn ranking(
     QueryParams(q): QueryParams<RankingQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = state.engine.clock().now();
     let target = target(q.target)?;
     let wanted = q.month.as_deref().map(period).transpose()?;
@@ -487,7 +493,11 @@ pub async fn ranking(
         let m = wanted.unwrap_or_else(|| {
             Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes)
         });
-        Ok(set.ranking(m, target)?)
+        let mut r = set.ranking(m, target)?;
+        for k in &mut r.kinds {
+            k.ranked.retain(|row| scope.may_read_unit(set.registry(), &row.unit.code));
+        }
+        Ok(r)
     })
 }
 
@@ -509,7 +519,8 @@ pub async fn chains(
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
     let now = state.engine.clock().now();
-    report(&state, now, |set| Ok(set.chain_report()))
+    let scope = Scope::of(&principal);
+    report(&state, now, |set| scoped_chains(set, &scope))
 }
 
 /// Open cases past or near their limit.
@@ -531,8 +542,9 @@ pub async fn overdue(
     QueryParams(q): QueryParams<AtQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = now_or(&state, q.now.as_deref())?;
-    report(&state, now, |set| Ok(set.overdue_report(now)))
+    report(&state, now, |set| scoped_overdue(set, now, &scope))
 }
 
 /// The replay query.
@@ -600,11 +612,14 @@ pub async fn replay(
     let period = Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes);
     let reports = if q.reports.unwrap_or(true) {
         let target = gridcase_projections::rates::DEFAULT_TARGET_PERCENT;
+        let scope = Scope::of(&principal);
+        let mut rates = set.rates_report(period, target);
+        rates.units.retain(|u| scope.may_read_unit(set.registry(), &u.code));
         Some((
-            to_value(&set.backlog_report(now))?,
-            to_value(&set.rates_report(period, target))?,
-            to_value(&set.chain_report())?,
-            to_value(&set.overdue_report(now))?,
+            scoped_backlog(&set, now, &scope)?,
+            to_value(&rates)?,
+            scoped_chains(&set, &scope)?,
+            scoped_overdue(&set, now, &scope)?,
         ))
     } else {
         None
