@@ -12,4 +12,5 @@ mod hardening;
 mod lifecycle;
 mod malformed;
 mod open311;
+mod scope;
 mod trust;
