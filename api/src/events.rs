@@ -25,8 +25,8 @@ use crate::dto::{ErrorBody, EventView};
 use crate::extract::{header_text, QueryParams};
 use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
-use gridcase_engine::engine::{CASE_STREAM_PREFIX, READS_STREAM_PREFIX};
 use crate::ApiError;
+use gridcase_engine::engine::{CASE_STREAM_PREFIX, READS_STREAM_PREFIX};
 
 /// Where the feed starts.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -107,71 +107,76 @@ pub async fn events(
                 return None;
             }
             let msg = loop {
-            break match records.next().await {
-                Some(Ok(rec)) => match Event::from_recorded(&rec) {
-                    Ok(ev) => {
-                        // Only what the viewer may read: cases in its scope,
-                        // the registry, and read-audit events for the district.
-                        let personal = match sees(&state, &viewer, &rec.stream).await {
-                            Ok(Visible::No) => continue,
-                            Ok(Visible::Yes { personal }) => personal,
-                            Err(e) => {
-                                let m = serde_json::json!({ "message": e.to_string() });
-                                return Some((
-                                    Ok(SseEvent::default().event("error").data(m.to_string())),
-                                    (records, true, viewer),
-                                ));
+                break match records.next().await {
+                    Some(Ok(rec)) => match Event::from_recorded(&rec) {
+                        Ok(ev) => {
+                            // Only what the viewer may read: cases in its scope,
+                            // the registry, and read-audit events for the district.
+                            let personal = match sees(&state, &viewer, &rec.stream).await {
+                                Ok(Visible::No) => continue,
+                                Ok(Visible::Yes { personal }) => personal,
+                                Err(e) => {
+                                    let m = serde_json::json!({ "message": e.to_string() });
+                                    return Some((
+                                        Ok(SseEvent::default().event("error").data(m.to_string())),
+                                        (records, true, viewer),
+                                    ));
+                                }
+                            };
+                            let view =
+                                EventView::new(&rec, &ev, personal.is_some(), &state.pseudonyms);
+                            if let (Some(case), Event::CaseSubmitted { contact: Some(_), .. }) =
+                                (&personal, &ev)
+                            {
+                                if let Err(e) =
+                                    state.record_read(&viewer, case, &["contact"], "feed").await
+                                {
+                                    tracing::error!(error = %e, "event feed: cannot record a read; the event is not sent");
+                                    return None;
+                                }
+                            }
+                            let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".into());
+                            SseEvent::default()
+                                .id(rec.position.to_string())
+                                .event(rec.event_type.clone())
+                                .data(data)
+                        }
+                        Err(e) => {
+                            // Send the failure and end: skipping the record would be a gap.
+                            tracing::error!(error = %e, "event feed: undecodable event");
+                            let m = format!(
+                                "{{\"position\":{},\"message\":{}}}",
+                                rec.position,
+                                serde_json::Value::String(e.0)
+                            );
+                            return Some((
+                                Ok::<_, Infallible>(SseEvent::default().event("error").data(m)),
+                                (records, true, viewer),
+                            ));
+                        }
+                    },
+                    Some(Err(e)) => {
+                        // A record that does not verify ends the feed before it:
+                        // the error event names its position, and the alarm fires.
+                        let m = match &e {
+                            gridcase_engine::Error::Corruption { position, .. } => {
+                                alarm.corruption(*position, "event feed");
+                                serde_json::json!({
+                                    "code": "corruption", "position": position, "message": e.to_string(),
+                                })
+                            }
+                            _ => {
+                                tracing::error!(error = %e, "event feed: the log subscription failed");
+                                serde_json::json!({ "message": e.to_string() })
                             }
                         };
-                        let view = EventView::new(&rec, &ev, personal.is_some(), &state.pseudonyms);
-                        if let (Some(case), Event::CaseSubmitted { contact: Some(_), .. }) = (&personal, &ev) {
-                            if let Err(e) = state.record_read(&viewer, case, &["contact"], "feed").await {
-                                tracing::error!(error = %e, "event feed: cannot record a read; the event is not sent");
-                                return None;
-                            }
-                        }
-                        let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".into());
-                        SseEvent::default()
-                            .id(rec.position.to_string())
-                            .event(rec.event_type.clone())
-                            .data(data)
-                    }
-                    Err(e) => {
-                        // Send the failure and end: skipping the record would be a gap.
-                        tracing::error!(error = %e, "event feed: undecodable event");
-                        let m = format!(
-                            "{{\"position\":{},\"message\":{}}}",
-                            rec.position,
-                            serde_json::Value::String(e.0)
-                        );
                         return Some((
-                            Ok::<_, Infallible>(SseEvent::default().event("error").data(m)),
+                            Ok(SseEvent::default().event("error").data(m.to_string())),
                             (records, true, viewer),
                         ));
                     }
-                },
-                Some(Err(e)) => {
-                    // A record that does not verify ends the feed before it:
-                    // the error event names its position, and the alarm fires.
-                    let m = match &e {
-                        gridcase_engine::Error::Corruption { position, .. } => {
-                            alarm.corruption(*position, "event feed");
-                            serde_json::json!({
-                                "code": "corruption", "position": position, "message": e.to_string(),
-                            })
-                        }
-                        _ => {
-                            tracing::error!(error = %e, "event feed: the log subscription failed");
-                            serde_json::json!({ "message": e.to_string() })
-                        }
-                    };
-                    return Some((
-                        Ok(SseEvent::default().event("error").data(m.to_string())),
-                        (records, true, viewer),
-                    ));
-                }
-                None => return None,
-            };
+                    None => return None,
+                };
             };
             Some((Ok(msg), (records, false, viewer)))
         }
@@ -188,9 +193,7 @@ pub async fn events(
         .take_until(async move {
             let _ = shutdown.wait_for(|s| *s).await;
         });
-    Ok(Sse::new(guarded)
-        .keep_alive(KeepAlive::new().interval(keep_alive))
-        .into_response())
+    Ok(Sse::new(guarded).keep_alive(KeepAlive::new().interval(keep_alive)).into_response())
 }
 
 /// Whether a viewer gets a record of `stream`, and with the case's

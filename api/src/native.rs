@@ -19,9 +19,9 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::command::{command_options, run};
+use crate::dashboard::{scoped_backlog, scoped_chains, scoped_overdue};
 use crate::dto::*;
 use crate::extract::{case_id, JsonBody, QueryParams};
-use crate::dashboard::{scoped_backlog, scoped_chains, scoped_overdue};
 use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;

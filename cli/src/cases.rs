@@ -476,7 +476,11 @@ pub async fn case_show(
     let reg = engine.registry();
     if !reader.may_read(&reg, &case) {
         // The same answer as for a missing case: no existence oracle.
-        return Err(gridcase_engine::Error::NotFound(format!("case {:?} does not exist", id.as_str())).into());
+        return Err(gridcase_engine::Error::NotFound(format!(
+            "case {:?} does not exist",
+            id.as_str()
+        ))
+        .into());
     }
     let history = engine.history(&id).await?;
     let personal = reader.personal(&case);
@@ -544,7 +548,11 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(g: &Global, engine: &gridcase_engine::Engine, actor: Option<&str>) -> Result<Reader, CliError> {
+    fn new(
+        g: &Global,
+        engine: &gridcase_engine::Engine,
+        actor: Option<&str>,
+    ) -> Result<Reader, CliError> {
         let names = Pseudonyms::load_or_create(&g.data).map_err(crate::serve::api_err)?;
         let Some(actor) = actor else {
             let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
@@ -553,7 +561,13 @@ impl Reader {
         let id: ActorId = actor.parse()?;
         let a = engine.actor(&id)?;
         let reader = a.id.clone();
-        let p = Principal { actor: a.id, actor_id: id, role: a.role, unit: a.unit, key_id: "cli".into() };
+        let p = Principal {
+            actor: a.id,
+            actor_id: id,
+            role: a.role,
+            unit: a.unit,
+            key_id: "cli".into(),
+        };
         Ok(Reader { scope: Scope::of(&p), reader, names })
     }
 
@@ -565,7 +579,12 @@ impl Reader {
         self.scope.may_read_personal_of(c)
     }
 
-    async fn record(&self, engine: &gridcase_engine::Engine, c: &Case, fields: &[&str]) -> Result<(), CliError> {
+    async fn record(
+        &self,
+        engine: &gridcase_engine::Engine,
+        c: &Case,
+        fields: &[&str],
+    ) -> Result<(), CliError> {
         if fields.is_empty() || self.reader == c.submitted_by {
             return Ok(());
         }
@@ -575,7 +594,11 @@ impl Reader {
 
     /// The case as JSON for this reader: contact and the resident's real
     /// id only when it may read them (and then the read is recorded).
-    async fn case_json(&self, engine: &gridcase_engine::Engine, c: &Case) -> Result<serde_json::Value, CliError> {
+    async fn case_json(
+        &self,
+        engine: &gridcase_engine::Engine,
+        c: &Case,
+    ) -> Result<serde_json::Value, CliError> {
         let mut v = serde_json::to_value(c).map_err(|e| CliError::Json(e.to_string()))?;
         if self.personal(c) {
             let mut fields = Vec::new();

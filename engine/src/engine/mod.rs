@@ -23,8 +23,8 @@ mod command;
 mod feed;
 mod follow;
 mod open_cases;
-mod registry;
 mod reads;
+mod registry;
 mod tick;
 
 pub use command::{CommandOptions, CommandResult, CONCURRENT_SKEW_MS};
