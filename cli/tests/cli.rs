@@ -1195,3 +1195,35 @@ fn a_store_without_a_key_proves_nothing_signed_until_keygen() {
     fails(&e, &["init", "--org", ORG, "--origin", "has space"], "--origin");
     assert!(!e.join("log").exists());
 }
+
+#[test]
+fn case_show_as_an_actor_applies_the_scope_and_audit_reads_lists_who_saw_the_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    // Another community: as for a missing case.
+    fails(d, &["case", "show", &id, "--as", "cs-320902001002-1"], "does not exist");
+    assert!(!ok(d, &["case", "list", "--as", "cs-320902001002-1"]).contains(&id));
+    // The grid's worker reads it, without the phone and with the pseudonym.
+    let gw = json(d, &["case", "show", &id, "--as", "gw-320902001001001"]);
+    assert!(gw["case"]["contact"].is_null());
+    let pseudonym = gw["case"]["submitted_by"].as_str().unwrap();
+    assert!(pseudonym.starts_with("resident:~"), "{pseudonym}");
+    assert!(!gw.to_string().contains("13800000000"), "{gw}");
+    assert_eq!(gw["timeline"][0]["actor"], pseudonym);
+    // The community sees the phone, and that is recorded; so is the operator's read.
+    let cs = json(d, &["case", "show", &id, "--as", "cs-320902001001-1"]);
+    assert_eq!(cs["case"]["contact"]["phone"], "13800000000");
+    ok(d, &["case", "show", &id]);
+    let reads = json(d, &["audit", "reads", "--case", &id]);
+    let readers: Vec<&str> =
+        reads.as_array().unwrap().iter().map(|r| r["reader"].as_str().unwrap()).collect();
+    assert_eq!(readers.len(), 2, "{reads}");
+    assert_eq!(readers[0], "cs-320902001001-1");
+    assert!(readers[1].starts_with("operator:"), "{reads}");
+    assert_eq!(reads[0]["surface"], "cli");
+    let text = ok(d, &["audit", "reads", "--case", &id]);
+    assert!(text.contains("cs-320902001001-1") && text.contains("2 recorded reads"), "{text}");
+    fails(d, &["audit", "reads", "--case", "GC0009999"], "does not exist");
+}
