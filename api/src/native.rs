@@ -221,7 +221,7 @@ lifecycle!(close, "/api/v1/cases/{id}/close", CloseBody, "Close after the callba
 #[utoipa::path(
     get, path = "/api/v1/cases/{id}", tag = "cases",
     summary = "A case's current state",
-    description = "Contact details are returned only to the case's community staff, district supervisors and the resident who submitted it.",
+    description = "Only for callers whose scope covers the case (else 404, as for a missing case). Contact details and the resident's real id only for those who may read its personal data (the resident, the staff of its community and of the units holding it, supervisors, auditors); others get `contact: null`, `contact_redacted: true` and a pseudonym `resident:~…`. Showing them is recorded as a PersonalDataRead (see /api/v1/cases/{id}/reads).",
     params(
         ("id" = String, Path, description = "Case id"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag; 304 when the case has not changed"),
@@ -255,6 +255,7 @@ pub async fn get_case(
 #[utoipa::path(
     get, path = "/api/v1/cases/{id}/timeline", tag = "cases",
     summary = "A case's timeline: who did what, when and why",
+    description = "404 outside the caller's scope. A resident actor is shown by pseudonym unless the caller may read the case's personal data.",
     params(("id" = String, Path, description = "Case id")),
     responses(
         (status = 200, description = "The timeline", body = TimelineResponse),
@@ -413,6 +414,7 @@ fn report<T: serde::Serialize>(
 #[utoipa::path(
     get, path = "/api/v1/backlog", tag = "reports",
     summary = "Backlog per grid, community, street and the district",
+    description = "Narrowed to the caller's scope: only the units it may read; the district's totals only for supervisors and auditors.",
     params(AtQuery),
     responses(
         (status = 200, description = "The backlog report", body = ReportResponse),
