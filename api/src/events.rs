@@ -17,6 +17,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use gridcase_engine::domain::Event;
+use gridcase_engine::engine::{CASE_STREAM_PREFIX, READS_STREAM_PREFIX};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -26,7 +27,6 @@ use crate::extract::{header_text, QueryParams};
 use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;
-use gridcase_engine::engine::{CASE_STREAM_PREFIX, READS_STREAM_PREFIX};
 
 /// Where the feed starts.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -125,11 +125,17 @@ pub async fn events(
                             };
                             let view =
                                 EventView::new(&rec, &ev, personal.is_some(), &state.pseudonyms);
-                            if let (Some(case), Event::CaseSubmitted { contact: Some(_), .. }) =
-                                (&personal, &ev)
-                            {
+                            if let Some(case) = &personal {
+                                // What of the case's personal data this message shows.
+                                let mut fields = Vec::new();
+                                if matches!(ev, Event::CaseSubmitted { contact: Some(_), .. }) {
+                                    fields.push("contact");
+                                }
+                                if crate::dto::is_real_resident(&view.actor) {
+                                    fields.push("submitted_by");
+                                }
                                 if let Err(e) =
-                                    state.record_read(&viewer, case, &["contact"], "feed").await
+                                    state.record_read(&viewer, case, &fields, "feed").await
                                 {
                                     tracing::error!(error = %e, "event feed: cannot record a read; the event is not sent");
                                     return None;

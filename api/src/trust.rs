@@ -17,13 +17,12 @@ use gridcase_engine::transparency::gridcase_trust::tiles::Resource;
 use gridcase_engine::transparency::gridcase_trust::Algorithms;
 use gridcase_engine::transparency::SignedCheckpoint;
 use serde::{Deserialize, Serialize};
-
-use crate::scope::{readable_case, Scope};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{authenticate, bearer, Principal};
 use crate::dto::ErrorBody;
 use crate::extract::{case_id, QueryParams};
+use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;
 

@@ -539,11 +539,15 @@ fn is_resident(actor: &str) -> bool {
 
 /// Who reads with `case show` / `case list`: the district (the operator
 /// with the store's files) or, with `--as`, an actor under the API's one
-/// scope rule ([`Scope`]). Reads of personal data are recorded as the API
-/// records them, the reader being the actor or `operator:<user>`.
+/// scope rule ([`Scope`]). An actor's reads of personal data are recorded
+/// as the API records them (at the command's time, `--at` if given). The
+/// operator's own reads are not: whoever holds the store's files can read
+/// the log itself, so a record would prove nothing, and an append at the
+/// wall clock's time would refuse every later backfilled `--at` command.
 struct Reader {
     scope: Scope,
-    reader: String,
+    /// The actor recorded as reader (`None`: the operator, not recorded).
+    reader: Option<String>,
     names: Pseudonyms,
 }
 
@@ -555,12 +559,11 @@ impl Reader {
     ) -> Result<Reader, CliError> {
         let names = Pseudonyms::load_or_create(&g.data).map_err(crate::serve::api_err)?;
         let Some(actor) = actor else {
-            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-            return Ok(Reader { scope: Scope::All, reader: format!("operator:{user}"), names });
+            return Ok(Reader { scope: Scope::All, reader: None, names });
         };
         let id: ActorId = actor.parse()?;
         let a = engine.actor(&id)?;
-        let reader = a.id.clone();
+        let reader = Some(a.id.clone());
         let p = Principal {
             actor: a.id,
             actor_id: id,
@@ -585,10 +588,11 @@ impl Reader {
         c: &Case,
         fields: &[&str],
     ) -> Result<(), CliError> {
-        if fields.is_empty() || self.reader == c.submitted_by {
+        let Some(reader) = &self.reader else { return Ok(()) };
+        if fields.is_empty() || *reader == c.submitted_by {
             return Ok(());
         }
-        engine.record_personal_read(&self.reader, &CaseId::new(&c.id)?, fields, "cli").await?;
+        engine.record_personal_read(reader, &CaseId::new(&c.id)?, fields, "cli").await?;
         Ok(())
     }
 
@@ -649,6 +653,10 @@ pub async fn audit_reads(g: &Global, id: &str) -> Result<(), CliError> {
         ]);
     }
     crate::out!("{}", t.render())?;
-    crate::outln!("{} recorded reads of {}'s personal data", reads.len(), id.as_str())?;
+    crate::outln!(
+        "{}: personal data shown {} times (at most once a minute per reader)",
+        id.as_str(),
+        reads.len()
+    )?;
     Ok(())
 }

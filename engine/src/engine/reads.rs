@@ -6,9 +6,9 @@
 //! (never the case stream: a read must not change the case's version, its
 //! ETag, or its fold). Reads are batched: at most one event per reader per
 //! case per minute, with the last recorded time per (reader, case) kept in
-//! memory, so a page that polls a case does not grow the log per request.
-//! After a restart the first read of each pair is recorded again, which
-//! errs on the side of the record.
+//! memory (and read from the case's reads stream the first time a process
+//! meets the pair, so a CLI run or a restarted server batches too), so a
+//! page that polls a case does not grow the log per request.
 
 use std::collections::HashMap;
 
@@ -62,6 +62,20 @@ impl Engine {
     ) -> Result<bool, Error> {
         let now = self.clock.now();
         let key = (reader.to_string(), id.to_string());
+        let known = self.read_marks.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&key);
+        if !known {
+            // First read of this pair by this process (a CLI run, a server
+            // after a restart): the log knows the last one.
+            let last =
+                self.personal_reads(id).await?.into_iter().rev().find(|r| r.reader == reader);
+            if let Some(r) = last {
+                self.read_marks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(key.clone())
+                    .or_insert(r.at);
+            }
+        }
         {
             let mut marks = self.read_marks.lock().unwrap_or_else(|p| p.into_inner());
             match marks.get(&key) {
