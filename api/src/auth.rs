@@ -3,8 +3,8 @@
 //! The HTTP layer only authenticates. Whether the actor may run a command
 //! is the engine's decision ([`decide`](gridcase_engine::domain::decide()), made with
 //! the same role and unit the CLI would use, so the API cannot grant more
-//! than the domain rules do. The one policy the API adds itself is who may
-//! see a resident's contact details ([`Principal::may_see_contact`]).
+//! than the domain rules do. Who may read which case, and its personal
+//! data, is [`crate::scope::Scope`].
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -47,18 +47,6 @@ impl Principal {
             Err(ApiError::Forbidden(
                 "this resource is for staff keys; residents can read their own cases".into(),
             ))
-        }
-    }
-
-    /// Whether this caller may see the contact details of a case submitted
-    /// by `submitted_by` in `community`: the community's own staff (who call
-    /// the resident back), district supervisors (the hotline), and the
-    /// resident who submitted it. Everyone else gets them redacted.
-    pub fn may_see_contact(&self, community: &str, submitted_by: &str) -> bool {
-        match self.role {
-            Role::DistrictSupervisor => true,
-            Role::CommunityStaff => self.unit.as_deref() == Some(community),
-            _ => self.actor == submitted_by,
         }
     }
 }

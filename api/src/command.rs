@@ -17,6 +17,7 @@ use gridcase_engine::Error as EngineError;
 use crate::auth::Principal;
 use crate::dto::{CaseView, CommandResponse, EventView};
 use crate::extract::{case_id, if_match, token};
+use crate::scope::Scope;
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -108,17 +109,23 @@ pub(crate) async fn run(
     })?;
     // The engine returns what it wrote (and, on a replay, the case as the
     // first call left it): nothing is read back or folded again here.
-    let events: Vec<EventView> =
-        result.records.iter().zip(&result.events).map(|(r, e)| EventView::new(r, e, p)).collect();
     let case = result.case;
+    let personal = Scope::of(p).may_read_personal_of(&case);
+    let events: Vec<EventView> = result
+        .records
+        .iter()
+        .zip(&result.events)
+        .map(|(r, e)| EventView::new(r, e, personal, &state.pseudonyms))
+        .collect();
     // Read-your-writes for reports and Open311 listings, served from the projections.
     state.wait_for_projections(outcome.last_position, state.options.write_visibility_wait).await;
     let reg = state.engine.registry();
     let body = CommandResponse {
-        case: CaseView::new(&case, &reg, p),
+        case: CaseView::new(&case, &reg, p, &state.pseudonyms),
         events,
         first_position: outcome.first_position,
         last_position: outcome.last_position,
     };
+    state.record_read(p, &case, &body.case.personal_fields(), "command").await?;
     Ok(Executed { body, case, replayed: result.deduplicated })
 }

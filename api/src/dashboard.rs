@@ -438,19 +438,29 @@ pub async fn backlog(
     QueryParams(q): QueryParams<AsOfQuery>,
 ) -> Result<Response, ApiError> {
     answer(&state, &principal, "backlog", String::new(), q.as_of.as_deref(), |set, at, scope| {
-        let reg = set.registry();
-        let mut r = set.backlog_report(at);
-        for rows in [&mut r.grids, &mut r.communities, &mut r.streets] {
-            rows.retain(|row| scope.may_read_unit(reg, &row.code));
-        }
-        let mut v = to_value(&r)?;
-        if *scope != Scope::All {
-            // The district's totals include units outside the caller's scope.
-            v["district"] = Value::Null;
-        }
-        Ok(v)
+        scoped_backlog(set, at, scope)
     })
     .await
+}
+
+/// The backlog report narrowed to `scope`: the dashboard's and the native
+/// API's (`/api/v1/backlog`, `/api/v1/replay`) one narrowing.
+pub(crate) fn scoped_backlog(
+    set: &ProjectionSet,
+    at: Timestamp,
+    scope: &Scope,
+) -> Result<Value, ApiError> {
+    let reg = set.registry();
+    let mut r = set.backlog_report(at);
+    for rows in [&mut r.grids, &mut r.communities, &mut r.streets] {
+        rows.retain(|row| scope.may_read_unit(reg, &row.code));
+    }
+    let mut v = to_value(&r)?;
+    if *scope != Scope::All {
+        // The district's totals include units outside the caller's scope.
+        v["district"] = Value::Null;
+    }
+    Ok(v)
 }
 
 /// Rates per unit for a period, and the monthly ranking with its change.
@@ -562,19 +572,24 @@ pub async fn chains(
     QueryParams(q): QueryParams<AsOfQuery>,
 ) -> Result<Response, ApiError> {
     answer(&state, &principal, "chains", String::new(), q.as_of.as_deref(), |set, _, scope| {
-        let reg = set.registry();
-        let mut r = set.chain_report();
-        r.communities.retain(|row| scope.may_read_unit(reg, &row.code));
-        r.streets.retain(|row| scope.may_read_unit(reg, &row.code));
-        if *scope != Scope::All {
-            // District-wide figures: they count every unit's cases.
-            r.categories.clear();
-            r.shapes.clear();
-            r.levels.clear();
-        }
-        to_value(&r)
+        scoped_chains(set, scope)
     })
     .await
+}
+
+/// The chain report narrowed to `scope` (dashboard and native API).
+pub(crate) fn scoped_chains(set: &ProjectionSet, scope: &Scope) -> Result<Value, ApiError> {
+    let reg = set.registry();
+    let mut r = set.chain_report();
+    r.communities.retain(|row| scope.may_read_unit(reg, &row.code));
+    r.streets.retain(|row| scope.may_read_unit(reg, &row.code));
+    if *scope != Scope::All {
+        // District-wide figures: they count every unit's cases.
+        r.categories.clear();
+        r.shapes.clear();
+        r.levels.clear();
+    }
+    to_value(&r)
 }
 
 /// Overdue and near-due cases by holder.
@@ -596,40 +611,49 @@ pub async fn overdue(
     QueryParams(q): QueryParams<AsOfQuery>,
 ) -> Result<Response, ApiError> {
     answer(&state, &principal, "overdue", String::new(), q.as_of.as_deref(), |set, at, scope| {
-        let reg = set.registry();
-        let mut r = set.overdue_report(at);
-        if *scope == Scope::All {
-            return to_value(&r);
-        }
-        // A holder outside the scope keeps only the cases the caller may
-        // read (a community sees its escalated cases at the street), and
-        // its counts then describe only those.
-        let mut holders = Vec::new();
-        for mut h in std::mem::take(&mut r.holders) {
-            if !scope.may_read_unit(reg, &h.unit) {
-                h.cases.retain(|c| {
-                    let holder = h.unit.as_str();
-                    scope.may_read_case(reg, &c.grid, std::iter::once(holder), "")
-                });
-                h.overdue = h
-                    .cases
-                    .iter()
-                    .filter(|c| c.state == gridcase_projections::overdue::SlaState::Overdue)
-                    .count() as u64;
-                h.near_due = h.cases.len() as u64 - h.overdue;
-                h.open = h.cases.len() as u64;
-                h.unclaimed_past_due = 0;
-            }
-            if !h.cases.is_empty() || scope.may_read_unit(reg, &h.unit) {
-                holders.push(h);
-            }
-        }
-        r.overdue = holders.iter().map(|h| h.overdue).sum();
-        r.near_due = holders.iter().map(|h| h.near_due).sum();
-        r.holders = holders;
-        to_value(&r)
+        scoped_overdue(set, at, scope)
     })
     .await
+}
+
+/// The overdue report narrowed to `scope` (dashboard and native API).
+pub(crate) fn scoped_overdue(
+    set: &ProjectionSet,
+    at: Timestamp,
+    scope: &Scope,
+) -> Result<Value, ApiError> {
+    let reg = set.registry();
+    let mut r = set.overdue_report(at);
+    if *scope == Scope::All {
+        return to_value(&r);
+    }
+    // A holder outside the scope keeps only the cases the caller may
+    // read (a community sees its escalated cases at the street), and
+    // its counts then describe only those.
+    let mut holders = Vec::new();
+    for mut h in std::mem::take(&mut r.holders) {
+        if !scope.may_read_unit(reg, &h.unit) {
+            h.cases.retain(|c| {
+                let holder = h.unit.as_str();
+                scope.may_read_case(reg, &c.grid, std::iter::once(holder), "")
+            });
+            h.overdue = h
+                .cases
+                .iter()
+                .filter(|c| c.state == gridcase_projections::overdue::SlaState::Overdue)
+                .count() as u64;
+            h.near_due = h.cases.len() as u64 - h.overdue;
+            h.open = h.cases.len() as u64;
+            h.unclaimed_past_due = 0;
+        }
+        if !h.cases.is_empty() || scope.may_read_unit(reg, &h.unit) {
+            holders.push(h);
+        }
+    }
+    r.overdue = holders.iter().map(|h| h.overdue).sum();
+    r.near_due = holders.iter().map(|h| h.near_due).sum();
+    r.holders = holders;
+    to_value(&r)
 }
 
 /// One case: its state, timeline and chain, as of a moment.
@@ -679,17 +703,23 @@ pub async fn case(
         return Err(not_found());
     }
     let zone = &reg.zone;
+    let personal = scope.may_read_personal_of(&case);
     let timeline: Vec<Value> = gridcase_projections::timeline::timeline(&history, &reg)
         .into_iter()
         .map(|e| {
+            // Residents' ids as everywhere: the pseudonym unless personal.
+            let actor = state.pseudonyms.shown(&e.actor, personal);
+            let who =
+                if actor == e.actor { e.who } else { actor.replacen("resident:", "resident ", 1) };
             json!({
                 "position": e.position, "at": e.at.0, "at_text": zone.format(e.at),
-                "who": e.who, "actor": e.actor, "event_type": e.event_type, "what": e.what, "why": e.why,
+                "who": who, "actor": actor, "event_type": e.event_type, "what": e.what, "why": e.why,
             })
         })
         .collect();
     let chain = gridcase_projections::chains::chain_of(&history);
-    let view = CaseView::new(&case, &reg, &principal);
+    let view = CaseView::new(&case, &reg, &principal, &state.pseudonyms);
+    state.record_read(&principal, &case, &view.personal_fields(), "dashboard").await?;
     let v = json!({
         "live": at.is_none(),
         "as_of": at.map(|t| t.0),

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::pseudonym::Pseudonyms;
+use crate::scope::Scope;
 use crate::ApiError;
 
 macro_rules! mirror_enum {
@@ -408,9 +410,13 @@ pub struct CaseView {
 }
 
 impl CaseView {
-    /// The view of `case` for `viewer`.
-    pub fn new(case: &Case, reg: &Registry, viewer: &Principal) -> CaseView {
-        let may_see = viewer.may_see_contact(&case.community, &case.submitted_by);
+    /// The view of `case` for `viewer`: contact details and the resident's
+    /// real id only when the viewer may read the case's personal data
+    /// ([`Scope::may_read_personal`]); otherwise no contact and the
+    /// resident's pseudonym. The caller records what it showed
+    /// ([`CaseView::personal_fields`]).
+    pub fn new(case: &Case, reg: &Registry, viewer: &Principal, names: &Pseudonyms) -> CaseView {
+        let may_see = Scope::of(viewer).may_read_personal_of(case);
         CaseView {
             id: case.id.clone(),
             version: case.version,
@@ -440,7 +446,7 @@ impl CaseView {
                 None
             },
             contact_redacted: !may_see && case.contact.is_some(),
-            submitted_by: case.submitted_by.clone(),
+            submitted_by: names.shown(&case.submitted_by, may_see),
             found_on_patrol: case.found_on_patrol,
             submitted_at: time(case.submitted_at),
             response_due: time(case.response_due),
@@ -484,6 +490,26 @@ impl CaseView {
     }
 }
 
+impl CaseView {
+    /// The personal fields this view shows (`contact`, `submitted_by` when
+    /// it is a resident's real id): what a read of it records.
+    pub fn personal_fields(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.contact.is_some() {
+            v.push("contact");
+        }
+        if is_real_resident(&self.submitted_by) {
+            v.push("submitted_by");
+        }
+        v
+    }
+}
+
+/// A resident id as stored (not a pseudonym).
+pub(crate) fn is_real_resident(actor: &str) -> bool {
+    actor.strip_prefix("resident:").is_some_and(|id| !id.starts_with('~'))
+}
+
 /// One recorded event: the envelope and the decoded event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventView {
@@ -515,8 +541,15 @@ pub struct EventView {
 }
 
 impl EventView {
-    /// The view of one record for `viewer`.
-    pub fn new(rec: &RecordedEvent, event: &Event, viewer: &Principal) -> EventView {
+    /// The view of one record for a viewer who may (`personal`) or may not
+    /// read the personal data of the record's case: without it, a
+    /// submission's contact is null and a resident actor is pseudonymised.
+    pub fn new(
+        rec: &RecordedEvent,
+        event: &Event,
+        personal: bool,
+        names: &Pseudonyms,
+    ) -> EventView {
         // serde's external tagging gives {"CaseAssigned": {...}}; the type is
         // already in the envelope, so the data is the inner object.
         let mut data = match serde_json::to_value(event) {
@@ -526,18 +559,18 @@ impl EventView {
             Ok(other) => other,
             Err(_) => serde_json::Value::Null,
         };
-        if let Event::CaseSubmitted { community, contact: Some(_), .. } = event {
-            if !viewer.may_see_contact(community, &rec.actor) {
+        if let Event::CaseSubmitted { contact: Some(_), .. } = event {
+            if !personal {
                 if let Some(obj) = data.as_object_mut() {
                     obj.insert("contact".into(), serde_json::Value::Null);
                     obj.insert("contact_redacted".into(), serde_json::Value::Bool(true));
                 }
             }
         }
-        // The details event does not name the community, so only those who
-        // may see any contact (supervisors, the submitter) see its reporter.
+        // The reporter details are personal data of the same case: the same
+        // right as the contact (`Scope::may_read_personal`).
         if let Event::SubmissionDetailed { reporter: Some(_), .. } = event {
-            if !viewer.may_see_contact("", &rec.actor) {
+            if !personal {
                 if let Some(obj) = data.as_object_mut() {
                     obj.insert("reporter".into(), serde_json::Value::Null);
                     obj.insert("reporter_redacted".into(), serde_json::Value::Bool(true));
@@ -551,7 +584,7 @@ impl EventView {
             event_type: rec.event_type.clone(),
             schema_version: rec.schema_version,
             recorded_at: time(rec.recorded_at),
-            actor: rec.actor.clone(),
+            actor: names.shown(&rec.actor, personal),
             correlation_id: rec.correlation_id.clone(),
             hash: hex(&rec.hash),
             prev_hash: hex(&rec.prev_hash),
@@ -758,24 +791,13 @@ pub struct ErrorBody {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use gridcase_engine::domain::{ActorId, LocationSource, Reporter};
-    use gridcase_engine::org::Role;
+    use gridcase_engine::domain::{LocationSource, Reporter};
 
-    fn principal(actor: &str, role: Role, unit: Option<&str>) -> Principal {
-        Principal {
-            actor: actor.into(),
-            actor_id: actor.parse::<ActorId>().unwrap(),
-            role,
-            unit: unit.map(str::to_string),
-            key_id: "k".into(),
-        }
-    }
-
-    /// The details event does not name the community, so its reporter is
-    /// shown only to those who may see any contact: the submitter and
-    /// district supervisors; the point stays visible to every reader.
+    /// A details event's reporter is personal data of its case: shown with
+    /// the right to the case's personal data (`Scope::may_read_personal`),
+    /// redacted without it; the point stays visible to every reader.
     #[test]
-    fn a_details_event_shows_the_reporter_only_to_the_submitter_and_supervisors() {
+    fn a_details_event_shows_the_reporter_only_with_the_right_to_personal_data() {
         let event = Event::SubmissionDetailed {
             located_by: LocationSource::Point,
             point: Some(GeoPoint::new(33.39, 120.16).unwrap()),
@@ -799,24 +821,15 @@ mod tests {
             prev_hash: [0; 32],
             hash: [0; 32],
         };
-        let seen = |p: &Principal| EventView::new(&rec, &event, p).data;
-        for who in [
-            principal("resident:li", Role::Resident, None),
-            principal("sup", Role::DistrictSupervisor, Some("320902")),
-        ] {
-            let d = seen(&who);
-            assert_eq!(d["reporter"]["email"], "li@example.cn", "{}", who.actor);
-            assert!(d.get("reporter_redacted").is_none());
-        }
-        for who in [
-            principal("resident:wang", Role::Resident, None),
-            principal("cs11", Role::CommunityStaff, Some("320902001001")),
-            principal("d01a", Role::DepartmentStaff, Some("D01")),
-        ] {
-            let d = seen(&who);
-            assert!(d["reporter"].is_null(), "{}", who.actor);
-            assert_eq!(d["reporter_redacted"], true);
-            assert_eq!(d["point"], serde_json::json!({"lat": 33.39, "lon": 120.16}));
-        }
+        let names = Pseudonyms::ephemeral().unwrap();
+        let shown = EventView::new(&rec, &event, true, &names);
+        assert_eq!(shown.data["reporter"]["email"], "li@example.cn");
+        assert!(shown.data.get("reporter_redacted").is_none());
+        assert_eq!(shown.actor, "resident:li");
+        let hidden = EventView::new(&rec, &event, false, &names);
+        assert!(hidden.data["reporter"].is_null());
+        assert_eq!(hidden.data["reporter_redacted"], true);
+        assert_eq!(hidden.data["point"], serde_json::json!({"lat": 33.39, "lon": 120.16}));
+        assert_ne!(hidden.actor, "resident:li");
     }
 }

@@ -17,12 +17,14 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use gridcase_engine::domain::Event;
+use gridcase_engine::engine::{CASE_STREAM_PREFIX, READS_STREAM_PREFIX};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::dto::{ErrorBody, EventView};
 use crate::extract::{header_text, QueryParams};
+use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -38,7 +40,7 @@ pub struct EventsQuery {
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events",
     summary = "Every event from a position on, then live, as Server-Sent Events",
-    description = "Each message has `id: <position>`, `event: <event type>` and JSON data (an EventView). Reconnect with `Last-Event-ID` to resume after the last event received; it takes precedence over `from`. Contact details in submissions are redacted for callers who may not see them. If a stored record does not verify, the feed sends one `event: error` message with data `{\"code\":\"corruption\",\"position\":N,\"message\":…}` and ends before that record.",
+    description = "Each message has `id: <position>`, `event: <event type>` and JSON data (an EventView). Reconnect with `Last-Event-ID` to resume after the last event received; it takes precedence over `from`. A caller receives only the events of cases it may read (its scope, as everywhere), the registry's events, and (supervisors and auditors) the read-audit events; contact details and residents' real ids are shown only to callers who may read the case's personal data, and each showing is recorded as a PersonalDataRead. If a stored record does not verify, the feed sends one `event: error` message with data `{\"code\":\"corruption\",\"position\":N,\"message\":…}` and ends before that record.",
     params(
         EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "The last position received; the feed resumes after it"),
@@ -92,60 +94,94 @@ pub async fn events(
     };
     let mut shutdown = state.shutdown.clone();
     let metrics = state.metrics.clone();
+    let keep_alive = state.options.sse_keep_alive;
     let records = state.engine.subscribe(start);
     let viewer = principal;
     let alarm = metrics.clone();
     let feed = stream::unfold((records, false, viewer), move |(mut records, done, viewer)| {
         let alarm = alarm.clone();
+        let state = state.clone();
         async move {
             if done {
                 return None;
             }
-            let msg = match records.next().await {
-                Some(Ok(rec)) => match Event::from_recorded(&rec) {
-                    Ok(ev) => {
-                        let view = EventView::new(&rec, &ev, &viewer);
-                        let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".into());
-                        SseEvent::default()
-                            .id(rec.position.to_string())
-                            .event(rec.event_type.clone())
-                            .data(data)
-                    }
-                    Err(e) => {
-                        // Send the failure and end: skipping the record would be a gap.
-                        tracing::error!(error = %e, "event feed: undecodable event");
-                        let m = format!(
-                            "{{\"position\":{},\"message\":{}}}",
-                            rec.position,
-                            serde_json::Value::String(e.0)
-                        );
+            let msg = loop {
+                break match records.next().await {
+                    Some(Ok(rec)) => match Event::from_recorded(&rec) {
+                        Ok(ev) => {
+                            // Only what the viewer may read: cases in its scope,
+                            // the registry, and read-audit events for the district.
+                            let personal = match sees(&state, &viewer, &rec.stream).await {
+                                Ok(Visible::No) => continue,
+                                Ok(Visible::Yes { personal }) => personal,
+                                Err(e) => {
+                                    let m = serde_json::json!({ "message": e.to_string() });
+                                    return Some((
+                                        Ok(SseEvent::default().event("error").data(m.to_string())),
+                                        (records, true, viewer),
+                                    ));
+                                }
+                            };
+                            let view =
+                                EventView::new(&rec, &ev, personal.is_some(), &state.pseudonyms);
+                            if let Some(case) = &personal {
+                                // What of the case's personal data this message shows.
+                                let mut fields = Vec::new();
+                                if matches!(ev, Event::CaseSubmitted { contact: Some(_), .. }) {
+                                    fields.push("contact");
+                                }
+                                if crate::dto::is_real_resident(&view.actor) {
+                                    fields.push("submitted_by");
+                                }
+                                if let Err(e) =
+                                    state.record_read(&viewer, case, &fields, "feed").await
+                                {
+                                    tracing::error!(error = %e, "event feed: cannot record a read; the event is not sent");
+                                    return None;
+                                }
+                            }
+                            let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".into());
+                            SseEvent::default()
+                                .id(rec.position.to_string())
+                                .event(rec.event_type.clone())
+                                .data(data)
+                        }
+                        Err(e) => {
+                            // Send the failure and end: skipping the record would be a gap.
+                            tracing::error!(error = %e, "event feed: undecodable event");
+                            let m = format!(
+                                "{{\"position\":{},\"message\":{}}}",
+                                rec.position,
+                                serde_json::Value::String(e.0)
+                            );
+                            return Some((
+                                Ok::<_, Infallible>(SseEvent::default().event("error").data(m)),
+                                (records, true, viewer),
+                            ));
+                        }
+                    },
+                    Some(Err(e)) => {
+                        // A record that does not verify ends the feed before it:
+                        // the error event names its position, and the alarm fires.
+                        let m = match &e {
+                            gridcase_engine::Error::Corruption { position, .. } => {
+                                alarm.corruption(*position, "event feed");
+                                serde_json::json!({
+                                    "code": "corruption", "position": position, "message": e.to_string(),
+                                })
+                            }
+                            _ => {
+                                tracing::error!(error = %e, "event feed: the log subscription failed");
+                                serde_json::json!({ "message": e.to_string() })
+                            }
+                        };
                         return Some((
-                            Ok::<_, Infallible>(SseEvent::default().event("error").data(m)),
+                            Ok(SseEvent::default().event("error").data(m.to_string())),
                             (records, true, viewer),
                         ));
                     }
-                },
-                Some(Err(e)) => {
-                    // A record that does not verify ends the feed before it:
-                    // the error event names its position, and the alarm fires.
-                    let m = match &e {
-                        gridcase_engine::Error::Corruption { position, .. } => {
-                            alarm.corruption(*position, "event feed");
-                            serde_json::json!({
-                                "code": "corruption", "position": position, "message": e.to_string(),
-                            })
-                        }
-                        _ => {
-                            tracing::error!(error = %e, "event feed: the log subscription failed");
-                            serde_json::json!({ "message": e.to_string() })
-                        }
-                    };
-                    return Some((
-                        Ok(SseEvent::default().event("error").data(m.to_string())),
-                        (records, true, viewer),
-                    ));
-                }
-                None => return None,
+                    None => return None,
+                };
             };
             Some((Ok(msg), (records, false, viewer)))
         }
@@ -162,7 +198,35 @@ pub async fn events(
         .take_until(async move {
             let _ = shutdown.wait_for(|s| *s).await;
         });
-    Ok(Sse::new(guarded)
-        .keep_alive(KeepAlive::new().interval(state.options.sse_keep_alive))
-        .into_response())
+    Ok(Sse::new(guarded).keep_alive(KeepAlive::new().interval(keep_alive)).into_response())
+}
+
+/// Whether a viewer gets a record of `stream`, and with the case's
+/// personal data (the case, when it may read them).
+enum Visible {
+    No,
+    Yes { personal: Option<std::sync::Arc<gridcase_engine::domain::Case>> },
+}
+
+/// The feed's use of the one rule ([`Scope`]): a case event goes to those
+/// who may read the case as it stands now (so a department that takes a
+/// case over sees its later events), registry events to every staff key,
+/// and read-audit events only to supervisors and auditors.
+async fn sees(state: &AppState, viewer: &Principal, stream: &str) -> Result<Visible, ApiError> {
+    let scope = Scope::of(viewer);
+    if let Some(id) = stream.strip_prefix(CASE_STREAM_PREFIX) {
+        let id = crate::extract::case_id(id)?;
+        return match readable_case(state, viewer, &id).await {
+            Ok(case) => {
+                let personal = scope.may_read_personal_of(&case).then_some(case);
+                Ok(Visible::Yes { personal })
+            }
+            Err(ApiError::NotFound(_)) => Ok(Visible::No),
+            Err(e) => Err(e),
+        };
+    }
+    if stream.starts_with(READS_STREAM_PREFIX) {
+        return Ok(if scope == Scope::All { Visible::Yes { personal: None } } else { Visible::No });
+    }
+    Ok(Visible::Yes { personal: None })
 }

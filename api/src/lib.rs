@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod native;
 pub mod open311;
 pub mod openapi;
+pub mod pseudonym;
 pub mod scope;
 pub mod server;
 pub mod session;

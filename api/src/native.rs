@@ -19,8 +19,10 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::command::{command_options, run};
+use crate::dashboard::{scoped_backlog, scoped_chains, scoped_overdue};
 use crate::dto::*;
 use crate::extract::{case_id, JsonBody, QueryParams};
+use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -219,7 +221,7 @@ lifecycle!(close, "/api/v1/cases/{id}/close", CloseBody, "Close after the callba
 #[utoipa::path(
     get, path = "/api/v1/cases/{id}", tag = "cases",
     summary = "A case's current state",
-    description = "Contact details are returned only to the case's community staff, district supervisors and the resident who submitted it.",
+    description = "Only for callers whose scope covers the case (else 404, as for a missing case). Contact details and the resident's real id only for those who may read its personal data (the resident, the staff of its community and of the units holding it, supervisors, auditors); others get `contact: null`, `contact_redacted: true` and a pseudonym `resident:~…`. Showing them is recorded as a PersonalDataRead (see /api/v1/cases/{id}/reads).",
     params(
         ("id" = String, Path, description = "Case id"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag; 304 when the case has not changed"),
@@ -239,12 +241,13 @@ pub async fn get_case(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let case = state.engine.case(&case_id(&id)?).await?;
+    let case = readable_case(&state, &principal, &case_id(&id)?).await?;
     let tag = etag(case.version);
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
-    let view = CaseView::new(&case, &state.engine.registry(), &principal);
+    let view = CaseView::new(&case, &state.engine.registry(), &principal, &state.pseudonyms);
+    state.record_read(&principal, &case, &view.personal_fields(), "api").await?;
     Ok(([(header::ETAG, tag)], Json(view)).into_response())
 }
 
@@ -252,6 +255,7 @@ pub async fn get_case(
 #[utoipa::path(
     get, path = "/api/v1/cases/{id}/timeline", tag = "cases",
     summary = "A case's timeline: who did what, when and why",
+    description = "404 outside the caller's scope. A resident actor is shown by pseudonym unless the caller may read the case's personal data.",
     params(("id" = String, Path, description = "Case id")),
     responses(
         (status = 200, description = "The timeline", body = TimelineResponse),
@@ -262,24 +266,41 @@ pub async fn get_case(
 )]
 pub async fn timeline(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<TimelineResponse>, ApiError> {
     let id = case_id(&id)?;
+    let case = readable_case(&state, &principal, &id).await?;
+    let personal = Scope::of(&principal).may_read_personal_of(&case);
     let history = state.engine.history(&id).await?;
+    let mut shown_real = false;
     let entries = gridcase_projections::timeline::timeline(&history, &state.engine.registry())
         .into_iter()
-        .map(|e| TimelineEntryView {
+        .map(|e| {
+            let actor = state.pseudonyms.shown(&e.actor, personal);
+            shown_real |= is_real_resident(&actor);
+            // The words name the resident by id too: name the pseudonym.
+            let who = if actor == e.actor {
+                e.who.clone()
+            } else {
+                actor.replacen("resident:", "resident ", 1)
+            };
+            (e, actor, who)
+        })
+        .map(|(e, actor, who)| TimelineEntryView {
             position: e.position,
             version: e.version,
             at: time(e.at),
-            actor: e.actor,
-            who: e.who,
+            actor,
+            who,
             event_type: e.event_type,
             what: e.what,
             why: e.why,
         })
         .collect();
+    if shown_real {
+        state.record_read(&principal, &case, &["submitted_by"], "api").await?;
+    }
     Ok(Json(TimelineResponse { case_id: id.to_string(), entries }))
 }
 
@@ -297,10 +318,11 @@ pub async fn timeline(
 )]
 pub async fn case_chain(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = case_id(&id)?;
+    readable_case(&state, &principal, &id).await?;
     let history = state.engine.history(&id).await?;
     let chain = gridcase_projections::chains::chain_of(&history)
         .ok_or_else(|| ApiError::NotFound(format!("case {id:?} has no chain")))?;
@@ -388,6 +410,7 @@ fn report<T: serde::Serialize>(
 #[utoipa::path(
     get, path = "/api/v1/backlog", tag = "reports",
     summary = "Backlog per grid, community, street and the district",
+    description = "Narrowed to the caller's scope: only the units it may read; the district's totals only for supervisors and auditors.",
     params(AtQuery),
     responses(
         (status = 200, description = "The backlog report", body = ReportResponse),
@@ -403,8 +426,9 @@ pub async fn backlog(
     QueryParams(q): QueryParams<AtQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = now_or(&state, q.now.as_deref())?;
-    report(&state, now, |set| Ok(set.backlog_report(now)))
+    report(&state, now, |set| scoped_backlog(set, now, &scope))
 }
 
 /// Rates of every unit in a period.
@@ -426,6 +450,7 @@ pub async fn rates(
     QueryParams(q): QueryParams<RatesQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = state.engine.clock().now();
     let target = target(q.target)?;
     let wanted = q.period.as_deref().map(period).transpose()?;
@@ -433,7 +458,9 @@ pub async fn rates(
         let p = wanted.unwrap_or_else(|| {
             Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes)
         });
-        Ok(set.rates_report(p, target))
+        let mut r = set.rates_report(p, target);
+        r.units.retain(|u| scope.may_read_unit(set.registry(), &u.code));
+        Ok(r)
     })
 }
 
@@ -456,6 +483,7 @@ pub async fn ranking(
     QueryParams(q): QueryParams<RankingQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = state.engine.clock().now();
     let target = target(q.target)?;
     let wanted = q.month.as_deref().map(period).transpose()?;
@@ -463,7 +491,11 @@ pub async fn ranking(
         let m = wanted.unwrap_or_else(|| {
             Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes)
         });
-        Ok(set.ranking(m, target)?)
+        let mut r = set.ranking(m, target)?;
+        for k in &mut r.kinds {
+            k.ranked.retain(|row| scope.may_read_unit(set.registry(), &row.unit.code));
+        }
+        Ok(r)
     })
 }
 
@@ -485,7 +517,8 @@ pub async fn chains(
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
     let now = state.engine.clock().now();
-    report(&state, now, |set| Ok(set.chain_report()))
+    let scope = Scope::of(&principal);
+    report(&state, now, |set| scoped_chains(set, &scope))
 }
 
 /// Open cases past or near their limit.
@@ -507,8 +540,9 @@ pub async fn overdue(
     QueryParams(q): QueryParams<AtQuery>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require_staff()?;
+    let scope = Scope::of(&principal);
     let now = now_or(&state, q.now.as_deref())?;
-    report(&state, now, |set| Ok(set.overdue_report(now)))
+    report(&state, now, |set| scoped_overdue(set, now, &scope))
 }
 
 /// The places query.
@@ -636,11 +670,14 @@ pub async fn replay(
     let period = Period::containing(PeriodKind::Month, now, set.config().utc_offset_minutes);
     let reports = if q.reports.unwrap_or(true) {
         let target = gridcase_projections::rates::DEFAULT_TARGET_PERCENT;
+        let scope = Scope::of(&principal);
+        let mut rates = set.rates_report(period, target);
+        rates.units.retain(|u| scope.may_read_unit(set.registry(), &u.code));
         Some((
-            to_value(&set.backlog_report(now))?,
-            to_value(&set.rates_report(period, target))?,
-            to_value(&set.chain_report())?,
-            to_value(&set.overdue_report(now))?,
+            scoped_backlog(&set, now, &scope)?,
+            to_value(&rates)?,
+            scoped_chains(&set, &scope)?,
+            scoped_overdue(&set, now, &scope)?,
         ))
     } else {
         None
@@ -759,4 +796,61 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(lags),
     )
         .into_response()
+}
+
+/// One recorded read of a case's personal data.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ReadView {
+    /// Log position of the `PersonalDataRead` event.
+    pub position: u64,
+    /// When (the first read of its minute), in the district's zone.
+    pub at: String,
+    /// Who read (staff id or actor).
+    pub reader: String,
+    /// Which personal fields were shown (`contact`, `submitted_by`).
+    pub fields: Vec<String>,
+    /// Where (`api`, `command`, `dashboard`, `open311`, `feed`, `cli`).
+    pub surface: String,
+}
+
+/// Who read a case's personal data.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}/reads", tag = "audit",
+    summary = "Who was shown this case's personal data (contact, the resident's id), and when",
+    description = "For district supervisors and auditors. Reads are recorded at most once per reader per case per minute; the resident's own reads are not recorded. The same list as `gridcase audit reads --case ID`.",
+    params(("id" = String, Path, description = "Case id")),
+    responses(
+        (status = 200, description = "The reads, oldest first", body = [ReadView]),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not a supervisor or auditor key", body = ErrorBody),
+        (status = 404, description = "No such case", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn case_reads(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ReadView>>, ApiError> {
+    if Scope::of(&principal) != Scope::All {
+        return Err(ApiError::Forbidden(
+            "the read audit is for district supervisors and auditors".into(),
+        ));
+    }
+    let id = case_id(&id)?;
+    readable_case(&state, &principal, &id).await?;
+    let zone = state.engine.registry().zone.clone();
+    let reads = state.engine.personal_reads(&id).await?;
+    Ok(Json(
+        reads
+            .into_iter()
+            .map(|r| ReadView {
+                position: r.position,
+                at: zone.format(r.at),
+                reader: r.reader,
+                fields: r.fields,
+                surface: r.surface,
+            })
+            .collect(),
+    ))
 }

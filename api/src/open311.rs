@@ -60,7 +60,12 @@
 //!   submission's idempotency key in the log, so the lookup reads no state
 //!   of its own and survives restarts.
 //! - `extensions=true` adds `extended_attributes` (gridcase's own status,
-//!   level, holders...) and `notes` (the case history).
+//!   level, holders...) and `notes` (the case history, what happened and
+//!   when, without the free-text reasons).
+//! - The listing is public, so it carries nothing personal and no staff
+//!   text: `status_notes` is a fixed text per status, notes have no
+//!   description, and no contact field is ever returned (GeoReport's
+//!   contact fields are for POST only).
 //!
 //! XML is generated from the JSON form by the spec's convention (an array
 //! field becomes a wrapper element of singular items), so both formats
@@ -633,10 +638,15 @@ fn is_closed(s: Status) -> bool {
     s.is_final() || s == Status::Resolved
 }
 
+/// The public `status_notes`: a fixed text per status (with the units'
+/// names from the registry), never a staff note or anything personal.
 fn status_notes(case: &ListedCase<'_>, reg: &Registry) -> String {
     let holders =
         || case.holders().map(|h| reg.name_of(h).to_string()).collect::<Vec<_>>().join(", ");
-    let base = match case.status() {
+    // Only the status and the registry's unit names: the holders' notes
+    // are staff text (they often quote the resident's phone) and the
+    // listing is public.
+    match case.status() {
         Status::Submitted => format!("registered with {}", reg.name_of(case.community())),
         Status::Assigned => {
             format!("assigned to a grid worker of {}", reg.name_of(case.community()))
@@ -653,14 +663,6 @@ fn status_notes(case: &ListedCase<'_>, reg: &Registry) -> String {
             format!("duplicate of {}", case.merged_into().unwrap_or("another request"))
         }
         Status::Withdrawn => "withdrawn by the resident".to_string(),
-    };
-    match case.note() {
-        Some(n)
-            if !matches!(case.status(), Status::Submitted | Status::Assigned | Status::Merged) =>
-        {
-            format!("{base}: {n}")
-        }
-        _ => base,
     }
 }
 
@@ -739,8 +741,11 @@ async fn add_notes(state: &AppState, r: &mut ServiceRequest, ended: bool) -> Res
                     "activity"
                 }
                 .into(),
+                // `what` is generated from the event's kind and units; `why`
+                // is free text (staff notes, the resident's words) and the
+                // listing is public: it is left out.
                 summary: e.what,
-                description: e.why,
+                description: None,
                 event_type: e.event_type,
             })
             .collect(),

@@ -34,7 +34,7 @@ impl Modify for BearerAuth {
     ),
     modifiers(&BearerAuth),
     paths(
-        native::submit, native::get_case, native::timeline, native::case_chain,
+        native::submit, native::get_case, native::timeline, native::case_chain, native::case_reads,
         native::assign, native::reject, native::merge, native::withdraw, native::escalate,
         native::dispatch, native::claim, native::return_case, native::request_extension,
         native::decide_extension, native::supervise, native::resolve, native::callback,
@@ -55,9 +55,8 @@ impl Modify for BearerAuth {
     components(schemas(
         dto::SubmitBody, dto::AssignBody, dto::ReasonBody, dto::MergeBody, dto::DispatchBody,
         dto::EmptyBody, dto::ExtensionBody, dto::ExtensionDecisionBody, dto::NoteBody,
-        dto::CallbackBody, dto::CloseBody, dto::CaseView, dto::CommandResponse, dto::ErrorBody,
-        trust::CheckpointView,
-        dashboard::SignInBody, dashboard::SessionView,
+        dto::CallbackBody, dto::CloseBody, dto::CaseView, dto::CommandResponse, dto::ErrorBody, native::ReadView,
+        trust::CheckpointView, dashboard::SignInBody, dashboard::SessionView,
     )),
     tags(
         (name = "lifecycle", description = "Commands on a case; each is authorised by the engine's rules for the key's actor"),

@@ -11,14 +11,45 @@
 //!   last, and their department's own figures.
 //! - **Residents** read only the cases they submitted; no aggregate.
 //!
+//! Personal data of a case (the contact's name and phone, the resident's
+//! real id) is narrower ([`Scope::may_read_personal`]): supervisors and
+//! auditors, the resident themself, and the staff of the units that hold
+//! the case now (or held it last) or of its community, who call the
+//! resident back. Everyone else who may read the case sees it without
+//! contact and with the resident's pseudonym ([`crate::pseudonym`]).
+//! Every showing of personal data is recorded ([`crate::state::AppState::record_read`]).
+//!
 //! "Held" is `Case::holders`, which after a case ends keeps the units that
 //! held it last; the subtree test and the holder test together are
 //! [`Registry::case_concerns`], the rule every unit filter over cases uses,
 //! so "the cases of unit U" means the same here as in `--unit U`.
 
+use gridcase_engine::domain::Case;
 use gridcase_engine::org::{Registry, Role};
 
 use crate::auth::Principal;
+use crate::state::AppState;
+use crate::ApiError;
+
+/// Loads case `id` for `p`: the case when `p` may read it, and the same
+/// 404 as for a missing case when not (no existence oracle).
+pub async fn readable_case(
+    state: &AppState,
+    p: &Principal,
+    id: &gridcase_engine::domain::CaseId,
+) -> Result<std::sync::Arc<Case>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no case {id} that you may read"));
+    let case = match state.engine.case(id).await {
+        Ok(c) => c,
+        Err(gridcase_engine::Error::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    if Scope::of(p).may_read(&state.engine.registry(), &case) {
+        Ok(case)
+    } else {
+        Err(not_found())
+    }
+}
 
 /// What a caller may read, resolved once per request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +121,45 @@ impl Scope {
             Scope::Nothing => false,
         }
     }
+
+    /// [`Scope::may_read_case`] for a folded case.
+    pub fn may_read(&self, registry: &Registry, case: &Case) -> bool {
+        self.may_read_case(
+            registry,
+            &case.grid,
+            case.holders.iter().map(|h| h.unit.as_str()),
+            &case.submitted_by,
+        )
+    }
+
+    /// Whether the caller may read the personal data of a case of
+    /// `community` submitted by `submitted_by` and held (now or last) by
+    /// `holders`: all for supervisors and auditors, the submitter's own, and
+    /// for staff only when their unit holds it or is its community (the
+    /// community calls the resident back). A grid worker or a street above
+    /// that merely may read the case does not see the resident's phone.
+    pub fn may_read_personal<'a>(
+        &self,
+        community: &str,
+        mut holders: impl Iterator<Item = &'a str>,
+        submitted_by: &str,
+    ) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Unit(u) => u == community || holders.any(|h| h == u),
+            Scope::OwnCases(actor) => actor == submitted_by,
+            Scope::Nothing => false,
+        }
+    }
+
+    /// [`Scope::may_read_personal`] for a folded case.
+    pub fn may_read_personal_of(&self, case: &Case) -> bool {
+        self.may_read_personal(
+            &case.community,
+            case.holders.iter().map(|h| h.unit.as_str()),
+            &case.submitted_by,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -156,5 +226,23 @@ mod tests {
         assert!(!d.may_read_unit(&r, "320902001001001"));
         assert!(d.may_read_case(&r, "320902001001001", ["D01"].into_iter(), "resident:a"));
         assert!(!d.may_read_case(&r, "320902001001001", ["D02"].into_iter(), "resident:a"));
+    }
+
+    #[test]
+    fn personal_data_is_for_holders_the_community_the_resident_and_the_district() {
+        let d = Scope::of(&principal(Role::DepartmentStaff, Some("D01")));
+        assert!(d.may_read_personal("320902001001", ["D01"].into_iter(), "resident:a"));
+        assert!(!d.may_read_personal("320902001001", ["D02"].into_iter(), "resident:a"));
+        let c = Scope::of(&principal(Role::CommunityStaff, Some("320902001001")));
+        assert!(c.may_read_personal("320902001001", ["D01"].into_iter(), "resident:a"));
+        let street = Scope::of(&principal(Role::StreetStaff, Some("320902001")));
+        assert!(!street.may_read_personal("320902001001", ["320902001001"].into_iter(), "r"));
+        let aud = Scope::of(&principal(Role::Auditor, Some("320902")));
+        assert!(aud.may_read_personal("320902001001", std::iter::empty(), "resident:a"));
+        let mut res = principal(Role::Resident, None);
+        res.actor = "resident:a".into();
+        let res = Scope::of(&res);
+        assert!(res.may_read_personal("320902001001", std::iter::empty(), "resident:a"));
+        assert!(!res.may_read_personal("320902001001", std::iter::empty(), "resident:b"));
     }
 }

@@ -45,6 +45,7 @@ use crate::error::ErrorInfo;
 use crate::keys::KeyStore;
 use crate::limits::Limiters;
 use crate::metrics::Metrics;
+use crate::pseudonym::Pseudonyms;
 use crate::session::Sessions;
 use crate::state::{AppState, ServerOptions, Shared};
 use crate::{dashboard, events, native, open311, openapi, trust, ApiError};
@@ -94,6 +95,7 @@ pub fn routes() -> Routes {
         .post("/api/v1/cases", n::submit)
         .get("/api/v1/cases/{id}", n::get_case)
         .get("/api/v1/cases/{id}/timeline", n::timeline)
+        .get("/api/v1/cases/{id}/reads", n::case_reads)
         .get("/api/v1/cases/{id}/chain", n::case_chain)
         .post("/api/v1/cases/{id}/assign", n::assign)
         .post("/api/v1/cases/{id}/reject", n::reject)
@@ -542,6 +544,11 @@ impl Server {
             .media_dir
             .as_ref()
             .map(|d| crate::media::MediaStore::new(d, options.media_max_bytes));
+        // The pseudonym key lives beside the API keys (never in the log).
+        let pseudonyms = match keys.path().and_then(|p| p.parent()) {
+            Some(dir) if !dir.as_os_str().is_empty() => Pseudonyms::load_or_create(dir)?,
+            _ => Pseudonyms::ephemeral()?,
+        };
         let state = AppState(Arc::new(Shared {
             engine,
             keys,
@@ -558,6 +565,7 @@ impl Server {
             shutdown: shutdown_rx.clone(),
             sessions: Sessions::default(),
             dashboard: DashboardCache::default(),
+            pseudonyms,
         }));
         let addr = listener.local_addr().map_err(|source| ApiError::Io {
             what: "cannot read the listening address".into(),

@@ -120,6 +120,8 @@ pub struct Shared {
     pub sessions: Sessions,
     /// The dashboard's answers and as-of projections, kept per position.
     pub dashboard: DashboardCache,
+    /// Residents' pseudonyms for callers who may not read personal data.
+    pub pseudonyms: crate::pseudonym::Pseudonyms,
 }
 
 /// The state handed to handlers; cheap to clone.
@@ -134,6 +136,27 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Records that `p` was shown the personal `fields` of `case` on
+    /// `surface`; batched by the engine to one event per reader per case
+    /// per minute. Nothing is recorded when no field was shown, or when the
+    /// reader is the resident who submitted the case (their own data). A
+    /// read that cannot be recorded fails the request: the audit has no
+    /// silent gaps.
+    pub async fn record_read(
+        &self,
+        p: &crate::auth::Principal,
+        case: &gridcase_engine::domain::Case,
+        fields: &[&str],
+        surface: &str,
+    ) -> Result<(), crate::ApiError> {
+        if fields.is_empty() || p.actor == case.submitted_by {
+            return Ok(());
+        }
+        let id = crate::extract::case_id(&case.id)?;
+        self.engine.record_personal_read(&p.actor, &id, fields, surface).await?;
+        Ok(())
+    }
+
     /// The projections' position.
     pub fn projection_position(&self) -> Position {
         *self.projection_position.borrow()

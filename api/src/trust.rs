@@ -5,14 +5,13 @@
 //! Checkpoints, proofs and hash tiles are public: hashes reveal nothing of
 //! a case. Whatever carries records' bytes (entry bundles, receipts, the
 //! leaves of an inclusion proof) goes only to those who may read them:
-//! auditors and district supervisors, and for a receipt also the resident
-//! who submitted the case and the staff of its community.
+//! auditors and district supervisors, and for a receipt also whoever may
+//! read the case's personal data ([`Scope::may_read_personal`]).
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gridcase_engine::org::Role;
 use gridcase_engine::transparency::gridcase_trust::proof::ProofFile;
 use gridcase_engine::transparency::gridcase_trust::tiles::Resource;
 use gridcase_engine::transparency::gridcase_trust::Algorithms;
@@ -23,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{authenticate, bearer, Principal};
 use crate::dto::ErrorBody;
 use crate::extract::{case_id, QueryParams};
+use crate::scope::{readable_case, Scope};
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -73,9 +73,10 @@ fn no_key(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether `p` may read records' bytes wholesale.
+/// Whether `p` may read records' bytes wholesale: those whose scope is
+/// everything (auditors and district supervisors).
 fn reads_records(p: &Principal) -> bool {
-    matches!(p.role, Role::Auditor | Role::DistrictSupervisor)
+    Scope::of(p) == Scope::All
 }
 
 /// The caller, if a key was sent (public routes that give more to some).
@@ -224,7 +225,7 @@ pub async fn consistency(
 #[utoipa::path(
     get, path = "/api/v1/cases/{id}/receipt", tag = "cases",
     summary = "A case's receipt: the signed checkpoint and the inclusion proof of each of its events",
-    description = "For the resident who submitted the case, the staff of its community, auditors and district supervisors: the records carry the case's data. Against the latest signed checkpoint if it covers every event, else a new one is signed (422 when the server holds no log key). Check it offline with `gridcase audit check-proof` or any RFC 9162 / C2SP verifier.",
+    description = "For callers who may read the case's personal data (Scope::may_read_personal: the resident who submitted it, the staff of its community and of the units holding it, auditors and district supervisors): the records carry the case's data, and the read is recorded as a PersonalDataRead. A case outside the caller's scope is 404. Against the latest signed checkpoint if it covers every event, else a new one is signed (422 when the server holds no log key). Check it offline with `gridcase audit check-proof` or any RFC 9162 / C2SP verifier.",
     params(("id" = String, Path, description = "Case id")),
     responses(
         (status = 200, description = "The receipt (kind `receipt`)", body = Object),
@@ -241,14 +242,16 @@ pub async fn receipt(
     Path(id): Path<String>,
 ) -> Result<Json<ProofFile>, ApiError> {
     let id = case_id(&id)?;
-    let case = state.engine.case(&id).await?;
-    let own_community = principal.role == Role::CommunityStaff
-        && principal.unit.as_deref() == Some(case.community.as_str());
-    if !(reads_records(&principal) || principal.actor == case.submitted_by || own_community) {
+    // The one rule: outside the caller's scope the case does not exist;
+    // inside it, the records carry the case's personal data, so the
+    // receipt is for those who may read that, and the read is recorded.
+    let case = readable_case(&state, &principal, &id).await?;
+    if !Scope::of(&principal).may_read_personal_of(&case) {
         return Err(ApiError::Forbidden(
-            "a receipt carries the case's records: for its resident, its community's staff, auditors and district supervisors".into(),
+            "a receipt carries the case's records and personal data: for its resident, the staff of its community and its holders, auditors and district supervisors".into(),
         ));
     }
+    state.record_read(&principal, &case, &["contact", "submitted_by"], "receipt").await?;
     let t = &state.transparency;
     t.sync().await?;
     let stream = gridcase_engine::log::StreamId::new(format!(

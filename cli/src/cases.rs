@@ -7,6 +7,10 @@ use gridcase_engine::engine::{CommandOptions, CommandResult};
 use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::time::{Timestamp, Zone};
 
+use gridcase_api::auth::Principal;
+use gridcase_api::pseudonym::Pseudonyms;
+use gridcase_api::scope::Scope;
+
 use crate::error::CliError;
 use crate::output::{self, Table};
 use crate::{store, Global};
@@ -255,12 +259,20 @@ pub enum ShowCmd {
     Show {
         /// Case id.
         id: String,
+        /// Read as this actor (staff id or `resident:<id>`): the API's
+        /// scope applies (a case outside it is "not found") and personal
+        /// data only if the actor may read it. Default: the district.
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
     },
     /// Open cases, optionally of one unit.
     List {
         /// Only cases of this unit (grid, community, street) or held by it (department).
         #[arg(long)]
         unit: Option<String>,
+        /// List only the cases this actor may read (as `case show --as`).
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
     },
 }
 
@@ -423,9 +435,10 @@ pub fn print_case(zone: &Zone, c: &Case) -> Result<(), CliError> {
 pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
     let engine = store::open(g).await?;
     match c {
-        ShowCmd::Show { id } => case_show(g, &engine, &id).await,
-        ShowCmd::List { unit } => {
+        ShowCmd::Show { id, actor } => case_show(g, &engine, &id, actor.as_deref()).await,
+        ShowCmd::List { unit, actor } => {
             engine.catch_up().await?;
+            let reader = Reader::new(g, &engine, actor.as_deref())?;
             let reg = engine.registry();
             if let Some(u) = &unit {
                 // An unknown unit is an error, not an empty list.
@@ -437,9 +450,15 @@ pub async fn show(g: &Global, c: ShowCmd) -> Result<(), CliError> {
                 .open_cases()
                 .into_iter()
                 .filter(|c| unit.as_deref().is_none_or(|u| c.concerns(&reg, u)))
+                .filter(|c| reader.may_read(&reg, c))
                 .collect();
             if g.json {
-                return output::json(&cases);
+                // The JSON carries each case's contact and submitter.
+                let mut out = Vec::with_capacity(cases.len());
+                for c in &cases {
+                    out.push(reader.case_json(&engine, c).await?);
+                }
+                return output::json(&out);
             }
             let mut t =
                 Table::new(&["case", "status", "level", "held by", "category", "grid", "due"]);
@@ -466,17 +485,40 @@ pub async fn case_show(
     g: &Global,
     engine: &gridcase_engine::Engine,
     id: &str,
+    actor: Option<&str>,
 ) -> Result<(), CliError> {
     let id = CaseId::new(id)?;
-    let history = engine.history(&id).await?;
+    let reader = Reader::new(g, engine, actor)?;
     let case = engine.case(&id).await?;
     let reg = engine.registry();
-    let timeline = gridcase_projections::timeline::timeline(&history, &reg);
+    if !reader.may_read(&reg, &case) {
+        // The same answer as for a missing case: no existence oracle.
+        return Err(gridcase_engine::Error::NotFound(format!(
+            "case {:?} does not exist",
+            id.as_str()
+        ))
+        .into());
+    }
+    let history = engine.history(&id).await?;
+    let personal = reader.personal(&case);
+    let mut timeline = gridcase_projections::timeline::timeline(&history, &reg);
+    for e in &mut timeline {
+        let shown = reader.names.shown(&e.actor, personal);
+        if shown != e.actor {
+            e.who = shown.replacen("resident:", "resident ", 1);
+            e.actor = shown;
+        }
+    }
     let chain = gridcase_projections::chains::chain_of(&history);
     if g.json {
+        let case_json = reader.case_json(engine, &case).await?;
         return output::json(
-            &serde_json::json!({"case": case, "timeline": timeline, "chain": chain}),
+            &serde_json::json!({"case": case_json, "timeline": timeline, "chain": chain}),
         );
+    }
+    // The text shows the resident's id in the timeline, not the contact.
+    if personal && is_resident(&case.submitted_by) {
+        reader.record(engine, &case, &["submitted_by"]).await?;
     }
     print_case(&reg.zone, &case)?;
     let mut t = Table::new(&["#", "when", "who", "event", "what", "why"]);
@@ -505,5 +547,133 @@ pub async fn case_show(
         }
         crate::outln!("escalation chain: {}\n{}", c.shape, t.render())?;
     }
+    Ok(())
+}
+
+fn is_resident(actor: &str) -> bool {
+    actor.starts_with("resident:")
+}
+
+/// Who reads with `case show` / `case list`: the district (the operator
+/// with the store's files) or, with `--as`, an actor under the API's one
+/// scope rule ([`Scope`]). An actor's reads of personal data are recorded
+/// as the API records them (at the command's time, `--at` if given). The
+/// operator's own reads are not: whoever holds the store's files can read
+/// the log itself, so a record would prove nothing, and an append at the
+/// wall clock's time would refuse every later backfilled `--at` command.
+struct Reader {
+    scope: Scope,
+    /// The actor recorded as reader (`None`: the operator, not recorded).
+    reader: Option<String>,
+    names: Pseudonyms,
+}
+
+impl Reader {
+    fn new(
+        g: &Global,
+        engine: &gridcase_engine::Engine,
+        actor: Option<&str>,
+    ) -> Result<Reader, CliError> {
+        let names = Pseudonyms::load_or_create(&g.data).map_err(crate::serve::api_err)?;
+        let Some(actor) = actor else {
+            return Ok(Reader { scope: Scope::All, reader: None, names });
+        };
+        let id: ActorId = actor.parse()?;
+        let a = engine.actor(&id)?;
+        let reader = Some(a.id.clone());
+        let p = Principal {
+            actor: a.id,
+            actor_id: id,
+            role: a.role,
+            unit: a.unit,
+            key_id: "cli".into(),
+        };
+        Ok(Reader { scope: Scope::of(&p), reader, names })
+    }
+
+    fn may_read(&self, reg: &gridcase_engine::org::Registry, c: &Case) -> bool {
+        self.scope.may_read(reg, c)
+    }
+
+    fn personal(&self, c: &Case) -> bool {
+        self.scope.may_read_personal_of(c)
+    }
+
+    async fn record(
+        &self,
+        engine: &gridcase_engine::Engine,
+        c: &Case,
+        fields: &[&str],
+    ) -> Result<(), CliError> {
+        let Some(reader) = &self.reader else { return Ok(()) };
+        if fields.is_empty() || *reader == c.submitted_by {
+            return Ok(());
+        }
+        engine.record_personal_read(reader, &CaseId::new(&c.id)?, fields, "cli").await?;
+        Ok(())
+    }
+
+    /// The case as JSON for this reader: contact and the resident's real
+    /// id only when it may read them (and then the read is recorded).
+    async fn case_json(
+        &self,
+        engine: &gridcase_engine::Engine,
+        c: &Case,
+    ) -> Result<serde_json::Value, CliError> {
+        let mut v = serde_json::to_value(c).map_err(|e| CliError::Json(e.to_string()))?;
+        if self.personal(c) {
+            let mut fields = Vec::new();
+            if c.contact.is_some() {
+                fields.push("contact");
+            }
+            if is_resident(&c.submitted_by) {
+                fields.push("submitted_by");
+            }
+            self.record(engine, c, &fields).await?;
+        } else if let Some(o) = v.as_object_mut() {
+            o.insert("contact".into(), serde_json::Value::Null);
+            o.insert("submitted_by".into(), self.names.shown(&c.submitted_by, false).into());
+        }
+        Ok(v)
+    }
+}
+
+/// `gridcase audit reads --case ID`: who read which personal fields of a
+/// case, and when. Reading the audit shows no personal data itself.
+pub async fn audit_reads(g: &Global, id: &str) -> Result<(), CliError> {
+    let engine = store::open(g).await?;
+    let id = CaseId::new(id)?;
+    // An unknown case is an error, not an empty list.
+    engine.case(&id).await?;
+    let zone = engine.registry().zone.clone();
+    let reads = engine.personal_reads(&id).await?;
+    if g.json {
+        let v: Vec<serde_json::Value> = reads
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "position": r.position, "at": zone.format(r.at), "reader": r.reader,
+                    "fields": r.fields, "surface": r.surface,
+                })
+            })
+            .collect();
+        return output::json(&v);
+    }
+    let mut t = Table::new(&["when", "reader", "fields", "surface"]);
+    for r in &reads {
+        t.row(vec![
+            zone.format(r.at),
+            // A resident's id is what a portal sent: no terminal escapes.
+            output::clean(&r.reader).into_owned(),
+            r.fields.join(","),
+            output::clean(&r.surface).into_owned(),
+        ]);
+    }
+    crate::out!("{}", t.render())?;
+    crate::outln!(
+        "{}: personal data shown {} times (at most once a minute per reader)",
+        id.as_str(),
+        reads.len()
+    )?;
     Ok(())
 }

@@ -260,6 +260,14 @@ enum AuditCmd {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
+    /// Who was shown a case's personal data (contact, the resident's id) and
+    /// when: the recorded `PersonalDataRead` events (at most one per reader
+    /// per minute), times in the district's zone.
+    Reads {
+        /// The case id.
+        #[arg(long)]
+        case: String,
+    },
     /// Create the log key of a store initialised without one.
     Keygen {
         /// The log's origin (default: `gridcase/<district code>`).
@@ -326,6 +334,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Audit(AuditCmd::CheckProof { file, vkey, checkpoint }) => {
             trust::check_proof(&g, &file, &vkey, checkpoint.as_deref())
         }
+        Cmd::Audit(AuditCmd::Reads { case }) => cases::audit_reads(&g, &case).await,
         Cmd::Audit(AuditCmd::Keygen { origin }) => trust::keygen(&g, origin).await,
         Cmd::Checkpoint { vkey } => trust::checkpoint(&g, vkey).await,
         Cmd::Export { out } => store::export(&g, out).await,

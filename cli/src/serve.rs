@@ -116,7 +116,7 @@ pub enum ApiKeyCmd {
     },
 }
 
-fn api_err(e: ApiError) -> CliError {
+pub(crate) fn api_err(e: ApiError) -> CliError {
     match e {
         ApiError::Engine(e) => CliError::Engine(e),
         ApiError::Io { what, source } => CliError::Io { what, source },

@@ -1275,3 +1275,40 @@ fn a_point_alone_places_a_case_and_the_boundaries_can_be_checked() {
         ok(dir, &["--at", AT, "org", "import-geojson", geojson]).contains("loaded at positions")
     );
 }
+
+#[test]
+fn case_show_as_an_actor_applies_the_scope_and_audit_reads_lists_who_saw_the_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let id = submit(d);
+    // Another community: as for a missing case.
+    fails(d, &["case", "show", &id, "--as", "cs-320902001002-1"], "does not exist");
+    assert!(!ok(d, &["case", "list", "--as", "cs-320902001002-1"]).contains(&id));
+    // The grid's worker reads it, without the phone and with the pseudonym.
+    let gw = json(d, &["case", "show", &id, "--as", "gw-320902001001001"]);
+    assert!(gw["case"]["contact"].is_null());
+    let pseudonym = gw["case"]["submitted_by"].as_str().unwrap();
+    assert!(pseudonym.starts_with("resident:~"), "{pseudonym}");
+    assert!(!gw.to_string().contains("13800000000"), "{gw}");
+    assert_eq!(gw["timeline"][0]["actor"], pseudonym);
+    // The community sees the phone, and that is recorded (twice within a
+    // minute: once), at the command's time; the operator's own read is not.
+    for _ in 0..2 {
+        let cs = json(d, &["--at", AT, "case", "show", &id, "--as", "cs-320902001001-1"]);
+        assert_eq!(cs["case"]["contact"]["phone"], "13800000000");
+    }
+    ok(d, &["case", "show", &id]);
+    let reads = json(d, &["audit", "reads", "--case", &id]);
+    let readers: Vec<&str> =
+        reads.as_array().unwrap().iter().map(|r| r["reader"].as_str().unwrap()).collect();
+    assert_eq!(readers, ["cs-320902001001-1"], "{reads}");
+    assert_eq!(reads[0]["surface"], "cli");
+    assert_eq!(reads[0]["fields"], serde_json::json!(["contact", "submitted_by"]));
+    assert_eq!(reads[0]["at"], "2026-03-02T16:00:00+08:00", "the district's zone");
+    let text = ok(d, &["audit", "reads", "--case", &id]);
+    assert!(text.contains("cs-320902001001-1") && text.contains("shown 1 times"), "{text}");
+    // Reads at the scripted time leave later scripted commands possible.
+    ok(d, &["--at", "2026-03-02T09:00:00Z", "tick", "--now", "2026-03-02T09:00:00Z"]);
+    fails(d, &["audit", "reads", "--case", "GC0009999"], "does not exist");
+}

@@ -199,6 +199,16 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
             "BoundsSet",
             "1df0b582be0280e0a1f9089091ecbe0280d0cdfa08",
         ),
+        (
+            Event::PersonalDataRead {
+                reader: "cs11".into(),
+                case_id: "GC0000001".into(),
+                fields: vec!["contact".into()],
+                surface: "api".into(),
+            },
+            "PersonalDataRead",
+            "1e0463733131094743303030303030310107636f6e7461637403617069",
+        ),
     ]
 }
 
@@ -400,6 +410,7 @@ fn variant_index(e: &Event) -> u8 {
         Event::SubmissionDetailed { .. } => 27,
         Event::BoundarySet { .. } => 28,
         Event::BoundsSet { .. } => 29,
+        Event::PersonalDataRead { .. } => 30,
     }
 }
 
@@ -410,7 +421,7 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 fn the_examples_cover_every_variant_in_declaration_order() {
     let ex = examples();
-    assert_eq!(ex.len(), 30);
+    assert_eq!(ex.len(), 31);
     for (i, (e, name, payload)) in ex.iter().enumerate() {
         assert_eq!(variant_index(e) as usize, i, "{name} is out of order");
         assert_eq!(e.event_type(), *name);

@@ -9,21 +9,21 @@ use crate::common::*;
 
 /// One SSE message.
 #[derive(Debug)]
-struct Message {
-    id: u64,
-    event: String,
-    data: Value,
+pub(crate) struct Message {
+    pub(crate) id: u64,
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 /// Reads SSE messages from a response until `stop` says so.
-struct Feed {
+pub(crate) struct Feed {
     res: reqwest::Response,
     buf: String,
     comments: usize,
 }
 
 impl Feed {
-    async fn open(t: &TestServer, actor: &str, query: &str, last: Option<u64>) -> Feed {
+    pub(crate) async fn open(t: &TestServer, actor: &str, query: &str, last: Option<u64>) -> Feed {
         let mut req =
             t.client.get(format!("{}/api/v1/events{query}", t.base)).bearer_auth(t.key(actor));
         if let Some(l) = last {
@@ -35,7 +35,7 @@ impl Feed {
         Feed { res, buf: String::new(), comments: 0 }
     }
 
-    async fn next(&mut self) -> Message {
+    pub(crate) async fn next(&mut self) -> Message {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();

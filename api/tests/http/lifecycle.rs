@@ -86,13 +86,21 @@ async fn a_case_goes_up_the_chain_and_back_down_through_every_step() {
     assert_eq!(chain.status, 200, "{}", chain.text);
     assert!(chain.json()["shape"].as_str().unwrap().contains("street"));
 
-    // Redaction: street and department staff and other residents do not see the contact.
-    for who in ["ss1", "d01a", OTHER_RESIDENT, "cs12"] {
+    // Read scoping: another resident and another community do not see the
+    // case at all (404, as for a missing one); the street that held it
+    // sees it without the contact and with the resident's pseudonym; the
+    // department holding it last, the district and the resident see it all.
+    for who in [OTHER_RESIDENT, "cs12"] {
+        let r = t.get(Some(who), &format!("/api/v1/cases/{id}")).await;
+        assert_eq!(r.status, 404, "{who}: {}", r.text);
+    }
+    for who in ["ss1"] {
         let c = t.get(Some(who), &format!("/api/v1/cases/{id}")).await.json();
         assert!(c["contact"].is_null(), "{who} must not see the contact");
         assert_eq!(c["contact_redacted"], true);
+        assert!(c["submitted_by"].as_str().unwrap().starts_with("resident:~"), "{c}");
     }
-    for who in ["sup", RESIDENT] {
+    for who in ["sup", RESIDENT, "d01a"] {
         let c = t.get(Some(who), &format!("/api/v1/cases/{id}")).await.json();
         assert_eq!(c["contact"]["phone"], "13800000001", "{who} sees the contact");
     }

@@ -13,4 +13,5 @@ mod lifecycle;
 mod limits;
 mod malformed;
 mod open311;
+mod scope;
 mod trust;

@@ -64,10 +64,11 @@ async fn checkpoints_proofs_receipts_and_tiles_verify_offline() {
         if leaf.starts_with('A') { leaf.replacen('A', "B", 1) } else { format!("A{}", &leaf[1..]) };
     bad["entries"][0]["leaf"] = Value::String(flipped);
     assert!(check(&proof_file(&bad), &verifier, None).is_err());
-    // Others' cases are not theirs to read; the auditor may.
+    // Others' cases are not theirs to read (not found, as a missing case);
+    // the auditor may.
     assert_eq!(
         t.get(Some(OTHER_RESIDENT), &format!("/api/v1/cases/{case}/receipt")).await.status,
-        403
+        404
     );
     assert_eq!(t.get(Some("aud"), &format!("/api/v1/cases/{case}/receipt")).await.status, 200);
     assert_eq!(t.get(None, &format!("/api/v1/cases/{case}/receipt")).await.status, 401);

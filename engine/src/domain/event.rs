@@ -306,6 +306,21 @@ pub enum Event {
         /// The box.
         bounds: BoundingBox,
     },
+    /// A caller was shown personal data of a case (the contact's name or
+    /// phone, the resident's real id). Stored in the case's `reads-<id>`
+    /// stream, not the case stream, so reading never changes a case's
+    /// version and `Case::apply` never sees it; batched (at most one per
+    /// reader per case per minute, see `Engine::record_personal_read`).
+    PersonalDataRead {
+        /// The actor who read (a staff id, `resident:…`, or the CLI's operator).
+        reader: String,
+        /// The case read.
+        case_id: String,
+        /// Which personal fields were shown (`contact`, `submitted_by`).
+        fields: Vec<String>,
+        /// Where (`api`, `dashboard`, `open311`, `cli`).
+        surface: String,
+    },
 }
 
 /// An event payload that does not decode.
@@ -352,6 +367,7 @@ impl Event {
             Event::SubmissionDetailed { .. } => "SubmissionDetailed",
             Event::BoundarySet { .. } => "BoundarySet",
             Event::BoundsSet { .. } => "BoundsSet",
+            Event::PersonalDataRead { .. } => "PersonalDataRead",
         }
     }
 

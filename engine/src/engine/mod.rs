@@ -23,11 +23,13 @@ mod command;
 mod feed;
 mod follow;
 mod open_cases;
+mod reads;
 mod registry;
 mod tick;
 
 pub use command::{CommandOptions, CommandResult, CONCURRENT_SKEW_MS};
 pub use feed::FeedOptions;
+pub use reads::{PersonalRead, READS_STREAM_PREFIX, READ_BATCH_MS};
 pub use tick::TickReport;
 
 use follow::Follow;
@@ -129,6 +131,8 @@ pub struct Engine {
     /// the head record at start, raised by every append and catch-up): a
     /// command whose time is before it is refused (see `command_time`).
     last_recorded: AtomicI64,
+    /// When each (reader, case) last had a personal-data read recorded.
+    read_marks: Mutex<reads::ReadMarks>,
 }
 
 fn case_stream(id: &str) -> Result<StreamId, Error> {
@@ -156,6 +160,7 @@ impl Engine {
             next_seq: AtomicU64::new(0),
             registry_stale: AtomicBool::new(false),
             last_recorded: AtomicI64::new(i64::MIN),
+            read_marks: Mutex::new(reads::ReadMarks::new()),
         };
         let head = engine.log.head().position;
         if head > 0 {
