@@ -399,7 +399,7 @@ pub async fn bench(g: &Global, mut a: BenchArgs) -> Result<(), CliError> {
     // Both stores run in the same mode, so that like is compared with like:
     // durable (sled fdatasync per group, PostgreSQL synchronous_commit=on) or
     // flushed (sled's flush, synchronous_commit=off).
-    a.durability = g.durability.parse()?;
+    a.durability = g.durability_or(Durability::Durable)?;
     // `--store` names a store for every other command; for bench it may name
     // the kind of store to measure, or the PostgreSQL server to measure on.
     match g.store.as_deref() {

@@ -51,9 +51,23 @@ pub struct Global {
     /// When appends are acknowledged: durable (power-loss safe: an fdatasync
     /// per group on sled, synchronous_commit=on on PostgreSQL), flushed
     /// (process-crash safe: sled's flush, synchronous_commit=off) or
-    /// buffered. `strict` is accepted as an alias of durable.
-    #[arg(long, global = true, default_value = "durable")]
-    pub durability: String,
+    /// buffered. `strict` is accepted as an alias of durable. Default:
+    /// durable, except for `demo` (see there).
+    #[arg(long, global = true)]
+    pub durability: Option<String>,
+}
+
+impl Global {
+    /// `--durability`, or `default` when it was not given.
+    pub fn durability_or(
+        &self,
+        default: gridcase_engine::log::Durability,
+    ) -> Result<gridcase_engine::log::Durability, error::CliError> {
+        match &self.durability {
+            Some(d) => Ok(d.parse()?),
+            None => Ok(default),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

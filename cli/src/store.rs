@@ -93,7 +93,7 @@ pub async fn open_log(
             g.data.display()
         )));
     }
-    let durability: Durability = g.durability.parse()?;
+    let durability = g.durability_or(Durability::Durable)?;
     let log = SledLog::open(&dir, SledOptions { durability, ..SledOptions::default() }, clock)?;
     Ok(Arc::new(log))
 }
@@ -699,7 +699,7 @@ async fn open_named(
             .then(|| spec.to_string()),
         json: false,
         at: None,
-        durability: "durable".into(),
+        durability: Some("durable".into()),
     };
     open_log(&g, clock, create).await
 }

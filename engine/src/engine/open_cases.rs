@@ -104,9 +104,19 @@ impl OpenCases {
     }
 
     /// Forgets a case so that the next load reads it from the log.
+    ///
+    /// It also forgets which positions were this engine's own: after a
+    /// forget, a slower command of the same case may still install its
+    /// older state into the now empty slot (`put` has nothing newer to
+    /// compare with), and catch-up must then read the newer own writes back
+    /// instead of skipping them, or the view stays behind the log for good.
+    /// (Seen as a flaky "live state == history + fold" under load.) Forgets
+    /// happen only on a conflict or a cancelled command, so the cost is a
+    /// few records read back now and then.
     pub(super) fn remove(&mut self, id: &str) {
         self.finished.remove(id);
         self.remove_entry(id);
+        self.own.clear();
     }
 
     fn remove_entry(&mut self, id: &str) {
