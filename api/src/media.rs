@@ -104,7 +104,12 @@ impl MediaStore {
         if !path.exists() {
             write_atomically(&path, bytes)?;
         }
-        Ok(MediaRef { sha256: sha, content_type: content_type.into(), size: bytes.len() as u64 })
+        Ok(MediaRef {
+            sha256: sha,
+            content_type: content_type.into(),
+            size: bytes.len() as u64,
+            url: None,
+        })
     }
 
     /// The stored file with this hash and its content type, if there is one.

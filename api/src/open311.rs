@@ -31,8 +31,8 @@
 //!   default). It is stored under its SHA-256 outside the log
 //!   ([`crate::media`]), the event references it by hash, and it is served
 //!   at `GET media/{sha256}`, which is the request's `media_url`. A posted
-//!   `media_url` (a link elsewhere) is not fetched and has no place of its
-//!   own in a submission: it is appended to the description.
+//!   `media_url` (a link elsewhere) is kept as a link and returned as the
+//!   request's `media_url`; it is never fetched.
 //! - **Limits** ([`crate::limits`]): requests per address and per key, new
 //!   requests per key (default 20 a minute, burst 10); the listing costs by
 //!   the page it asks for (a page of 1000 = 11 requests), `extensions=true`
@@ -77,7 +77,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridcase_engine::domain::{
-    CaseId, Command, Contact, Priority, Reporter, RequestKind, Status, Submission,
+    CaseId, Command, Contact, MediaRef, Priority, Reporter, RequestKind, Status, Submission,
 };
 use gridcase_engine::geo::GeoPoint;
 use gridcase_engine::org::{Registry, Role};
@@ -91,7 +91,7 @@ use crate::error::ErrorInfo;
 use crate::extract::{read_body, QueryParams};
 use crate::state::AppState;
 use crate::ApiError;
-use gridcase_projections::cases::ListedCase;
+use gridcase_projections::cases::{ListedCase, MediaLink};
 
 /// The spec's largest page and default window.
 const MAX_RESULTS: usize = 1000;
@@ -699,7 +699,10 @@ fn service_request(
         zipcode: None,
         lat: case.point().map(|p| p.lat()),
         long: case.point().map(|p| p.lon()),
-        media_url: case.media_sha256().map(|sha| format!("{base}/media/{sha}")),
+        media_url: case.media().map(|m| match m {
+            MediaLink::Stored(sha) => format!("{base}/media/{sha}"),
+            MediaLink::Url(url) => url.to_string(),
+        }),
         extended_attributes: now.map(|now| ExtendedAttributes {
             gridcase_status: case.status().as_str().into(),
             level: case.level().as_str().into(),
@@ -1294,24 +1297,13 @@ async fn post_request(
             .map_err(|e| ApiError::bad_request("invalid_attribute", e.to_string()))?,
         None => Priority::Normal,
     };
-    let mut description =
+    let description =
         form.get("description").cloned().unwrap_or_else(|| service.service_name.clone());
-    if let Some(url) = form.get("media_url") {
-        if url.len() > 2048
-            || !(url.starts_with("http://") || url.starts_with("https://"))
-            || url.chars().any(char::is_whitespace)
-        {
-            return Err(ApiError::bad_request(
-                "invalid_media_url",
-                "media_url must be an http(s) URL",
-            ));
-        }
-        // A link to a photo elsewhere is not fetched (the server would
-        // request any URL a client names), and a submission keeps only
-        // files it holds by hash, so the link stays with the description.
-        // Upload the file as `media` to have it kept and served.
-        description.push_str(&format!("\n[media] {url}"));
-    }
+    // A posted `media_url` is a link to a photo the client keeps elsewhere:
+    // stored as a link (the engine checks it is an http(s) URL) and returned
+    // as the request's `media_url`; the server does not fetch it (it would
+    // request any URL a client names). An uploaded `media` file wins.
+    let link = form.get("media_url").map(|u| MediaRef::link(u.trim()));
     let name = [form.get("first_name"), form.get("last_name")]
         .into_iter()
         .flatten()
@@ -1339,8 +1331,9 @@ async fn post_request(
     // submission the engine then refuses leaves a file nothing points at:
     // harmless (content-addressed, size-limited, the submission quota
     // bounds how many), and cheaper than a second pass over the body.
-    let media = match (&upload, &state.media) {
-        (Some(bytes), Some(store)) => vec![store.put(bytes)?],
+    let media = match (&upload, &state.media, link) {
+        (Some(bytes), Some(store), _) => vec![store.put(bytes)?],
+        (_, _, Some(link)) => vec![link],
         _ => Vec::new(),
     };
     let command = Command::Submit(Submission {

@@ -218,9 +218,19 @@ fn note_of(event: &Event) -> Option<&str> {
     Some(note.trim()).filter(|n| !n.is_empty())
 }
 
-/// The SHA-256 of a case's first attached file ("" without one).
+/// Where a listed case's first file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaLink<'a> {
+    /// A file the server holds, by its SHA-256.
+    Stored(&'a str),
+    /// A link a client gave to a file elsewhere.
+    Url(&'a str),
+}
+
+/// A case's first attached file: its SHA-256, or the link a client gave
+/// ("" without one).
 fn media_of(case: &Case) -> &str {
-    case.media.first().map_or("", |m| m.sha256.as_str())
+    case.media.first().map_or("", |m| m.url.as_deref().unwrap_or(&m.sha256))
 }
 
 /// Open311's `updated_datetime` of a case.
@@ -671,10 +681,18 @@ impl<'a> ListedCase<'a> {
     pub fn merged_into(&self) -> Option<&'a str> {
         Some(self.r.text(3)).filter(|n| !n.is_empty())
     }
-    /// The SHA-256 of the first file attached at submission (Open311
-    /// serves it as `media_url`).
-    pub fn media_sha256(&self) -> Option<&'a str> {
-        Some(self.r.text(4)).filter(|n| !n.is_empty())
+    /// The first file attached at submission: the SHA-256 of a file the
+    /// server holds, or an http(s) link a client gave (Open311 serves
+    /// either as `media_url`; [`MediaLink`] tells them apart).
+    pub fn media(&self) -> Option<MediaLink<'a>> {
+        let m = self.r.text(4);
+        if m.is_empty() {
+            None
+        } else if m.starts_with("http://") || m.starts_with("https://") {
+            Some(MediaLink::Url(m))
+        } else {
+            Some(MediaLink::Stored(m))
+        }
     }
     /// Submission time.
     pub fn submitted_at(&self) -> Timestamp {

@@ -38,7 +38,10 @@ const MAGIC: &[u8; 4] = b"GCPJ";
 /// location was resolved.
 /// 5: both of the above (the listing's point, media and placement, and the
 /// registry's geography), merged.
-pub const STATE_FORMAT: u8 = 5;
+/// 6: an automatic hop takes effect at its deadline (holders' `since`,
+/// chain hold times), media may be links, the case listing's media slot
+/// holds either a hash or a link.
+pub const STATE_FORMAT: u8 = 6;
 const FILE: &str = "projections.state";
 const TMP: &str = "projections.state.tmp";
 

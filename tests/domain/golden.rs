@@ -166,6 +166,7 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
                     sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
                     content_type: "image/jpeg".into(),
                     size: 204_800,
+                    url: None,
                 }],
                 reporter: Some(Reporter {
                     device_id: Some("dev-1".into()),
@@ -176,7 +177,7 @@ fn examples() -> Vec<(Event, &'static str, &'static str)> {
                 }),
             },
             "SubmissionDetailed",
-            "1b0101b2e4b8be02e2a8fef9080140396638366430383138383463376436353961326665616130633535616430313561336266346631623262306238323263643135643663313562306630306130380a696d6167652f6a70656780c00c0101056465762d3100010d6c69406578616d706c652e636e0103e5a89c0103e69d8e",
+            "1b0101b2e4b8be02e2a8fef9080140396638366430383138383463376436353961326665616130633535616430313561336266346631623262306238323263643135643663313562306630306130380a696d6167652f6a70656780c00c000101056465762d3100010d6c69406578616d706c652e636e0103e5a89c0103e69d8e",
         ),
         (
             Event::BoundarySet {

@@ -12,7 +12,7 @@ use super::fixture::*;
 const SHA: &str = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
 
 fn photo() -> MediaRef {
-    MediaRef { sha256: SHA.into(), content_type: "Image/JPEG".into(), size: 204_800 }
+    MediaRef { sha256: SHA.into(), content_type: "Image/JPEG".into(), size: 204_800, url: None }
 }
 
 fn reporter() -> Reporter {
@@ -100,7 +100,20 @@ fn malformed_media_and_reporter_details_are_refused() {
         (SHA, "/"),
     ] {
         let mut s = street_light();
-        s.media = vec![MediaRef { sha256: sha.into(), content_type: ct.into(), size: 1 }];
+        s.media =
+            vec![MediaRef { sha256: sha.into(), content_type: ct.into(), size: 1, url: None }];
+        refuse(s);
+    }
+    // A link: http(s), short, nothing else set.
+    for bad in [
+        MediaRef::link("ftp://example.cn/a.jpg"),
+        MediaRef::link("javascript:alert(1)"),
+        MediaRef::link(format!("https://example.cn/{}", "a".repeat(2100))),
+        MediaRef::link("https://example.cn/a b.jpg"),
+        MediaRef { sha256: SHA.into(), ..MediaRef::link("https://example.cn/a.jpg") },
+    ] {
+        let mut s = street_light();
+        s.media = vec![bad];
         refuse(s);
     }
     let mut s = street_light();
@@ -153,7 +166,8 @@ async fn extras_survive_the_store_and_a_restart() {
         vec![MediaRef {
             sha256: SHA.to_ascii_lowercase(),
             content_type: "image/jpeg".into(),
-            size: 204_800
+            size: 204_800,
+            url: None,
         }]
     );
     assert_eq!(again.version, 2);

@@ -687,3 +687,34 @@ async fn lat_and_long_alone_place_a_request_in_its_micro_grid() {
     assert!(why.contains("nearest") && why.contains("m away"), "{why}");
     t.stop().await;
 }
+
+/// A posted `media_url` (a photo the client keeps elsewhere) is stored as
+/// a link and returned as the request's `media_url`, not folded into the
+/// description; it is never fetched.
+#[tokio::test]
+async fn a_posted_media_url_is_kept_and_returned() {
+    let t = TestServer::start().await;
+    let key = t.key(RESIDENT).to_string();
+    let link = "https://photos.example.cn/lamp/1.jpg";
+    let posted = form(
+        &t,
+        "/open311/v2/requests.json",
+        &[
+            ("api_key", &key),
+            ("service_code", "noise"),
+            ("address_id", G111),
+            ("description", "楼上装修噪音"),
+            ("media_url", link),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    let id = posted.json()[0]["service_request_id"].as_str().unwrap().to_string();
+    let got = t.get(None, &format!("/open311/v2/requests/{id}.json")).await.json();
+    assert_eq!(got[0]["media_url"], link);
+    assert_eq!(got[0]["description"], "楼上装修噪音");
+    let xml = t.get(None, &format!("/open311/v2/requests/{id}.xml")).await.text;
+    assert!(xml.contains(&format!("<media_url>{link}</media_url>")), "{xml}");
+    t.stop().await;
+}

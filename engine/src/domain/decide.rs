@@ -679,6 +679,9 @@ const MAX_REPORTER_FIELD: usize = 128;
 /// Media references as stored: the hash in lower case, a `type/subtype`
 /// content type. Refused when malformed, so the log never points at a
 /// file no store can name.
+/// Longest media link accepted.
+const MAX_MEDIA_URL: usize = 2048;
+
 fn check_media(j: &Judge<'_>, media: &[MediaRef]) -> Result<Vec<MediaRef>, Rejection> {
     if media.len() > MAX_MEDIA {
         return Err(
@@ -688,6 +691,22 @@ fn check_media(j: &Judge<'_>, media: &[MediaRef]) -> Result<Vec<MediaRef>, Rejec
     media
         .iter()
         .map(|m| {
+            if let Some(url) = &m.url {
+                let url = url.trim();
+                let ok = m.sha256.is_empty()
+                    && m.content_type.is_empty()
+                    && m.size == 0
+                    && url.len() <= MAX_MEDIA_URL
+                    && (url.starts_with("http://") || url.starts_with("https://"))
+                    && url.chars().all(|c| !c.is_whitespace() && !c.is_control());
+                if !ok {
+                    return Err(j.no(
+                        Rule::InvalidArgument,
+                        format!("a media link must be an http(s) URL of at most {MAX_MEDIA_URL} characters, with no hash, type or size"),
+                    ));
+                }
+                return Ok(MediaRef::link(url));
+            }
             let sha256 = m.sha256.trim().to_ascii_lowercase();
             if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(j.no(
@@ -707,7 +726,7 @@ fn check_media(j: &Judge<'_>, media: &[MediaRef]) -> Result<Vec<MediaRef>, Rejec
                     format!("media content type {:?} is not a type/subtype", m.content_type),
                 ));
             }
-            Ok(MediaRef { sha256, content_type, size: m.size })
+            Ok(MediaRef { sha256, content_type, size: m.size, url: None })
         })
         .collect()
 }

@@ -179,15 +179,35 @@ impl Reporter {
 /// A photo or other file attached to a submission. The log keeps only this
 /// reference; the bytes live in a media store outside the log, addressed
 /// by their hash, so the log stays small and the hash proves the file.
+///
+/// Or a link: an Open311 client may send `media_url`, a photo it keeps
+/// elsewhere. The server does not fetch it (it would request any URL a
+/// client names), so a link has no hash, type or size: `url` is set and
+/// `sha256` and `content_type` are empty.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaRef {
-    /// SHA-256 of the file's bytes, 64 lower-case hex digits.
+    /// SHA-256 of the file's bytes, 64 lower-case hex digits (empty for a link).
     pub sha256: String,
-    /// Its MIME type, for example `image/jpeg`.
+    /// Its MIME type, for example `image/jpeg` (empty for a link).
     pub content_type: String,
-    /// Its size in bytes.
+    /// Its size in bytes (0 for a link).
     pub size: u64,
+    /// An http(s) link to a file the server does not hold.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl MediaRef {
+    /// A link to a file elsewhere (Open311's posted `media_url`).
+    pub fn link(url: impl Into<String>) -> MediaRef {
+        MediaRef {
+            sha256: String::new(),
+            content_type: String::new(),
+            size: 0,
+            url: Some(url.into()),
+        }
+    }
 }
 
 /// What an intake records.

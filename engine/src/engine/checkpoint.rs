@@ -27,7 +27,11 @@ const CHECKPOINT_NAME: &str = "engine/open-cases";
 const CHECKPOINT_MAGIC: &[u8] = b"gridcase-engine-checkpoint\0";
 /// Bump when `Case` or its fold changes: an old checkpoint is then ignored
 /// and the log is followed from the start.
-const CHECKPOINT_FORMAT: u32 = 2;
+///
+/// 3: `Case` keeps the reported point, how it was placed, media and
+/// reporter details, and an automatic hop takes effect at its deadline
+/// (`Case::effective_at`), which changes holders' `since`.
+const CHECKPOINT_FORMAT: u32 = 3;
 
 impl Engine {
     /// Saves the open-case view, complete up to the position returned, as a
