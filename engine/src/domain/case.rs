@@ -327,7 +327,8 @@ impl Clone for Case {
 }
 
 impl Case {
-    /// A blank case (no strings allocated) for `clone` to fill.
+    /// A blank case (no strings allocated): what `clone` fills, and the
+    /// lifecycle state every new case starts from (`Case::start`).
     fn empty() -> Case {
         Case {
             id: String::new(),
@@ -414,8 +415,6 @@ impl Case {
             community: community.clone(),
             street: street.clone(),
             contact: contact.clone(),
-            reporter: None,
-            point: None,
             // What `CaseSubmitted` alone implies: its location is the code
             // it resolved to, or else an address. A point submission
             // follows with `SubmissionDetailed`, which says so.
@@ -424,32 +423,16 @@ impl Case {
             } else {
                 LocationSource::Address
             },
-            media: Vec::new(),
             submitted_by: actor.to_string(),
             found_on_patrol: *found_on_patrol,
             submitted_at: at,
             response_due: *response_due,
-            responded_at: None,
             resolution_due: *resolution_due,
-            overdue_marked: false,
-            level: Level::Community,
             holders: vec![Holder::new(community, at)],
-            assigned_worker: None,
             hold_until: Some(*hold_until),
-            pending_extension: None,
-            last_resolvers: Vec::new(),
-            last_resolved_level: Level::Community,
-            resolved_at: None,
-            last_callback: None,
-            closed_at: None,
-            merged_into: None,
-            reopen_count: 0,
-            return_count: 0,
-            left_community: false,
-            dispatched: false,
-            overdue_seen: false,
-            reopened_at: None,
             updated_at: at,
+            // Everything a submission does not set starts as a blank case's.
+            ..Case::empty()
         })
     }
 
