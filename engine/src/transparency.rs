@@ -27,10 +27,7 @@ use gridcase_trust::proof::{B64Bytes, B64Hash, ConsistencyFile, IncludedEntry, I
 use gridcase_trust::tiles::{self, Resource};
 use gridcase_trust::{Algorithms, Hash, TrustError};
 
-use crate::log::{
-    encode_record, envelope_of, ChainVerifier, EventLog, LogError, Position, RecordView, StreamId,
-    GENESIS_HASH,
-};
+use crate::log::{ChainVerifier, EventLog, LogError, Position, RecordView, StreamId, GENESIS_HASH};
 use crate::Error;
 
 pub use gridcase_trust;
@@ -63,18 +60,10 @@ fn checkpoint_name(size: u64) -> String {
     format!("trust/checkpoint/{size:020}")
 }
 
-/// A record's canonical bytes, re-encoded from its view and checked against
-/// the hash the log computed over the stored bytes, so a leaf is exactly
-/// the record as stored.
-pub fn leaf_bytes(view: &RecordView<'_>) -> Result<Vec<u8>, LogError> {
-    let bytes = encode_record(&envelope_of(&view.to_owned()))?;
-    if *blake3::hash(&bytes).as_bytes() != view.hash {
-        return Err(LogError::Corruption {
-            position: view.position,
-            reason: "the record does not re-encode to its stored bytes".into(),
-        });
-    }
-    Ok(bytes)
+/// A Merkle leaf: the record's canonical bytes exactly as stored
+/// ([`RecordView::canonical_bytes`]: borrowed from the frame on sled).
+pub fn leaf_bytes<'a>(view: &RecordView<'a>) -> Result<std::borrow::Cow<'a, [u8]>, LogError> {
+    view.canonical_bytes()
 }
 
 /// A signed checkpoint: the note and what it says.
@@ -329,7 +318,7 @@ impl Transparency {
                 .first()
                 .filter(|r| r.position == p)
                 .ok_or_else(|| Error::NotFound(format!("no record at position {p}")))?;
-            let leaf = leaf_bytes(&RecordView::of(rec))?;
+            let leaf = leaf_bytes(&RecordView::of(rec))?.into_owned();
             let proof = self.inclusion_proof(p, size)?;
             let hash = gridcase_trust::merkle::leaf_hash(&leaf);
             entries.push(IncludedEntry {
@@ -409,7 +398,7 @@ impl Transparency {
                 let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(usize::from(width));
                 self.log
                     .read_all_with(first, usize::from(width), &mut |view| {
-                        leaves.push(leaf_bytes(view)?);
+                        leaves.push(leaf_bytes(view)?.into_owned());
                         Ok(())
                     })
                     .await?;

@@ -6,6 +6,8 @@
 //! record breaks the chain at that position. These bytes are the
 //! compatibility boundary of the store: the golden tests below pin them.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::{AppendRequest, Position, RecordedEvent};
@@ -177,6 +179,10 @@ pub struct RecordView<'a> {
     pub prev_hash: Hash,
     /// BLAKE3 of this record's canonical bytes, computed once when decoded.
     pub hash: Hash,
+    /// The canonical bytes it was decoded from, when it was decoded from
+    /// stored bytes (`None` for a view of an owned record, which
+    /// [`RecordView::canonical_bytes`] re-encodes).
+    pub bytes: Option<&'a [u8]>,
 }
 
 impl<'a> RecordView<'a> {
@@ -200,7 +206,26 @@ impl<'a> RecordView<'a> {
             payload: env.payload,
             prev_hash: env.prev_hash,
             hash: *blake3::hash(bytes).as_bytes(),
+            bytes: Some(bytes),
         })
+    }
+
+    /// The record's canonical bytes exactly as stored: borrowed when the
+    /// view was decoded from them, otherwise re-encoded and checked against
+    /// the record's hash (so what is returned is always the record the
+    /// chain holds). What a Merkle leaf, a backup and a standby carry.
+    pub fn canonical_bytes(&self) -> Result<Cow<'a, [u8]>, LogError> {
+        if let Some(bytes) = self.bytes {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let bytes = encode_record(&envelope_of(&self.to_owned()))?;
+        if *blake3::hash(&bytes).as_bytes() != self.hash {
+            return Err(LogError::Corruption {
+                position: self.position,
+                reason: "the record does not re-encode to its stored bytes".into(),
+            });
+        }
+        Ok(Cow::Owned(bytes))
     }
 
     /// Decodes a stored record and checks it against what its store keeps
@@ -282,6 +307,7 @@ impl<'a> RecordView<'a> {
             payload: &rec.payload,
             prev_hash: rec.prev_hash,
             hash: rec.hash,
+            bytes: None,
         }
     }
 
@@ -608,7 +634,13 @@ mod tests {
             let view = RecordView::decode(&bytes, 7).unwrap();
             assert_eq!(envelope_of(&view.to_owned()), env);
             assert_eq!(view.hash, *blake3::hash(&bytes).as_bytes());
-            assert_eq!(RecordView::of(&view.to_owned()), view);
+            assert_eq!(RecordView::of(&view.to_owned()), RecordView { bytes: None, ..view });
+            // The stored bytes come back borrowed; a view of an owned
+            // record re-encodes to the same bytes.
+            assert_eq!(view.canonical_bytes().unwrap().as_ref(), &bytes[..]);
+            assert!(matches!(view.canonical_bytes().unwrap(), Cow::Borrowed(_)));
+            let owned = view.to_owned();
+            assert_eq!(RecordView::of(&owned).canonical_bytes().unwrap().as_ref(), &bytes[..]);
         }
     }
 
