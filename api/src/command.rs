@@ -97,7 +97,25 @@ pub(crate) async fn run(
     let started = Instant::now();
     let result = match (case, command) {
         (None, Command::Submit(s)) => state.engine.submit(&p.actor_id, s, opts).await,
-        (Some(id), c) => state.engine.execute(&p.actor_id, &case_id(id)?, c, opts).await,
+        (Some(id), c) => {
+            let id = case_id(id)?;
+            match state.engine.execute(&p.actor_id, &id, c, opts).await {
+                // A refusal (rule, authority, version) on a case the caller
+                // may not read is answered like a missing case, so that a
+                // command is no existence oracle either: the read scope's
+                // 404, not the engine's 403 or 409 (and a missing case
+                // gets that same 404, word for word).
+                Err(
+                    e @ (EngineError::Rejected(_)
+                    | EngineError::Conflict { .. }
+                    | EngineError::NotFound(_)),
+                ) => {
+                    crate::scope::readable_case(state, p, &id).await?;
+                    Err(e)
+                }
+                other => other,
+            }
+        }
         (None, _) => return Err(ApiError::Internal("a command without a case".into())),
     }
     .map_err(|e| map_engine(e, conditional))?;

@@ -103,7 +103,20 @@ async fn denials_for_role_and_unit_mismatches_append_nothing() {
     let t = TestServer::start().await;
     let id = t.submit(RESIDENT, G111).await;
     let head = t.head().await;
-    let denied: &[(&str, &str, serde_json::Value)] = &[
+    // Refused to someone who may read the case: 403 with the rule.
+    let r = t.command("aud", &id, "reject", json!({"reason": "x"})).await;
+    assert_eq!(r.status, 403, "an auditor changes nothing: {}", r.text);
+    let e = &r.json()["error"];
+    assert_eq!(e["code"], "not_authorised");
+    assert_eq!(e["rule"], "not_authorised");
+    assert_eq!(e["case_id"], id.as_str());
+    assert_eq!(e["state"], "submitted");
+    assert!(e["correlation_id"].as_str().is_some_and(|c| !c.is_empty()));
+    // Refused to someone outside the case's read scope: the same 404 as a
+    // case that does not exist, so a command tells them nothing either.
+    let missing = t.command("cs12", "GC9999999", "assign", json!({"worker": "gw111"})).await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    let out_of_scope: &[(&str, &str, serde_json::Value)] = &[
         // Staff of another community.
         ("cs12", "assign", json!({"worker": "gw111"})),
         // A grid worker of another grid.
@@ -112,20 +125,18 @@ async fn denials_for_role_and_unit_mismatches_append_nothing() {
         ("d01a", "claim", json!({})),
         // The street of another district part.
         ("ss2", "reject", json!({"reason": "x"})),
-        // An auditor changes nothing.
-        ("aud", "reject", json!({"reason": "x"})),
         // Another resident cannot withdraw this one's case.
         (OTHER_RESIDENT, "withdraw", json!({"reason": "x"})),
     ];
-    for (actor, command, body) in denied {
+    for (actor, command, body) in out_of_scope {
         let r = t.command(actor, &id, command, body.clone()).await;
-        assert_eq!(r.status, 403, "{actor} {command}: {}", r.text);
-        let e = &r.json()["error"];
-        assert_eq!(e["code"], "not_authorised");
-        assert_eq!(e["rule"], "not_authorised");
-        assert_eq!(e["case_id"], id.as_str());
-        assert_eq!(e["state"], "submitted");
-        assert!(e["correlation_id"].as_str().is_some_and(|c| !c.is_empty()));
+        assert_eq!(r.status, 404, "{actor} {command}: {}", r.text);
+        assert_eq!(r.code(), "not_found", "{actor} {command}: {}", r.text);
+        assert_eq!(
+            r.json()["error"]["message"],
+            missing.json()["error"]["message"].as_str().unwrap().replace("GC9999999", &id),
+            "word for word the missing case's answer"
+        );
     }
     // Submissions: an auditor and a department may not submit; a grid worker only in its grid.
     for (actor, location) in [("aud", G111), ("d01a", G111), ("gw111", G211)] {
