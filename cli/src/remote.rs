@@ -52,9 +52,12 @@
 //!   `import`, `tick`, `audit keygen`, and `migrate` from or to a served
 //!   directory) are refused with one line, exit code 4: stop the server
 //!   first. The server ticks deadlines itself.
+//! - `apikey create` runs in the server too (it checks the actor against
+//!   the registry the server has open; the server picks the new key up
+//!   from its key file).
 //! - Commands that do not open the store (`org generate|check`,
-//!   `audit check-proof`, `checkpoint --vkey`, `apikey`, `bench`) run in
-//!   the client as before.
+//!   `audit check-proof`, `checkpoint --vkey`, `apikey list|revoke`,
+//!   `bench`) run in the client as before.
 //!
 //! # Files
 //!
@@ -134,6 +137,9 @@ struct Hosted {
     engine: Arc<Engine>,
     transparency: Arc<Transparency>,
     projections: gridcase_projections::SharedProjections,
+    /// The server's key store: a key created through the server is in
+    /// force at once.
+    keys: Arc<gridcase_api::KeyStore>,
     /// The key's actor, when the client presented a key.
     principal: Option<Principal>,
     /// The socket the output goes to.
@@ -175,6 +181,17 @@ pub fn log() -> Option<Arc<dyn EventLog>> {
 /// The server's Merkle tree (kept by its follower, signing with its key).
 pub fn transparency() -> Option<Arc<Transparency>> {
     HOSTED.try_with(|h| h.transparency.clone()).ok()
+}
+
+/// The server's key store when `path` is its file (`apikey create` through
+/// the server adds to it, so the new key works at once).
+pub fn keys_at(path: &Path) -> Option<Arc<gridcase_api::KeyStore>> {
+    let keys = HOSTED.try_with(|h| h.keys.clone()).ok()?;
+    let same = match (keys.path().map(std::fs::canonicalize), std::fs::canonicalize(path)) {
+        (Some(Ok(a)), Ok(b)) => a == b,
+        _ => false,
+    };
+    same.then_some(keys)
 }
 
 /// For a command run for a client: a copy of the server's live projections,
@@ -269,6 +286,9 @@ fn route(cmd: &Cmd) -> Route {
         Cmd::Checkpoint { vkey: true } => Route::Local,
         // Its stores are named by --from/--to: checked in `forward`.
         Cmd::Migrate { .. } => Route::Local,
+        // `create` checks the actor against the registry, which the
+        // server has open; the key file is the server's to reload.
+        Cmd::Apikey(crate::serve::ApiKeyCmd::Create { .. }) => Route::Read,
         Cmd::Apikey(_) | Cmd::Bench(_) => Route::Local,
     }
 }
@@ -289,6 +309,7 @@ fn absolutize(cmd: &mut Cmd, cwd: &Path) {
             }
         }
         Cmd::Org(OrgCmd::ImportGeojson { file, .. }) => fix(file),
+        Cmd::Apikey(crate::serve::ApiKeyCmd::Create { keys: Some(p), .. }) => fix(p),
         _ => {}
     }
 }
@@ -622,6 +643,7 @@ async fn run_for_client(stream: &UnixStream, base: &Base) -> Result<(), CliError
         engine: base.state.engine.clone(),
         transparency: base.state.transparency.clone(),
         projections: base.state.projections.clone(),
+        keys: base.state.keys.clone(),
         principal,
         sink,
     });

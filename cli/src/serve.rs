@@ -248,12 +248,15 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
                 Ok(engine) => {
                     engine.actor(&actor.parse()?)?;
                 }
-                Err(e) => eprintln!(
+                Err(e) => crate::errln!(
                     "warning: could not open the store to check {actor:?} ({e}); the server checks it on every request"
                 ),
             }
             let path = key_file(g, keys);
-            let store = KeyStore::load(&path).map_err(api_err)?;
+            let store = match crate::remote::keys_at(&path) {
+                Some(running) => running,
+                None => Arc::new(KeyStore::load(&path).map_err(api_err)?),
+            };
             // The key file is machine-read: its times stay in UTC.
             let now = SystemClock.now().to_rfc3339();
             let (key, entry) = store.create(&actor, &label, &now).map_err(api_err)?;
@@ -262,7 +265,7 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
                     "id": entry.id, "key": key, "actor": entry.actor, "file": path.display().to_string(),
                 }));
             }
-            eprintln!(
+            crate::errln!(
                 "created key {} for {} in {}; it is shown only once:",
                 entry.id,
                 entry.actor,

@@ -224,6 +224,18 @@ fn the_cli_works_on_a_live_district() {
     let after = json(&data, &["--json", "audit", "verify"]);
     assert_eq!(after["events"].as_u64().unwrap(), before["events"].as_u64().unwrap() + 1);
 
+    // A key made while the server runs is checked against its registry
+    // and works at once; `case show --as` (it records personal-data reads)
+    // acts as the key's actor.
+    fails(&data, &["apikey", "create", "--as", "nobody-1"], None, 2, "nobody-1");
+    let v: serde_json::Value =
+        serde_json::from_slice(&ok(&data, &["--json", "apikey", "create", "--as", "sup-1"], None))
+            .unwrap();
+    let sup = v["key"].as_str().unwrap();
+    fails(&data, &["case", "show", &case, "--as", "sup-1"], None, 2, "needs an API key");
+    let shown = ok(&data, &["case", "show", &case, "--as", "sup-1"], Some(sup));
+    assert!(String::from_utf8_lossy(&shown).contains(&case));
+
     // What must own the files is refused with one line (exit 4).
     fails(&data, &["serve", "--listen", "127.0.0.1:0"], None, 4, "stop the server first");
     fails(&data, &["init", "--org", ORG], None, 4, "stop the server first");
