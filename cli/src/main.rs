@@ -58,8 +58,8 @@ pub struct Global {
     pub durability: Option<String>,
     /// API key for a command that changes the log while `gridcase serve`
     /// holds the store: the command then runs inside the server as the
-    /// key's actor (see `remote.rs`). Reads need none; ignored offline,
-    /// where whoever holds the files acts.
+    /// key's actor (`--as` must name it). Reads need none; ignored
+    /// offline, where whoever holds the files acts.
     #[arg(long, global = true, env = "GRIDCASE_API_KEY", hide_env_values = true)]
     pub key: Option<String>,
 }

@@ -510,14 +510,30 @@ struct Base {
 pub struct Control {
     path: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    /// One clone per command in flight (and one in the accept loop).
+    active: Arc<()>,
 }
 
+/// How long a stopping server waits for the commands in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+
 impl Control {
-    /// Stops accepting commands and removes the socket file. Commands in
-    /// flight finish on their threads while the server shuts down.
-    pub fn stop(self) {
+    /// Stops accepting commands, removes the socket file and waits (at most
+    /// [`DRAIN`]) for the commands in flight to finish, so that a write a
+    /// client sent is not cut off by the shutdown.
+    pub async fn stop(self) {
         self.task.abort();
+        let _ = self.task.await;
         let _ = std::fs::remove_file(&self.path);
+        let drained = tokio::time::timeout(DRAIN, async {
+            while Arc::strong_count(&self.active) > 1 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("control socket: commands still running at shutdown are cut off");
+        }
     }
 }
 
@@ -549,11 +565,17 @@ pub fn listen(data: &Path, state: &AppState, served: Durability) -> Result<Contr
         .map_err(CliError::io(format!("cannot read {}", path.display())))?
         .uid();
     let base = Arc::new(Base { state: state.clone(), data: data.to_path_buf(), served });
-    let task = tokio::spawn(accept_loop(listener, owner, base));
-    Ok(Control { path, task })
+    let active = Arc::new(());
+    let task = tokio::spawn(accept_loop(listener, owner, base, active.clone()));
+    Ok(Control { path, task, active })
 }
 
-async fn accept_loop(listener: tokio::net::UnixListener, owner: u32, base: Arc<Base>) {
+async fn accept_loop(
+    listener: tokio::net::UnixListener,
+    owner: u32,
+    base: Arc<Base>,
+    active: Arc<()>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -579,12 +601,15 @@ async fn accept_loop(listener: tokio::net::UnixListener, owner: u32, base: Arc<B
             }
         };
         let (base, handle) = (base.clone(), tokio::runtime::Handle::current());
+        let active = active.clone();
         // A thread per command: its output is written with blocking writes
         // (`output::out` is synchronous), which must not stall the server's
         // async workers, and a slow reader only holds its own thread.
-        let spawned = std::thread::Builder::new()
-            .name("gridcase-control".into())
-            .spawn(move || handle.block_on(serve_client(stream, base)));
+        let spawned =
+            std::thread::Builder::new().name("gridcase-control".into()).spawn(move || {
+                handle.block_on(serve_client(stream, base));
+                drop(active);
+            });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "control socket: cannot start a thread");
         }

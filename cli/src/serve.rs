@@ -211,7 +211,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     shutdown_signal().await;
     eprintln!("shutting down: finishing requests in flight and saving the projections");
     if let Some(c) = control {
-        c.stop();
+        c.stop().await;
     }
     server.shutdown().await.map_err(api_err)
 }
