@@ -37,8 +37,9 @@
 //!
 //! - Reads (reports, `case show`/`case list` as the district, `stats`,
 //!   `export`, `audit verify|prove|receipt|reads`, `checkpoint`, `places`,
-//!   `locate`, `replay`) need no key. `--at`, `--json` and `--durability`
-//!   mean what they mean offline.
+//!   `locate`, `replay`) need no key (a key given is still checked: an
+//!   unknown one is refused). `--at`, `--json` and `--durability` mean what
+//!   they mean offline.
 //! - Commands that change the log (`submit`, the case lifecycle commands,
 //!   `case show|list --as`, which records personal-data reads, and
 //!   `org import-geojson`) need an API key of the server's key store
