@@ -32,7 +32,10 @@ pub struct ActAs {
 impl ActAs {
     /// The typed actor (`system`, `resident:<id>`, or a staff id).
     fn actor_id(&self) -> Result<ActorId, CliError> {
-        Ok(self.actor.parse()?)
+        let id = self.actor.parse()?;
+        // Through a running server: only as the API key's actor.
+        crate::remote::authorize(&id)?;
+        Ok(id)
     }
 
     fn options(&self) -> CommandOptions {
@@ -579,6 +582,7 @@ impl Reader {
             return Ok(Reader { scope: Scope::All, reader: None, names });
         };
         let id: ActorId = actor.parse()?;
+        crate::remote::authorize(&id)?;
         let a = engine.actor(&id)?;
         let reader = Some(a.id.clone());
         let p = Principal {

@@ -53,6 +53,10 @@ pub async fn projections(
     log: &Arc<dyn EventLog>,
     zone: &Zone,
 ) -> Result<ProjectionSet, CliError> {
+    // Inside a running server: its live set (whose follower owns the saved state).
+    if let Some(set) = crate::remote::live_projections(log).await? {
+        return Ok(set);
+    }
     let dir = g.data.join("projections");
     if g.store.is_none() && !g.data.exists() {
         return Err(CliError::Usage(format!("no store in {}", g.data.display())));

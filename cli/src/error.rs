@@ -8,6 +8,7 @@
 //! | 1 | a failure of the store, a file or the system |
 //! | 2 | a request the caller must fix: a rule refused it, bad or unknown input (a malformed time, an unknown unit, case or staff code, `--target` outside (0, 100]), a command time before the log's last record |
 //! | 3 | corruption: the log's chain or a record does not check out, from whatever command found it (every command that reads a record checks it first); an export file given to `import` whose hashes, chain or readable fields (`recorded_at`, `event`) disagree with the record bytes it carries; for `audit check-proof`, a proof, receipt or signature that does not verify |
+//! | 4 | the store is served by a running `gridcase serve` and the command needs its files to itself (`init`, `import`, `demo`, `serve`, `tick`, `audit keygen`, `migrate` of a served directory): stop the server first |
 //! | 141 | standard output was closed by its reader (`gridcase rates --json \| head -c 10`): the command stops writing and ends quietly, as a program killed by SIGPIPE would (128 + 13) |
 
 /// What can stop a `gridcase` command.
@@ -38,6 +39,10 @@ pub enum CliError {
     /// (the caller's to fix), or evidence that does not verify.
     #[error("{0}")]
     Trust(#[from] gridcase_engine::transparency::gridcase_trust::TrustError),
+    /// The command needs the store's files to itself, and a running server
+    /// holds them (`crate::remote`).
+    #[error("{0}")]
+    Served(String),
     /// Standard output's reader went away; nothing is printed about it.
     #[error("standard output was closed")]
     StdoutClosed,
@@ -76,6 +81,7 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Trust(TrustError::Verification(_)) => 3,
             CliError::Trust(TrustError::Malformed(_) | TrustError::Invalid(_)) => 2,
+            CliError::Served(_) => 4,
             CliError::StdoutClosed => 141,
             _ => 1,
         }

@@ -12,6 +12,7 @@ mod dashboard;
 mod demo;
 mod error;
 mod output;
+mod remote;
 mod serve;
 mod store;
 mod trust;
@@ -55,6 +56,12 @@ pub struct Global {
     /// durable, except for `demo` (see there).
     #[arg(long, global = true)]
     pub durability: Option<String>,
+    /// API key for a command that changes the log while `gridcase serve`
+    /// holds the store: the command then runs inside the server as the
+    /// key's actor (`--as` must name it). Reads need none; ignored
+    /// offline, where whoever holds the files acts.
+    #[arg(long, global = true, env = "GRIDCASE_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
 }
 
 impl Global {
@@ -296,6 +303,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("GRIDCASE_LOG"))
         .with_writer(std::io::stderr)
         .init();
+    // While a server holds the store, the command runs inside it.
+    if let Some(code) = remote::forward(&cli) {
+        return code;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -306,13 +317,19 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if !e.is_quiet() {
-                // Messages quote input and stored text: shown escaped.
-                eprintln!("error: {}", output::clean(&e.to_string()));
+            if let Some(line) = error_line(&e) {
+                eprintln!("error: {line}");
             }
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The one line printed after `error: ` for a failed command, `None` when
+/// nothing is printed (the reader went away). Messages quote input and
+/// stored text: shown escaped.
+pub(crate) fn error_line(e: &CliError) -> Option<String> {
+    (!e.is_quiet()).then(|| output::clean(&e.to_string()).into_owned())
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {

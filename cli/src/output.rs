@@ -2,6 +2,10 @@
 //! the CLI writes to standard output ([`out`], the `outln!`/`out!` macros):
 //! a reader that goes away (`gridcase rates --json | head -c 10`) ends the
 //! command quietly with [`CliError::StdoutClosed`] instead of a panic.
+//!
+//! A command the running server executes for a client (`crate::remote`)
+//! writes through the same functions: they send its output over the
+//! control socket instead of to the server's own standard output.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,7 +17,53 @@ use crate::error::CliError;
 
 /// Writes to standard output; a closed pipe is [`CliError::StdoutClosed`].
 pub fn out(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    if crate::remote::is_hosted() {
+        // One frame per call, not one per formatted piece.
+        return Stdout.write_all(args.to_string().as_bytes()).map_err(stdout_error);
+    }
     std::io::stdout().lock().write_fmt(args).map_err(stdout_error)
+}
+
+/// The command's standard output as a writer: the process's own, or the
+/// client's when the server runs the command for it (`crate::remote`).
+/// Commands that stream (`export`) wrap it in a `BufWriter`.
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match crate::remote::sink_write(crate::remote::Channel::Stdout, buf) {
+            Some(r) => r.map(|()| buf.len()),
+            None => std::io::stdout().lock().write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match crate::remote::sink_write(crate::remote::Channel::Stdout, buf) {
+            Some(r) => r,
+            None => std::io::stdout().lock().write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if crate::remote::is_hosted() {
+            // Each write is already a frame on the socket.
+            return Ok(());
+        }
+        std::io::stdout().lock().flush()
+    }
+}
+
+/// Writes a notice or warning to standard error (the client's, for a
+/// command the server runs for it). A failure to write it is ignored, as
+/// `eprintln!` would panic instead: a notice is not worth a failed command.
+pub fn err(args: fmt::Arguments<'_>) {
+    let text = args.to_string();
+    match crate::remote::sink_write(crate::remote::Channel::Stderr, text.as_bytes()) {
+        Some(_) => {}
+        None => {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
 }
 
 /// The error of a failed write to standard output.
@@ -33,6 +83,14 @@ macro_rules! outln {
     };
     ($($t:tt)*) => {
         $crate::output::out(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `eprintln!` through [`err`]: notices and warnings of a command.
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => {
+        $crate::output::err(format_args!("{}\n", format_args!($($t)*)))
     };
 }
 

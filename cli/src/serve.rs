@@ -8,6 +8,10 @@
 //! Open311 photos under `<data>/media`, and runs until Ctrl-C or SIGTERM, when
 //! it stops accepting requests, ends event streams and saves the
 //! projections.
+//!
+//! On the embedded store it also listens on `<data>/control.sock`, so that
+//! the other `gridcase` commands work while it runs: they run inside the
+//! server (see `crate::remote`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -140,6 +144,9 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
         ));
     }
     let engine = store::open(g).await?;
+    // The durability the log was opened with: a write sent through the
+    // control socket may not ask for another.
+    let durability = g.durability_or(gridcase_engine::log::Durability::Durable)?;
     let path = key_file(g, a.keys);
     let keys = Arc::new(KeyStore::load(&path).map_err(api_err)?);
     if keys.list().is_empty() {
@@ -183,6 +190,19 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     };
     let server = Server::start(engine, keys, options, listener).await.map_err(api_err)?;
     let addr = server.local_addr();
+    // The store is locked by this process from here on, so a control
+    // socket left by a killed server is stale and is replaced. Without the
+    // socket the server still serves HTTP: the CLI then says "in use".
+    let control = match g.store {
+        Some(_) => None,
+        None => match crate::remote::listen(&g.data, server.state(), durability) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no control socket: CLI commands cannot run while the server does");
+                None
+            }
+        },
+    };
     // One line on stdout for scripts (the port when --listen ends in :0).
     crate::outln!("listening on {addr}")?;
     eprintln!(
@@ -190,6 +210,9 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<(), CliError> {
     );
     shutdown_signal().await;
     eprintln!("shutting down: finishing requests in flight and saving the projections");
+    if let Some(c) = control {
+        c.stop().await;
+    }
     server.shutdown().await.map_err(api_err)
 }
 
@@ -225,12 +248,15 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
                 Ok(engine) => {
                     engine.actor(&actor.parse()?)?;
                 }
-                Err(e) => eprintln!(
+                Err(e) => crate::errln!(
                     "warning: could not open the store to check {actor:?} ({e}); the server checks it on every request"
                 ),
             }
             let path = key_file(g, keys);
-            let store = KeyStore::load(&path).map_err(api_err)?;
+            let store = match crate::remote::keys_at(&path) {
+                Some(running) => running,
+                None => Arc::new(KeyStore::load(&path).map_err(api_err)?),
+            };
             // The key file is machine-read: its times stay in UTC.
             let now = SystemClock.now().to_rfc3339();
             let (key, entry) = store.create(&actor, &label, &now).map_err(api_err)?;
@@ -239,7 +265,7 @@ pub async fn apikey(g: &Global, cmd: ApiKeyCmd) -> Result<(), CliError> {
                     "id": entry.id, "key": key, "actor": entry.actor, "file": path.display().to_string(),
                 }));
             }
-            eprintln!(
+            crate::errln!(
                 "created key {} for {} in {}; it is shown only once:",
                 entry.id,
                 entry.actor,

@@ -83,6 +83,10 @@ pub async fn open_log(
     clock: Arc<dyn Clock>,
     create: bool,
 ) -> Result<Arc<dyn EventLog>, CliError> {
+    // Inside a running server: the log it holds open.
+    if let Some(log) = crate::remote::log() {
+        return Ok(log);
+    }
     if let Some(url) = &g.store {
         return open_remote(url, clock).await;
     }
@@ -116,7 +120,15 @@ async fn open_remote(url: &str, _clock: Arc<dyn Clock>) -> Result<Arc<dyn EventL
 }
 
 /// Opens an existing store with its organisation.
+///
+/// Inside a running server (a command a client sent) it is the server's
+/// engine: its clock is the server's and is never pinned; `--at` still sets
+/// the reports' "now" ([`now_in`]), and writes with `--at` are refused
+/// before they get here (`crate::remote`).
 pub async fn open(g: &Global) -> Result<Arc<Engine>, CliError> {
+    if let Some(engine) = crate::remote::engine() {
+        return Ok(engine);
+    }
     let (clock, manual) = clock(g)?;
     let log = open_log(g, clock.clone(), false).await?;
     let engine = Engine::new(log, clock, EngineOptions::default()).await?;
@@ -316,7 +328,7 @@ pub async fn tick(g: &Global, now: &str) -> Result<(), CliError> {
     // The tick itself has been recorded, so failing to save this derived
     // view is reported but does not make the command fail.
     if let Err(e) = engine.save_checkpoint().await {
-        eprintln!("warning: the engine checkpoint was not saved ({e}); the next start reads the whole log");
+        crate::errln!("warning: the engine checkpoint was not saved ({e}); the next start reads the whole log");
     }
     if g.json {
         return output::json(&report);
@@ -433,7 +445,7 @@ pub async fn export(g: &Global, out: Option<PathBuf>) -> Result<(), CliError> {
     let (clock, _) = clock(g)?;
     let log = open_log(g, clock, false).await?;
     let Some(path) = out else {
-        let mut w = BufWriter::new(std::io::stdout().lock());
+        let mut w = BufWriter::new(output::Stdout);
         write_export(&log, &mut w).await?;
         return Ok(());
     };
@@ -454,7 +466,7 @@ pub async fn export(g: &Global, out: Option<PathBuf>) -> Result<(), CliError> {
     });
     match done {
         Ok(n) => {
-            eprintln!("exported {n} events, head hash {}", hex(&log.head().hash));
+            crate::errln!("exported {n} events, head hash {}", hex(&log.head().hash));
             Ok(())
         }
         Err(e) => {
@@ -700,6 +712,7 @@ async fn open_named(
         json: false,
         at: None,
         durability: Some("durable".into()),
+        key: None,
     };
     open_log(&g, clock, create).await
 }

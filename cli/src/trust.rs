@@ -125,6 +125,10 @@ fn load_verifier(dir: &Path) -> Result<Option<NoteVerifier>, CliError> {
 
 /// Opens the tree over the store's log with the district's key, if any.
 pub async fn open_transparency(g: &Global, engine: &Engine) -> Result<Arc<Transparency>, CliError> {
+    // Inside a running server: its tree, which its follower keeps.
+    if let Some(t) = crate::remote::transparency() {
+        return Ok(t);
+    }
     let dir = key_dir(g);
     let signer = load_signer(&dir)?;
     let origin = match (&signer, load_verifier(&dir)?) {
@@ -265,7 +269,7 @@ pub enum ProveCmd {
 pub struct OutArg {
     /// Output file (default: standard output).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 /// The stored checkpoint of `size`, or the latest one when it covers
@@ -285,7 +289,7 @@ async fn checkpoint_for(
     if t.verifier().is_none() {
         // No key: the proof is against the unsigned tree, for a verifier
         // holding a signed checkpoint of that size from elsewhere.
-        eprintln!(
+        crate::errln!(
             "warning: this store has no log key: the proof is against the unsigned checkpoint body"
         );
         return Ok(t.unsigned(size)?);
